@@ -1,0 +1,3 @@
+from bandit_router.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""The aiohttp application: built by a factory from a config and a store, nothing global."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+
+import numpy as np
+import structlog
+from aiohttp import web
+
+from bandit_router.config import Config
+from bandit_router.engine import Engine
+from bandit_router.handlers import ROUTES, error_middleware
+from bandit_router.keys import CONFIG, ENGINE, LOG_SAMPLER, ROUTE_IDS, STORE
+from bandit_router.route_id import RouteIds
+from bandit_router.store import SqliteStore
+
+log = structlog.get_logger("bandit_router")
+PRUNE_EVERY_S = 600.0
+
+
+def create_app(config: Config, store: SqliteStore | None = None,
+               clock: Callable[[], float] = time.time) -> web.Application:
+    """The service. `store` defaults to the config's SQLite file; tests may pass their own."""
+    app = web.Application(client_max_size=config.server.max_body_bytes,
+                          middlewares=[error_middleware])
+    app[CONFIG] = config
+    app[STORE] = store or SqliteStore(config, clock=clock)
+    app[LOG_SAMPLER] = random.Random(config.routing.seed)
+    app.add_routes(ROUTES)
+    app.cleanup_ctx.append(lambda a: _lifecycle(a, clock))
+    return app
+
+
+async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncIterator[None]:
+    config, store = app[CONFIG], app[STORE]
+    loaded = await store.open(publish=lambda changes: app[ENGINE].absorb(changes))
+    app[ROUTE_IDS] = RouteIds(loaded.route_key)
+    engine = Engine(config, app[ROUTE_IDS], np.random.default_rng(config.routing.seed), clock)
+    engine.absorb(loaded.arms)
+    engine.remember(loaded.recent)
+    app[ENGINE] = engine
+    for key in engine.orphans:
+        log.warning("orphaned_arm", policy=key.policy, bucket=key.bucket, model=key.model,
+                    why="its model or policy is no longer in the config; kept, not used")
+    log.info("started", db=store.path, config=config.source, arms=len(loaded.arms))
+    pruner = asyncio.create_task(_prune_forever(app, clock))
+    yield
+    pruner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pruner
+    await store.close()
+    log.info("stopped", db=store.path)
+
+
+async def _prune_forever(app: web.Application, clock: Callable[[], float]) -> None:
+    ttl_s = app[CONFIG].storage.decision_ttl_hours * 3600.0
+    while True:
+        pruned = await app[STORE].prune(before=clock() - ttl_s)
+        if pruned:
+            log.info("decisions_pruned", count=pruned)
+        await asyncio.sleep(PRUNE_EVERY_S)

@@ -1,0 +1,104 @@
+"""The `bandit-router` command. Arguments are parsed here, in `main`, and nowhere else."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+from bandit_router import __version__
+from bandit_router.config import Config, load
+from bandit_router.tomlcheck import ConfigError
+from bandit_router.writer import StorageError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bandit-router", description="Route each LLM request to the cheapest good-enough "
+                                          "model, learning from feedback.")
+    parser.add_argument("--version", action="version", version=f"bandit-router {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    _common(serve)
+    serve.add_argument("--host", help="address to bind (default: server.host in the config)")
+    serve.add_argument("--port", type=int, help="port (default: server.port in the config)")
+
+    rebuild = commands.add_parser(
+        "rebuild", help="rebuild the posterior snapshot from the feedback log "
+                        "(stop the service first)")
+    _common(rebuild)
+    rebuild.add_argument("--check", action="store_true",
+                         help="only compare the snapshot with a rebuild; exit 1 if they differ")
+    return parser
+
+
+def _common(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--config", help="config file (default: $BANDIT_ROUTER_CONFIG, "
+                                      "./config.toml, or the bundled one)")
+    cmd.add_argument("--db", help="SQLite file (default: storage.path in the config)")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load(args.config)
+    storage = replace(config.storage, path=args.db) if args.db else config.storage
+    server = config.server
+    if getattr(args, "host", None):
+        server = replace(server, host=args.host)
+    if getattr(args, "port", None) is not None:
+        server = replace(server, port=args.port)
+    return replace(config, storage=storage, server=server)
+
+
+def _serve(config: Config) -> int:
+    from aiohttp import web
+
+    from bandit_router import log
+    from bandit_router.app import create_app
+
+    sink = log.configure(config.logging.level)
+    try:
+        web.run_app(create_app(config), host=config.server.host, port=config.server.port,
+                    print=lambda msg: log_listening(config), access_log=None,
+                    handle_signals=True)
+    finally:
+        sink.close()
+    return 0
+
+
+def log_listening(config: Config) -> None:
+    import structlog
+
+    structlog.get_logger("bandit_router").info(
+        "listening", url=f"http://{config.server.host}:{config.server.port}")
+
+
+def _rebuild(config: Config, check: bool) -> int:
+    from bandit_router.rebuild import rebuild
+    from bandit_router.store import connect
+
+    db = connect(config.storage.path, config.storage.synchronous)
+    result = rebuild(db, config, write=not check)
+    print(f"replayed {result.events} feedback messages into {len(result.rebuilt)} arms; "
+          f"{len(result.differing)} arms differed from the snapshot")
+    for key in result.differing[:20]:
+        print(f"  differs: {key.policy} / {key.bucket} / {key.model}")
+    if not check and result.differing:
+        print("snapshot replaced by the rebuild")
+    return 1 if check and result.differing else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _config(args)
+        if args.command == "serve":
+            return _serve(config)
+        return _rebuild(config, args.check)
+    except (ConfigError, StorageError) as exc:
+        print(f"bandit-router: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""The typed, validated configuration: read once from TOML, then passed around frozen."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+from bandit_router.tomlcheck import ConfigError, Table
+
+Mode = Literal["utility", "cheapest_adequate"]
+CONFIG_ENV = "BANDIT_ROUTER_CONFIG"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    max_body_bytes: int = 1_048_576
+    max_messages: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    path: str = "bandit-router.db"
+    synchronous: Literal["full", "normal"] = "full"
+    max_batch: int = 512
+    decision_ttl_hours: float = 168.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = "info"
+    decision_sample_rate: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    default_policy: str = "default"
+    seed: int | None = None
+    recent_window: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """One catalog entry: a model and its public prices (USD per million tokens)."""
+
+    name: str
+    provider: str
+    input_per_mtok: float
+    output_per_mtok: float
+    context_tokens: int
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRule:
+    name: str
+    hints: tuple[str, ...]
+    cues: tuple[str, ...]
+    min_cues: int
+
+
+@dataclass(frozen=True, slots=True)
+class Complexity:
+    per_1k_input_tokens: float = 0.5
+    per_1k_output_tokens: float = 1.0
+    per_extra_turn: float = 0.2
+    per_cue: float = 0.75
+    cues: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRules:
+    default_task: str
+    tasks: tuple[TaskRule, ...]
+    levels: tuple[str, ...]
+    thresholds: tuple[float, ...]
+    complexity: Complexity
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every bucket these rules can produce, as ``task:level``."""
+        return tuple(f"{t.name}:{lv}" for t in self.tasks for lv in self.levels)
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    cost: float = 0.3
+    latency: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Prior:
+    quality_mean: float = 0.6
+    quality_strength: float = 2.0
+    latency_strength: float = 2.0
+    latency_log_sd: float = 0.5
+    output_tokens: float = 400.0
+    output_tokens_strength: float = 2.0
+
+    @property
+    def alpha(self) -> float:
+        return self.quality_mean * self.quality_strength
+
+    @property
+    def beta(self) -> float:
+        return (1.0 - self.quality_mean) * self.quality_strength
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    name: str
+    mode: Mode = "utility"
+    weights: Weights = Weights()
+    prior: Prior = Prior()
+    quality_target: float = 0.7
+    quality_targets: MappingProxyType[str, float] = field(
+        default_factory=lambda: MappingProxyType({}))
+    half_life_hours: float = 168.0
+    evidence_cap: float = 500.0
+
+    def target_for(self, bucket: str) -> float:
+        return self.quality_targets.get(bucket, self.quality_target)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig
+    storage: StorageConfig
+    logging: LoggingConfig
+    routing: RoutingConfig
+    models: tuple[Model, ...]
+    buckets: BucketRules
+    policies: MappingProxyType[str, PolicyConfig]
+    source: str = "<memory>"
+
+    def model(self, name: str) -> Model:
+        return next(m for m in self.models if m.name == name)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+def _server(t: Table) -> ServerConfig:
+    d = ServerConfig()
+    return ServerConfig(
+        host=t.string("host", d.host),
+        port=t.integer("port", d.port, lo=0, hi=65535),
+        max_body_bytes=t.integer("max_body_bytes", d.max_body_bytes, lo=1024),
+        max_messages=t.integer("max_messages", d.max_messages, lo=1),
+    )
+
+
+def _storage(t: Table) -> StorageConfig:
+    d = StorageConfig()
+    return StorageConfig(
+        path=t.string("path", d.path),
+        synchronous=t.string("synchronous", d.synchronous, choices=("full", "normal")),
+        max_batch=t.integer("max_batch", d.max_batch, lo=1),
+        decision_ttl_hours=t.number("decision_ttl_hours", d.decision_ttl_hours, above=0),
+    )
+
+
+def _logging(t: Table) -> LoggingConfig:
+    d = LoggingConfig()
+    return LoggingConfig(
+        level=t.string("level", d.level, choices=("debug", "info", "warning", "error")),
+        decision_sample_rate=t.number("decision_sample_rate", d.decision_sample_rate, lo=0, hi=1),
+    )
+
+
+def _routing(t: Table) -> RoutingConfig:
+    d = RoutingConfig()
+    return RoutingConfig(
+        default_policy=t.string("default_policy", d.default_policy),
+        seed=t.optional_integer("seed"),
+        recent_window=t.integer("recent_window", d.recent_window, lo=1),
+    )
+
+
+def _model(t: Table) -> Model:
+    return Model(
+        name=t.string("name"),
+        provider=t.string("provider"),
+        input_per_mtok=t.number("input_per_mtok", lo=0),
+        output_per_mtok=t.number("output_per_mtok", lo=0),
+        context_tokens=t.integer("context_tokens", lo=1),
+        latency_ms=t.number("latency_ms", above=0),
+    )
+
+
+def _models(root: Table) -> tuple[Model, ...]:
+    models = tuple(t.read(_model) for t in root.array_of_tables("models"))
+    if not models:
+        raise ConfigError("models", "the catalog needs at least one model")
+    seen: set[str] = set()
+    for i, m in enumerate(models):
+        if m.name in seen:
+            raise ConfigError(f"models[{i}].name", f"duplicate model name {m.name!r}")
+        seen.add(m.name)
+    return models
+
+
+def _task(name: str, t: Table) -> TaskRule:
+    if ":" in name:
+        raise ConfigError(t.key(""), "a task name may not contain ':'")
+    return TaskRule(name=name, hints=tuple(h.lower() for h in t.strings("hints", [])),
+                    cues=tuple(c.lower() for c in t.strings("cues", [])),
+                    min_cues=t.integer("min_cues", 1, lo=1))
+
+
+def _complexity(t: Table) -> Complexity:
+    d = Complexity()
+    return Complexity(
+        per_1k_input_tokens=t.number("per_1k_input_tokens", d.per_1k_input_tokens, lo=0),
+        per_1k_output_tokens=t.number("per_1k_output_tokens", d.per_1k_output_tokens, lo=0),
+        per_extra_turn=t.number("per_extra_turn", d.per_extra_turn, lo=0),
+        per_cue=t.number("per_cue", d.per_cue, lo=0),
+        cues=tuple(c.lower() for c in t.strings("cues", [])),
+    )
+
+
+def _buckets(t: Table) -> BucketRules:
+    tasks = tuple(sub.read(lambda s, n=name: _task(n, s)) for name, sub in
+                  t.tables("tasks", required=True).items())
+    default_task = t.string("default_task")
+    if default_task not in {r.name for r in tasks}:
+        raise ConfigError(t.key("default_task"), f"{default_task!r} is not one of buckets.tasks")
+    levels = t.strings("levels")
+    if not levels or len(set(levels)) != len(levels):
+        raise ConfigError(t.key("levels"), "needs at least one level and no repeats")
+    thresholds = t.numbers("thresholds", [])
+    if len(thresholds) != len(levels) - 1 or list(thresholds) != sorted(thresholds):
+        raise ConfigError(t.key("thresholds"),
+                          "needs one ascending threshold per level after the first")
+    return BucketRules(default_task=default_task, tasks=tasks, levels=levels,
+                       thresholds=thresholds, complexity=t.table("complexity").read(_complexity))
+
+
+def _weights(t: Table) -> Weights:
+    d = Weights()
+    return Weights(cost=t.number("cost", d.cost, lo=0), latency=t.number("latency", d.latency, lo=0))
+
+
+def _prior(t: Table) -> Prior:
+    d = Prior()
+    return Prior(
+        quality_mean=t.number("quality_mean", d.quality_mean, above=0, hi=0.999999),
+        quality_strength=t.number("quality_strength", d.quality_strength, above=0),
+        latency_strength=t.number("latency_strength", d.latency_strength, above=0),
+        latency_log_sd=t.number("latency_log_sd", d.latency_log_sd, above=0),
+        output_tokens=t.number("output_tokens", d.output_tokens, lo=0),
+        output_tokens_strength=t.number("output_tokens_strength", d.output_tokens_strength,
+                                        above=0),
+    )
+
+
+def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
+    d = PolicyConfig(name)
+    targets = t.table("quality_targets")
+    per_bucket = {b: targets.number(b, lo=0, hi=1) for b in targets.names()}
+    for b in per_bucket:
+        if b not in buckets:
+            raise ConfigError(targets.key(b), f"unknown bucket; buckets are {', '.join(buckets)}")
+    return PolicyConfig(
+        name=name,
+        mode=t.string("mode", d.mode, choices=("utility", "cheapest_adequate")),  # type: ignore[arg-type]
+        weights=t.table("weights").read(_weights),
+        prior=t.table("prior").read(_prior),
+        quality_target=t.number("quality_target", d.quality_target, lo=0, hi=1),
+        quality_targets=MappingProxyType(per_bucket),
+        half_life_hours=t.number("half_life_hours", d.half_life_hours, lo=0),
+        evidence_cap=t.number("evidence_cap", d.evidence_cap, lo=0),
+    )
+
+
+def parse(document: dict, source: str = "<memory>") -> Config:
+    """Validate a parsed TOML document and build the `Config` it describes."""
+    root = Table(document)
+    buckets = root.table("buckets", required=True).read(_buckets)
+    policies = {name: sub.read(lambda s, n=name: _policy(n, s, buckets.names))
+                for name, sub in root.tables("policies", required=True).items()}
+    routing = root.table("routing").read(_routing)
+    if routing.default_policy not in policies:
+        raise ConfigError("routing.default_policy",
+                          f"{routing.default_policy!r} is not one of the [policies]")
+    config = Config(
+        server=root.table("server").read(_server),
+        storage=root.table("storage").read(_storage),
+        logging=root.table("logging").read(_logging),
+        routing=routing,
+        models=_models(root),
+        buckets=buckets,
+        policies=MappingProxyType(policies),
+        source=source,
+    )
+    root.done()
+    return config
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the config from `path`, or from the first of: $BANDIT_ROUTER_CONFIG,
+    ./config.toml, the copy bundled with the package."""
+    target = Path(path) if path is not None else default_path()
+    try:
+        text = target.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("<file>", f"cannot read {target}: {exc.strerror or exc}") from exc
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("<file>", f"{target} is not valid TOML: {exc}") from exc
+    return parse(document, source=str(target))
+
+
+def default_path() -> Path:
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    local = Path("config.toml")
+    if local.is_file():
+        return local
+    bundled = resources.files("bandit_router").joinpath("config.toml")
+    if bundled.is_file():
+        return Path(str(bundled))
+    # An editable install runs from the source tree, where config.toml sits beside the package.
+    return Path(__file__).resolve().parent.parent / "config.toml"

@@ -1,0 +1,279 @@
+"""The engine: arms in memory, a request in, a decision out.
+
+It never touches storage. Learned evidence arrives through `absorb` (from the storage
+writer once a feedback is committed, or straight from an `ArmBook` offline), so the
+service, the benchmarks and the experiments decide with exactly this code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from bandit_router import posterior
+from bandit_router.buckets import bucket_of
+from bandit_router.catalog import Catalog
+from bandit_router.config import Config, PolicyConfig, Weights
+from bandit_router.errors import NoEligibleModel, UnknownBucket, UnknownModel, UnknownPolicy
+from bandit_router.features import extract
+from bandit_router.policy import ArmPosteriors, thompson
+from bandit_router.posterior import FIELDS, Evidence
+from bandit_router.route_id import RouteIds, new_nonce
+from bandit_router.types import (
+    ArmExplanation,
+    ArmKey,
+    ArmReport,
+    Decision,
+    Features,
+    RouteRequest,
+    RouteTicket,
+)
+
+_F = {name: i for i, name in enumerate(FIELDS)}
+
+
+class BucketArms:
+    """Evidence of one (policy, bucket)'s arms as columns, plus its recent decisions."""
+
+    __slots__ = ("counts", "evidence", "recent", "updated_at")
+
+    def __init__(self, models: int, window: int) -> None:
+        self.evidence = np.zeros((len(FIELDS), models))
+        self.updated_at = np.zeros(models)
+        self.recent: deque[int] = deque(maxlen=window)
+        self.counts = np.zeros(models, dtype=np.int64)
+
+    def set(self, i: int, ev: Evidence) -> None:
+        self.evidence[:, i] = [getattr(ev, name) for name in FIELDS]
+        self.updated_at[i] = ev.updated_at
+
+    def record(self, i: int) -> None:
+        if len(self.recent) == self.recent.maxlen:
+            self.counts[self.recent[0]] -= 1
+        self.recent.append(i)
+        self.counts[i] += 1
+
+    def decayed(self, now: float, half_life_s: float) -> np.ndarray:
+        return self.evidence * posterior.decay_factor(now - self.updated_at, half_life_s)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    arms: ArmPosteriors
+    quality_mean: np.ndarray
+    output_tokens: np.ndarray
+
+
+class Engine:
+    def __init__(self, config: Config, route_ids: RouteIds, rng: np.random.Generator,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.catalog = Catalog(config.models)
+        self._route_ids = route_ids
+        self._rng = rng
+        self._clock = clock
+        self._tables: dict[tuple[str, str], BucketArms] = {}
+        self.orphans: dict[ArmKey, Evidence] = {}
+        self._buckets = frozenset(config.buckets.names)
+
+    def now(self) -> float:
+        return self._clock()
+
+    # --- learning arrives here ---------------------------------------------------------
+
+    def _table(self, policy: str, bucket: str) -> BucketArms:
+        table = self._tables.get((policy, bucket))
+        if table is None:
+            table = BucketArms(len(self.catalog), self.config.routing.recent_window)
+            self._tables[(policy, bucket)] = table
+        return table
+
+    def absorb(self, changes: Mapping[ArmKey, Evidence]) -> None:
+        """Install new evidence; arms of models or policies no longer configured are kept aside."""
+        for key, ev in changes.items():
+            i = self.catalog.index.get(key.model)
+            if i is None or key.policy not in self.config.policies:
+                self.orphans[key] = ev
+            else:
+                self._table(key.policy, key.bucket).set(i, ev)
+
+    def remember(self, decisions: Iterable[tuple[str, str, str]]) -> None:
+        """Replay earlier (policy, bucket, model) decisions into the recent-traffic windows."""
+        for policy, bucket, model in decisions:
+            i = self.catalog.index.get(model)
+            if i is not None and policy in self.config.policies:
+                self._table(policy, bucket).record(i)
+
+    # --- deciding ----------------------------------------------------------------------
+
+    def policy(self, name: str | None) -> PolicyConfig:
+        name = name or self.config.routing.default_policy
+        found = self.config.policies.get(name)
+        if found is None:
+            known = ", ".join(self.config.policies)
+            raise UnknownPolicy(f"unknown policy {name!r}; known: {known}", "policy")
+        return found
+
+    def check_bucket(self, bucket: str) -> str:
+        if bucket not in self._buckets:
+            raise UnknownBucket(f"unknown bucket {bucket!r}; buckets are task:level with "
+                                f"levels {', '.join(self.config.buckets.levels)}", "bucket")
+        return bucket
+
+    def decide(self, request: RouteRequest) -> Decision:
+        now = self._clock()
+        policy = self.policy(request.policy)
+        features = extract(request, self.config.buckets)
+        bucket = (self.check_bucket(request.bucket) if request.bucket
+                  else bucket_of(features, self.config.buckets))
+        table = self._table(policy.name, bucket)
+        scored = self._score(table, policy, features, now)
+        eligible = self._eligible(request, features, scored.arms, scored.output_tokens)
+        weights = Weights(
+            cost=policy.weights.cost if request.weights.cost is None else request.weights.cost,
+            latency=(policy.weights.latency if request.weights.latency is None
+                     else request.weights.latency))
+        choice = thompson(self._rng, scored.arms, eligible, weights, policy.mode,
+                          policy.target_for(bucket))
+        best = int(choice.order[0])
+        table.record(best)
+        created = round(now * 1000) / 1000
+        model = self.catalog.names[best]
+        ticket = RouteTicket(policy.name, bucket, model, created, features.input_tokens,
+                             new_nonce())
+        explanation = None
+        if request.explain:
+            explanation = self._explain(request, features, scored, choice)
+        return Decision(
+            route_id=self._route_ids.issue(ticket), model=model, bucket=bucket,
+            policy=policy.name, expected_cost_usd=float(scored.arms.expected_cost[best]),
+            expected_latency_ms=float(scored.arms.expected_latency[best]),
+            fallbacks=tuple(self.catalog.names[i] for i in choice.order[1:]),
+            input_tokens=features.input_tokens, created_at=created, explanation=explanation)
+
+    def _score(self, table: BucketArms, policy: PolicyConfig, features: Features,
+               now: float) -> _Scored:
+        prior = policy.prior
+        ev = table.decayed(now, policy.half_life_hours * 3600.0)
+        alpha, beta = posterior.quality_params(ev[_F["q_pos"]], ev[_F["q_neg"]], prior)
+        lat_mean, lat_var, lat_count = posterior.latency_params(
+            ev[_F["lat_n"]], ev[_F["lat_sum"]], ev[_F["lat_sumsq"]],
+            self.catalog.prior_latency_ms, prior)
+        out = posterior.expected_output_tokens(ev[_F["out_n"]], ev[_F["out_sum"]], prior)
+        if features.output_tokens is not None:
+            out = np.minimum(out, features.output_tokens)
+        arms = ArmPosteriors(
+            alpha=alpha, beta=beta, latency_mean=lat_mean, latency_var=lat_var,
+            latency_count=lat_count, expected_cost=self.catalog.cost(features.input_tokens, out),
+            expected_latency=posterior.expected_latency_ms(lat_mean, lat_var))
+        return _Scored(arms=arms, quality_mean=alpha / (alpha + beta), output_tokens=out)
+
+    def _eligible(self, request: RouteRequest, features: Features, arms: ArmPosteriors,
+                  output_tokens: np.ndarray) -> np.ndarray:
+        c = request.constraints
+        named = (c.models or frozenset()) | c.exclude
+        unknown = self.catalog.unknown(named)
+        if unknown:
+            field = "constraints.models" if c.models and unknown[0] in c.models else \
+                "constraints.exclude"
+            raise UnknownModel(f"unknown model {unknown[0]!r}; the catalog has "
+                               f"{', '.join(self.catalog.names)}", field)
+        mask = features.input_tokens + output_tokens <= self.catalog.context
+        if c.models is not None:
+            mask &= self.catalog.mask(c.models)
+        if c.exclude:
+            mask &= ~self.catalog.mask(c.exclude)
+        if c.max_cost_usd is not None:
+            mask &= arms.expected_cost <= c.max_cost_usd
+        if c.max_latency_ms is not None:
+            mask &= arms.expected_latency <= c.max_latency_ms
+        eligible = np.flatnonzero(mask)
+        if eligible.size == 0:
+            reasons = self._reasons(request, features, arms, output_tokens)
+            detail = "; ".join(f"{m}: {r}" for m, r in reasons.items())
+            raise NoEligibleModel(f"no model satisfies the request's constraints ({detail})",
+                                  "constraints")
+        return eligible
+
+    def _reasons(self, request: RouteRequest, features: Features, arms: ArmPosteriors,
+                 output_tokens: np.ndarray) -> dict[str, str]:
+        """Why each model is ineligible (models that are eligible are absent)."""
+        c = request.constraints
+        out: dict[str, str] = {}
+        for i, name in enumerate(self.catalog.names):
+            need = features.input_tokens + float(output_tokens[i])
+            if c.models is not None and name not in c.models:
+                out[name] = "not in constraints.models"
+            elif name in c.exclude:
+                out[name] = "in constraints.exclude"
+            elif need > self.catalog.context[i]:
+                out[name] = (f"needs {need:.0f} tokens, context is "
+                             f"{self.catalog.context[i]:.0f}")
+            elif c.max_cost_usd is not None and arms.expected_cost[i] > c.max_cost_usd:
+                out[name] = (f"expected cost {arms.expected_cost[i]:.3g} USD > max_cost_usd "
+                             f"{c.max_cost_usd:.3g}")
+            elif c.max_latency_ms is not None and arms.expected_latency[i] > c.max_latency_ms:
+                out[name] = (f"expected latency {arms.expected_latency[i]:.0f} ms > "
+                             f"max_latency_ms {c.max_latency_ms:.0f}")
+        return out
+
+    def _explain(self, request, features, scored: _Scored, choice) -> tuple[ArmExplanation, ...]:
+        arms = scored.arms
+        lo, hi = posterior.quality_interval(arms.alpha, arms.beta)
+        reasons = self._reasons(request, features, arms, scored.output_tokens)
+        drawn = {int(i): (float(q), float(u)) for i, q, u in
+                 zip(choice.eligible, choice.quality_sample, choice.utility, strict=True)}
+        return tuple(
+            ArmExplanation(
+                model=name, eligible=i in drawn, reason=reasons.get(name),
+                quality_mean=float(scored.quality_mean[i]),
+                quality_interval=(float(lo[i]), float(hi[i])),
+                quality_sample=drawn[i][0] if i in drawn else None,
+                expected_cost_usd=float(arms.expected_cost[i]),
+                expected_latency_ms=float(arms.expected_latency[i]),
+                utility=drawn[i][1] if i in drawn else None)
+            for i, name in enumerate(self.catalog.names))
+
+    # --- reporting ---------------------------------------------------------------------
+
+    def report(self, policy: str | None = None, bucket: str | None = None) -> list[ArmReport]:
+        """What every arm has learned, decayed to now, in (policy, bucket, catalog) order."""
+        if policy is not None:
+            self.policy(policy)
+        if bucket is not None:
+            self.check_bucket(bucket)
+        now = self._clock()
+        out = []
+        for (p, b), table in sorted(self._tables.items()):
+            if (policy is None or p == policy) and (bucket is None or b == bucket):
+                out.extend(self._report_table(p, b, table, now))
+        return out
+
+    def _report_table(self, p: str, b: str, table: BucketArms, now: float) -> list[ArmReport]:
+        cfg = self.config.policies[p]
+        ev = table.decayed(now, cfg.half_life_hours * 3600.0)
+        alpha, beta = posterior.quality_params(ev[_F["q_pos"]], ev[_F["q_neg"]], cfg.prior)
+        lo, hi = posterior.quality_interval(alpha, beta)
+        lat_mean, lat_var, _ = posterior.latency_params(
+            ev[_F["lat_n"]], ev[_F["lat_sum"]], ev[_F["lat_sumsq"]],
+            self.catalog.prior_latency_ms, cfg.prior)
+        latency = posterior.expected_latency_ms(lat_mean, lat_var)
+        in_n, out_n = ev[_F["in_n"]], ev[_F["out_n"]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cost = self.catalog.cost(ev[_F["in_sum"]] / in_n, ev[_F["out_sum"]] / out_n)
+        seen = len(table.recent)
+        return [
+            ArmReport(
+                key=ArmKey(p, b, name), quality_mean=float(alpha[i] / (alpha[i] + beta[i])),
+                quality_interval=(float(lo[i]), float(hi[i])),
+                evidence=float(ev[_F["q_pos"], i] + ev[_F["q_neg"], i]),
+                latency_observations=float(ev[_F["lat_n"], i]),
+                mean_latency_ms=float(latency[i]),
+                mean_cost_usd=float(cost[i]) if in_n[i] > 0 and out_n[i] > 0 else None,
+                share=float(table.counts[i] / seen) if seen else 0.0,
+                recent_decisions=int(table.counts[i]))
+            for i, name in enumerate(self.catalog.names)]

@@ -1,0 +1,139 @@
+"""HTTP handlers: JSON in, engine or store, JSON out. Every failure is a JSON error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from bandit_router import __version__
+from bandit_router.errors import (
+    BodyTooLarge,
+    InvalidJson,
+    RouteNotFound,
+    RouterError,
+    Unavailable,
+    UnknownField,
+    UnsupportedMediaType,
+)
+from bandit_router.keys import CONFIG, ENGINE, LOG_SAMPLER, ROUTE_IDS, STORE
+from bandit_router.route_id import UnknownRoute
+from bandit_router.wire import arm_json, decision_json, parse_feedback, parse_route
+from bandit_router.writer import StorageError
+
+log = structlog.get_logger("bandit_router")
+ROUTES = web.RouteTableDef()
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+def json_response(payload: Any, status: int = 200, **kwargs: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status,
+                        content_type="application/json", **kwargs)
+
+
+def _error(status: int, code: str, message: str, field: str | None = None,
+           **kwargs: Any) -> web.Response:
+    return json_response({"error": {"code": code, "message": message, "field": field}},
+                         status=status, **kwargs)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RouterError as exc:
+        return json_response(exc.payload(), status=exc.status)
+    except StorageError as exc:
+        log.error("storage_unavailable", error=str(exc), path=request.path)
+        return _error(503, Unavailable.code, f"storage unavailable: {exc}")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return _error(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason,
+                      headers=headers)
+    except Exception:
+        log.exception("internal_error", path=request.path)
+        return _error(500, "internal", "internal error; the router keeps serving")
+
+
+async def read_json(request: web.Request) -> Any:
+    if request.content_type != "application/json" and not request.content_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"send the body as JSON with 'Content-Type: application/json' "
+            f"(got {request.content_type!r})")
+    limit = request.app[CONFIG].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"request body is {request.content_length} bytes; the limit "
+                           f"(server.max_body_bytes) is {limit}")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise BodyTooLarge(f"request body exceeds server.max_body_bytes ({limit})") from exc
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJson(f"body is not valid JSON: {exc}") from exc
+
+
+def _query(request: web.Request, allowed: set[str]) -> dict[str, str]:
+    for key in request.query:
+        if key not in allowed:
+            raise UnknownField(f"unknown query parameter {key!r}; allowed: "
+                               f"{', '.join(sorted(allowed))}", key)
+    return {k: request.query[k] for k in allowed if k in request.query}
+
+
+@ROUTES.post("/v1/route")
+async def route(request: web.Request) -> web.Response:
+    app = request.app
+    req = parse_route(await read_json(request), app[CONFIG].server.max_messages)
+    decision = app[ENGINE].decide(req)
+    app[STORE].log_decision(decision)
+    if app[LOG_SAMPLER].random() < app[CONFIG].logging.decision_sample_rate:
+        log.info("decision", route_id=decision.route_id, policy=decision.policy,
+                 bucket=decision.bucket, model=decision.model,
+                 expected_cost_usd=decision.expected_cost_usd,
+                 expected_latency_ms=decision.expected_latency_ms)
+    return json_response(decision_json(decision))
+
+
+@ROUTES.post("/v1/feedback")
+async def feedback(request: web.Request) -> web.Response:
+    app = request.app
+    route_id, facts = parse_feedback(await read_json(request))
+    try:
+        ticket = app[ROUTE_IDS].read(route_id)
+    except UnknownRoute as exc:
+        raise RouteNotFound(str(exc), "route_id") from exc
+    ttl_h = app[CONFIG].storage.decision_ttl_hours
+    if app[ENGINE].now() - ticket.created_at > ttl_h * 3600.0:
+        raise RouteNotFound(f"route_id expired: decisions older than {ttl_h:g} h "
+                            f"(storage.decision_ttl_hours) take no feedback", "route_id")
+    result = await app[STORE].record_feedback(route_id, ticket, facts)
+    applied = dict(result.resolution.applied)
+    log.info("feedback", route_id=route_id, policy=ticket.policy, bucket=ticket.bucket,
+             model=ticket.model, applied=applied, feedback_id=result.feedback_id)
+    return json_response({
+        "route_id": route_id, "policy": ticket.policy, "bucket": ticket.bucket,
+        "model": ticket.model, "applied": applied,
+        "quality_from_success": result.resolution.derived_quality,
+    })
+
+
+@ROUTES.get("/v1/arms")
+async def arms(request: web.Request) -> web.Response:
+    query = _query(request, {"policy", "bucket"})
+    reports = request.app[ENGINE].report(policy=query.get("policy"), bucket=query.get("bucket"))
+    return json_response({"arms": [arm_json(r) for r in reports]})
+
+
+@ROUTES.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    ok = store.healthy
+    return json_response({"status": "ok" if ok else "unavailable", "version": __version__,
+                          "storage": "ok" if ok else "writer stopped",
+                          "write_queue": store.queue_depth}, status=200 if ok else 503)

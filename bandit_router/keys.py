@@ -1,0 +1,18 @@
+"""Typed keys of the aiohttp application's state."""
+
+from __future__ import annotations
+
+import random
+
+from aiohttp import web
+
+from bandit_router.config import Config
+from bandit_router.engine import Engine
+from bandit_router.route_id import RouteIds
+from bandit_router.store import SqliteStore
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", SqliteStore)
+ENGINE = web.AppKey("engine", Engine)
+ROUTE_IDS = web.AppKey("route_ids", RouteIds)
+LOG_SAMPLER = web.AppKey("log_sampler", random.Random)

@@ -1,0 +1,75 @@
+"""Folding feedback into arm evidence: the one place learning happens.
+
+The service's storage writer, `bandit-router rebuild` and the offline simulations all
+learn through `ArmBook`, so a replay of the feedback log gives exactly the live state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from bandit_router import posterior
+from bandit_router.config import PolicyConfig
+from bandit_router.posterior import Evidence
+from bandit_router.types import ArmKey, FeedbackEvent
+
+_EMPTY = Evidence()
+
+
+def arm_key(event: FeedbackEvent) -> ArmKey:
+    t = event.ticket
+    return ArmKey(t.policy, t.bucket, t.model)
+
+
+def fold(current: Evidence, event: FeedbackEvent, policy: PolicyConfig | None) -> Evidence:
+    """The arm's evidence after `event`. A policy no longer in config neither decays nor caps."""
+    half_life_s = policy.half_life_hours * 3600.0 if policy else 0.0
+    cap = policy.evidence_cap if policy else 0.0
+    return posterior.observe(current, event.facts, event.at, half_life_s, cap)
+
+
+class ArmBook:
+    """Every arm's evidence, with changes staged until the caller commits them."""
+
+    def __init__(self, policies: Mapping[str, PolicyConfig],
+                 states: Mapping[ArmKey, Evidence] | None = None) -> None:
+        self._policies = policies
+        self._states: dict[ArmKey, Evidence] = dict(states or {})
+        self._staged: dict[ArmKey, Evidence] = {}
+
+    def get(self, key: ArmKey) -> Evidence:
+        staged = self._staged.get(key)
+        return staged if staged is not None else self._states.get(key, _EMPTY)
+
+    def learn(self, event: FeedbackEvent) -> tuple[ArmKey, Evidence]:
+        """The new evidence for the event's arm (seeing staged changes); installs nothing."""
+        key = arm_key(event)
+        return key, fold(self.get(key), event, self._policies.get(key.policy))
+
+    def stage(self, key: ArmKey, evidence: Evidence) -> None:
+        self._staged[key] = evidence
+
+    def commit(self) -> dict[ArmKey, Evidence]:
+        changes, self._staged = self._staged, {}
+        self._states.update(changes)
+        return changes
+
+    def discard(self) -> None:
+        self._staged = {}
+
+    def states(self) -> dict[ArmKey, Evidence]:
+        return dict(self._states)
+
+    def apply(self, event: FeedbackEvent) -> dict[ArmKey, Evidence]:
+        """Learn from one event and commit it at once (for in-process use)."""
+        self.stage(*self.learn(event))
+        return self.commit()
+
+
+def replay(events: Iterable[FeedbackEvent],
+           policies: Mapping[str, PolicyConfig]) -> dict[ArmKey, Evidence]:
+    """Evidence rebuilt from a feedback log, in log order."""
+    book = ArmBook(policies)
+    for event in events:
+        book.apply(event)
+    return book.states()

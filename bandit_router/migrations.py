@@ -1,0 +1,69 @@
+"""The SQLite schema, versioned with sqlite-utils migrations (applied in order, once each)."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+from bandit_router.posterior import FIELDS
+
+migrations = Migrations("bandit_router")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    evidence = ",\n".join(f"    {name} REAL NOT NULL" for name in FIELDS)
+    script = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+-- Decisions, for traffic statistics; feedback does not need them (route_ids are signed).
+CREATE TABLE decisions (
+    route_id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    policy TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    model TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    expected_cost_usd REAL NOT NULL,
+    expected_latency_ms REAL NOT NULL
+);
+CREATE INDEX decisions_created_at ON decisions (created_at);
+-- The event log: one row per feedback message, one per fact it applied.
+CREATE TABLE feedback (
+    id INTEGER PRIMARY KEY,
+    route_id TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    policy TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    model TEXT NOT NULL
+);
+CREATE INDEX feedback_route_id ON feedback (route_id);
+CREATE TABLE feedback_facts (
+    route_id TEXT NOT NULL,
+    fact TEXT NOT NULL,
+    value REAL NOT NULL,
+    feedback_id INTEGER NOT NULL REFERENCES feedback (id),
+    derived INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (route_id, fact)
+);
+CREATE INDEX feedback_facts_feedback_id ON feedback_facts (feedback_id);
+-- The snapshot of posteriors: what the log says, kept current in the same transactions.
+CREATE TABLE arms (
+    policy TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    model TEXT NOT NULL,
+{evidence},
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (policy, bucket, model)
+);
+"""
+    # One statement at a time: executescript() would commit the migration's transaction.
+    for statement in script.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def apply(db: Database) -> None:
+    migrations.apply(db)
+
+
+def pending(db: Database) -> list[str]:
+    return [m.name for m in migrations.pending(db)]

@@ -1,0 +1,135 @@
+"""Posterior math for one arm: what feedback taught, how it fades, what it predicts.
+
+An arm's `Evidence` is only what feedback added on top of the prior; the prior itself comes
+from config at read time, so a changed prior needs no relearning and the evidence can
+always be rebuilt by replaying the feedback log through `observe`.
+
+The read-side functions take plain floats or numpy arrays alike, so the engine can score
+every model of a bucket in one vectorised pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+from scipy.special import betaincinv
+
+from bandit_router.config import Prior
+
+_MIN_LATENCY_MS = 1.0  # log-latency needs a positive value; sub-millisecond answers count as 1 ms
+_MIN_LOG_VAR = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Decayable sufficient statistics added by feedback (prior not included)."""
+
+    q_pos: float = 0.0  # sum of quality
+    q_neg: float = 0.0  # sum of (1 - quality)
+    lat_n: float = 0.0  # log-latency observations
+    lat_sum: float = 0.0
+    lat_sumsq: float = 0.0
+    in_n: float = 0.0  # input-token observations
+    in_sum: float = 0.0
+    out_n: float = 0.0  # output-token observations
+    out_sum: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def quality_n(self) -> float:
+        return self.q_pos + self.q_neg
+
+
+FIELDS = tuple(f.name for f in fields(Evidence) if f.name != "updated_at")
+
+
+def decay_factor(elapsed_s, half_life_s: float):
+    """Weight left on evidence `elapsed_s` old; 1 when decay is off. Never above 1."""
+    if half_life_s <= 0:
+        return np.ones_like(elapsed_s) if isinstance(elapsed_s, np.ndarray) else 1.0
+    return np.exp2(-np.maximum(elapsed_s, 0.0) / half_life_s)
+
+
+def decayed(ev: Evidence, now: float, half_life_s: float) -> Evidence:
+    f = float(decay_factor(now - ev.updated_at, half_life_s))
+    if f == 1.0:
+        return replace(ev, updated_at=max(now, ev.updated_at))
+    scaled = {name: getattr(ev, name) * f for name in FIELDS}
+    return Evidence(**scaled, updated_at=max(now, ev.updated_at))
+
+
+def _capped(ev: Evidence, cap: float) -> Evidence:
+    if cap <= 0:
+        return ev
+    changes: dict[str, float] = {}
+    for n_field, fields in (("quality_n", ("q_pos", "q_neg")),
+                            ("lat_n", ("lat_n", "lat_sum", "lat_sumsq")),
+                            ("in_n", ("in_n", "in_sum")), ("out_n", ("out_n", "out_sum"))):
+        n = getattr(ev, n_field)
+        if n > cap:
+            changes.update({f: getattr(ev, f) * (cap / n) for f in fields})
+    return replace(ev, **changes) if changes else ev
+
+
+def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
+            half_life_s: float, cap: float) -> Evidence:
+    """Fold one feedback message's facts into the evidence: decay to `now`, add, cap."""
+    ev = decayed(ev, now, half_life_s)
+    add = dict.fromkeys(FIELDS, 0.0)
+    for fact, value in facts:
+        if fact == "quality":
+            add["q_pos"] += value
+            add["q_neg"] += 1.0 - value
+        elif fact == "latency_ms":
+            x = math.log(max(value, _MIN_LATENCY_MS))
+            add["lat_n"] += 1.0
+            add["lat_sum"] += x
+            add["lat_sumsq"] += x * x
+        elif fact == "input_tokens":
+            add["in_n"] += 1.0
+            add["in_sum"] += value
+        elif fact == "output_tokens":
+            add["out_n"] += 1.0
+            add["out_sum"] += value
+    summed = {name: getattr(ev, name) + add[name] for name in FIELDS}
+    return _capped(Evidence(**summed, updated_at=ev.updated_at), cap)
+
+
+# --- reading a posterior (floats or arrays) -------------------------------------------------
+
+def quality_params(q_pos, q_neg, prior: Prior):
+    """Beta(alpha, beta) of quality: the prior's pseudo-counts plus the evidence."""
+    return prior.alpha + q_pos, prior.beta + q_neg
+
+
+def quality_interval(alpha, beta, level: float = 0.95):
+    """Central credible interval of a Beta posterior."""
+    tail = (1.0 - level) / 2.0
+    return betaincinv(alpha, beta, tail), betaincinv(alpha, beta, 1.0 - tail)
+
+
+def latency_params(n, total, total_sq, prior_latency_ms, prior: Prior):
+    """Normal posterior of log-latency: (mean, spread variance, count incl. prior)."""
+    mu0 = np.log(prior_latency_ms)
+    n0 = prior.latency_strength
+    count = n0 + n
+    mean = (n0 * mu0 + total) / count
+    second = (n0 * (prior.latency_log_sd ** 2 + mu0 * mu0) + total_sq) / count
+    return mean, np.maximum(second - mean * mean, _MIN_LOG_VAR), count
+
+
+def expected_latency_ms(mean, var):
+    """Mean of the log-normal latency."""
+    return np.exp(mean + var / 2.0)
+
+
+def sample_latency_ms(mean, var, count, z):
+    """A Thompson draw of expected latency, `z` standard-normal noise."""
+    return np.exp(mean + np.sqrt(var / count) * z + var / 2.0)
+
+
+def expected_output_tokens(n, total, prior: Prior):
+    s0 = prior.output_tokens_strength
+    return (s0 * prior.output_tokens + total) / (s0 + n)

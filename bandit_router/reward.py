@@ -1,0 +1,21 @@
+"""The reward an arm is judged by: quality, minus what its cost and latency are worth."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bandit_router.config import Weights
+
+
+def utility(quality, cost, latency, cost_ref: float, latency_ref: float, weights: Weights):
+    """U = quality - w_cost * cost/cost_ref - w_latency * latency/latency_ref.
+
+    The references make the weights unit-free: `weights.cost` is how many quality points
+    paying `cost_ref` is worth. Non-positive references disable that term.
+    """
+    u = np.asarray(quality, dtype=float).copy()
+    if cost_ref > 0:
+        u -= weights.cost * np.asarray(cost) / cost_ref
+    if latency_ref > 0:
+        u -= weights.latency * np.asarray(latency) / latency_ref
+    return u

@@ -1,0 +1,222 @@
+"""SQLite storage: the event log, the posterior snapshot, and what the service loads at start.
+
+All SQL runs on the writer thread (`writer.Writer`). Feedback is learned there too, with
+the same `ArmBook` a rebuild uses, and its new evidence is written to the snapshot in the
+same transaction as the event, so log and snapshot can never disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from bandit_router import migrations
+from bandit_router.config import Config
+from bandit_router.errors import FactConflict
+from bandit_router.feedback import DuplicateFact, Resolution, resolve
+from bandit_router.learner import ArmBook
+from bandit_router.posterior import FIELDS, Evidence
+from bandit_router.route_id import new_key
+from bandit_router.types import ArmKey, Decision, Facts, FeedbackEvent, RouteTicket
+from bandit_router.writer import StorageError, Writer
+
+_ARM_COLUMNS = ("policy", "bucket", "model", *FIELDS, "updated_at")
+_UPSERT_ARM = (
+    f"INSERT INTO arms ({', '.join(_ARM_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _ARM_COLUMNS)}) "
+    f"ON CONFLICT (policy, bucket, model) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS, "updated_at")))
+
+
+def connect(path: str, synchronous: str = "full") -> Database:
+    """Open (creating if needed) and migrate the database at `path`."""
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = Database(sqlite3.connect(path, timeout=5.0))
+        db.enable_wal()
+        db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        migrations.apply(db)
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"cannot open database {path!r}: {exc}") from exc
+    return db
+
+
+def arm_row(key: ArmKey, ev: Evidence) -> tuple:
+    return (key.policy, key.bucket, key.model, *(getattr(ev, f) for f in FIELDS), ev.updated_at)
+
+
+def read_arms(db: Database) -> dict[ArmKey, Evidence]:
+    rows = db.execute(f"SELECT {', '.join(_ARM_COLUMNS)} FROM arms").fetchall()
+    return {ArmKey(*row[:3]): Evidence(*row[3:]) for row in rows}
+
+
+def read_events(db: Database) -> Iterator[FeedbackEvent]:
+    """The feedback log in commit order, one event per message."""
+    rows = db.execute(
+        "SELECT f.id, f.route_id, f.received_at, f.policy, f.bucket, f.model, ff.fact, ff.value "
+        "FROM feedback f JOIN feedback_facts ff ON ff.feedback_id = f.id "
+        "ORDER BY f.id, ff.rowid")
+    current, facts = None, []
+    for fid, route_id, at, policy, bucket, model, fact, value in rows:
+        if current is not None and current[0] != fid:
+            yield _event(current, facts)
+            facts = []
+        current = (fid, route_id, at, policy, bucket, model)
+        facts.append((fact, value))
+    if current is not None:
+        yield _event(current, facts)
+
+
+def _event(row: tuple, facts: list) -> FeedbackEvent:
+    _, route_id, at, policy, bucket, model = row
+    return FeedbackEvent(route_id, RouteTicket(policy, bucket, model, 0.0, 0, ""),
+                         tuple(facts), at)
+
+
+def write_arms(db: Database, states: Mapping[ArmKey, Evidence]) -> None:
+    db.conn.executemany(_UPSERT_ARM, [arm_row(k, ev) for k, ev in states.items()])
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What the service needs from the database before it starts serving."""
+
+    route_key: bytes
+    arms: dict[ArmKey, Evidence]
+    recent: list[tuple[str, str, str]]  # (policy, bucket, model), oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackResult:
+    feedback_id: int
+    resolution: Resolution
+
+
+class _Load:
+    def __init__(self, recent_window: int) -> None:
+        self.window = recent_window
+
+    def run(self, db: Database) -> Loaded:
+        row = db.execute("SELECT value FROM meta WHERE key = 'route_key'").fetchone()
+        key = row[0] if row else None
+        if key is None:
+            key = new_key()
+            db.execute("INSERT INTO meta (key, value) VALUES ('route_key', ?)", [key])
+        recent = db.execute(
+            "SELECT policy, bucket, model FROM (SELECT policy, bucket, model, rowid AS r, "
+            "ROW_NUMBER() OVER (PARTITION BY policy, bucket ORDER BY rowid DESC) AS rn "
+            "FROM decisions) WHERE rn <= ? ORDER BY r", [self.window]).fetchall()
+        return Loaded(route_key=bytes(key), arms=read_arms(db), recent=recent)
+
+
+class _LogDecision:
+    def __init__(self, d: Decision) -> None:
+        self.d = d
+
+    def run(self, db: Database) -> None:
+        d = self.d
+        db.execute("INSERT OR IGNORE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   [d.route_id, d.created_at, d.policy, d.bucket, d.model, d.input_tokens,
+                    d.expected_cost_usd, d.expected_latency_ms])
+
+
+class _Prune:
+    def __init__(self, before: float) -> None:
+        self.before = before
+
+    def run(self, db: Database) -> int:
+        return db.execute("DELETE FROM decisions WHERE created_at < ?", [self.before]).rowcount
+
+
+class _RecordFeedback:
+    def __init__(self, book: ArmBook, clock: Callable[[], float], route_id: str,
+                 ticket: RouteTicket, facts: Facts) -> None:
+        self.book, self.clock = book, clock
+        self.route_id, self.ticket, self.facts = route_id, ticket, facts
+
+    def run(self, db: Database) -> FeedbackResult:
+        seen = dict(db.execute("SELECT fact, derived FROM feedback_facts WHERE route_id = ?",
+                               [self.route_id]).fetchall())
+        try:
+            resolution = resolve(self.facts, seen, quality_derived=bool(seen.get("quality")))
+        except DuplicateFact as exc:
+            raise FactConflict(str(exc), exc.facts[0]) from exc
+        event = FeedbackEvent(self.route_id, self.ticket, resolution.applied, self.clock())
+        key, evidence = self.book.learn(event)
+        t = self.ticket
+        feedback_id = db.execute(
+            "INSERT INTO feedback (route_id, received_at, policy, bucket, model) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [self.route_id, event.at, t.policy, t.bucket, t.model]).lastrowid
+        db.conn.executemany(
+            "INSERT INTO feedback_facts (route_id, fact, value, feedback_id, derived) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(self.route_id, fact, value, feedback_id,
+              int(resolution.derived_quality and fact == "quality"))
+             for fact, value in resolution.applied])
+        write_arms(db, {key: evidence})
+        self.book.stage(key, evidence)  # last: only once every statement has succeeded
+        return FeedbackResult(feedback_id, resolution)
+
+
+class SqliteStore:
+    """The service's storage edge. Call `open` once, then use it from the event loop."""
+
+    def __init__(self, config: Config, path: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = path or config.storage.path
+        self._config = config
+        self._clock = clock
+        self._book = ArmBook(config.policies)
+        self._publish: Callable[[dict[ArmKey, Evidence]], None] = lambda changes: None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer = Writer(lambda: connect(self.path, config.storage.synchronous),
+                              config.storage.max_batch, on_commit=self._committed,
+                              on_rollback=lambda: self._book.discard())
+
+    async def open(self, publish: Callable[[dict[ArmKey, Evidence]], None]) -> Loaded:
+        """Start the writer, load what was learned; `publish` then receives every commit's
+        new evidence on the event loop, before the feedback that caused it is answered."""
+        self._loop = asyncio.get_running_loop()
+        await asyncio.wrap_future(self._writer.start())
+        loaded = await asyncio.wrap_future(
+            self._writer.submit(_Load(self._config.routing.recent_window)))
+        self._book = ArmBook(self._config.policies, loaded.arms)
+        self._publish = publish
+        return loaded
+
+    def _committed(self) -> None:
+        changes = self._book.commit()
+        if changes and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._publish, changes)
+
+    def log_decision(self, decision: Decision) -> None:
+        """Queue a decision for the log; the route answer does not wait for it."""
+        self._writer.submit(_LogDecision(decision))
+
+    async def record_feedback(self, route_id: str, ticket: RouteTicket,
+                              facts: Facts) -> FeedbackResult:
+        """Apply and commit one feedback message; returns once it is durable."""
+        job = _RecordFeedback(self._book, self._clock, route_id, ticket, facts)
+        return await asyncio.wrap_future(self._writer.submit(job))
+
+    async def prune(self, before: float) -> int:
+        return await asyncio.wrap_future(self._writer.submit(_Prune(before)))
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.stop)
+
+    @property
+    def healthy(self) -> bool:
+        return self._writer.alive
+
+    @property
+    def queue_depth(self) -> int:
+        return self._writer.depth

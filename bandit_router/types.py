@@ -1,0 +1,142 @@
+"""The core's vocabulary: small frozen dataclasses passed between layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    models: frozenset[str] | None = None  # allow-list; None = every model
+    exclude: frozenset[str] = frozenset()
+    max_cost_usd: float | None = None
+    max_latency_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsOverride:
+    cost: float | None = None
+    latency: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    messages: tuple[Message, ...]
+    task: str | None = None
+    bucket: str | None = None
+    policy: str | None = None
+    constraints: Constraints = Constraints()
+    weights: WeightsOverride = WeightsOverride()
+    input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    explain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Deterministic facts about a request, computed without any model or network."""
+
+    input_tokens: int
+    chars: int
+    turns: int
+    output_tokens: int | None
+    task_hint: str | None
+    task_cues: tuple[tuple[str, int], ...]  # (task, cue hits), in config order
+    complexity_cues: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArmKey:
+    policy: str
+    bucket: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArmExplanation:
+    model: str
+    eligible: bool
+    reason: str | None
+    quality_mean: float
+    quality_interval: tuple[float, float]
+    quality_sample: float | None
+    expected_cost_usd: float
+    expected_latency_ms: float
+    utility: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    route_id: str
+    model: str
+    bucket: str
+    policy: str
+    expected_cost_usd: float
+    expected_latency_ms: float
+    fallbacks: tuple[str, ...]
+    input_tokens: int
+    created_at: float
+    explanation: tuple[ArmExplanation, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTicket:
+    """What a route_id carries: enough to attribute feedback without looking anything up."""
+
+    policy: str
+    bucket: str
+    model: str
+    created_at: float
+    input_tokens: int
+    nonce: str
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """The facts one feedback message reports; None = not reported in this message."""
+
+    quality: float | None = None
+    latency_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    success: bool | None = None
+
+    def items(self) -> list[tuple[str, float]]:
+        """Reported facts as (name, value), in the canonical order of FACTS."""
+        out = []
+        for name in FACTS:
+            value = getattr(self, name)
+            if value is not None:
+                out.append((name, float(value)))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackEvent:
+    """Facts to apply to one decision's arm, at one moment."""
+
+    route_id: str
+    ticket: RouteTicket
+    facts: tuple[tuple[str, float], ...]  # (fact, value) as applied, canonical order
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArmReport:
+    key: ArmKey
+    quality_mean: float
+    quality_interval: tuple[float, float]
+    evidence: float
+    latency_observations: float
+    mean_latency_ms: float
+    mean_cost_usd: float | None  # None until input and output tokens were both reported
+    share: float
+    recent_decisions: int

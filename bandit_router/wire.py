@@ -1,0 +1,144 @@
+"""The JSON wire format: request bodies into core types, core types into answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bandit_router.errors import InvalidField, MissingField
+from bandit_router.types import (
+    FACTS,
+    ArmExplanation,
+    ArmReport,
+    Constraints,
+    Decision,
+    Facts,
+    Message,
+    RouteRequest,
+    WeightsOverride,
+)
+from bandit_router.validate import Fields
+
+ROUTE_FIELDS = frozenset({"prompt", "messages", "task", "bucket", "policy", "constraints",
+                          "weights", "input_tokens", "max_output_tokens", "explain"})
+CONSTRAINT_FIELDS = frozenset({"models", "exclude", "max_cost_usd", "max_latency_ms"})
+WEIGHT_FIELDS = frozenset({"cost", "latency"})
+FEEDBACK_FIELDS = frozenset({"route_id", *FACTS})
+
+MAX_TOKENS = 100_000_000
+MAX_LATENCY_MS = 86_400_000.0  # a day; anything longer is a unit mistake
+MAX_WEIGHT = 1000.0
+MAX_ROUTE_ID = 512
+
+
+def _content(value: Any, path: str) -> str:
+    """A message's text: a string, or the text parts of an OpenAI content array."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        raise InvalidField(f"{path} must be a string or an array of content parts", path)
+    texts = []
+    for i, part in enumerate(value):
+        fields = Fields(part, f"{path}[{i}]")
+        kind = fields.string("type", required=True, max_len=64)
+        if kind == "text":
+            texts.append(fields.string("text", required=True, max_len=1 << 30))
+    return "\n".join(texts)
+
+
+def _messages(body: Fields, max_messages: int) -> tuple[Message, ...]:
+    prompt = body.string("prompt", max_len=1 << 30)
+    raw = body.array("messages", max_messages)
+    if prompt is not None and raw is not None:
+        raise InvalidField("send either prompt or messages, not both", "messages")
+    if prompt is not None:
+        return (Message("user", prompt),)
+    if not raw:
+        raise MissingField("prompt (a string) or messages (a non-empty array) is required",
+                           "prompt" if raw is None else "messages")
+    out = []
+    for i, item in enumerate(raw):
+        fields = Fields(item, f"messages[{i}]")
+        role = fields.string("role", required=True, max_len=64)
+        out.append(Message(role, _content(fields.raw("content"), f"messages[{i}].content")))
+    return tuple(out)
+
+
+def _constraints(body: Fields) -> Constraints:
+    c = body.object("constraints", CONSTRAINT_FIELDS)
+    if c is None:
+        return Constraints()
+    models = c.strings("models")
+    if models is not None and not models:
+        raise InvalidField("constraints.models must name at least one model",
+                           "constraints.models")
+    return Constraints(
+        models=frozenset(models) if models is not None else None,
+        exclude=frozenset(c.strings("exclude") or ()),
+        max_cost_usd=c.number("max_cost_usd", 0.0, 1e6, above=True),
+        max_latency_ms=c.number("max_latency_ms", 0.0, MAX_LATENCY_MS, above=True),
+    )
+
+
+def parse_route(data: Any, max_messages: int) -> RouteRequest:
+    body = Fields(data, allowed=ROUTE_FIELDS)
+    weights = body.object("weights", WEIGHT_FIELDS)
+    return RouteRequest(
+        messages=_messages(body, max_messages),
+        task=body.string("task", max_len=64),
+        bucket=body.string("bucket", max_len=128),
+        policy=body.string("policy", max_len=128),
+        constraints=_constraints(body),
+        weights=WeightsOverride(
+            cost=weights.number("cost", 0.0, MAX_WEIGHT),
+            latency=weights.number("latency", 0.0, MAX_WEIGHT)) if weights else WeightsOverride(),
+        input_tokens=body.integer("input_tokens", 0, MAX_TOKENS),
+        max_output_tokens=body.integer("max_output_tokens", 1, MAX_TOKENS),
+        explain=bool(body.boolean("explain")),
+    )
+
+
+def parse_feedback(data: Any) -> tuple[str, Facts]:
+    body = Fields(data, allowed=FEEDBACK_FIELDS)
+    route_id = body.string("route_id", required=True, max_len=MAX_ROUTE_ID)
+    facts = Facts(
+        quality=body.number("quality", 0.0, 1.0),
+        latency_ms=body.number("latency_ms", 0.0, MAX_LATENCY_MS),
+        input_tokens=body.integer("input_tokens", 0, MAX_TOKENS),
+        output_tokens=body.integer("output_tokens", 0, MAX_TOKENS),
+        success=body.boolean("success"),
+    )
+    if not facts.items():
+        raise MissingField(f"feedback needs at least one of {', '.join(FACTS)}", "quality")
+    return route_id, facts
+
+
+def _explanation(arm: ArmExplanation) -> dict:
+    return {
+        "eligible": arm.eligible, "reason": arm.reason,
+        "quality_mean": arm.quality_mean, "quality_interval": list(arm.quality_interval),
+        "quality_sample": arm.quality_sample, "expected_cost_usd": arm.expected_cost_usd,
+        "expected_latency_ms": arm.expected_latency_ms, "utility": arm.utility,
+    }
+
+
+def decision_json(d: Decision) -> dict:
+    out: dict[str, Any] = {
+        "route_id": d.route_id, "model": d.model, "bucket": d.bucket, "policy": d.policy,
+        "expected_cost_usd": d.expected_cost_usd, "expected_latency_ms": d.expected_latency_ms,
+        "fallbacks": list(d.fallbacks),
+    }
+    if d.explanation is not None:
+        out["explanation"] = {arm.model: _explanation(arm) for arm in d.explanation}
+    return out
+
+
+def arm_json(r: ArmReport) -> dict:
+    return {
+        "policy": r.key.policy, "bucket": r.key.bucket, "model": r.key.model,
+        "quality_mean": r.quality_mean, "quality_interval": list(r.quality_interval),
+        "evidence": r.evidence, "latency_observations": r.latency_observations,
+        "mean_latency_ms": r.mean_latency_ms, "mean_cost_usd": r.mean_cost_usd,
+        "share": r.share, "recent_decisions": r.recent_decisions,
+    }
