@@ -243,7 +243,8 @@ def _buckets(t: Table) -> BucketRules:
 
 def _weights(t: Table) -> Weights:
     d = Weights()
-    return Weights(cost=t.number("cost", d.cost, lo=0), latency=t.number("latency", d.latency, lo=0))
+    return Weights(cost=t.number("cost", d.cost, lo=0),
+                   latency=t.number("latency", d.latency, lo=0))
 
 
 def _prior(t: Table) -> Prior:

@@ -60,16 +60,19 @@ def decayed(ev: Evidence, now: float, half_life_s: float) -> Evidence:
     return Evidence(**scaled, updated_at=max(now, ev.updated_at))
 
 
+# Each count with the sums it scales: capping keeps every mean, shrinks only the confidence.
+_CAPPED_GROUPS = (("quality_n", ("q_pos", "q_neg")), ("lat_n", ("lat_n", "lat_sum", "lat_sumsq")),
+                  ("in_n", ("in_n", "in_sum")), ("out_n", ("out_n", "out_sum")))
+
+
 def _capped(ev: Evidence, cap: float) -> Evidence:
     if cap <= 0:
         return ev
     changes: dict[str, float] = {}
-    for n_field, fields in (("quality_n", ("q_pos", "q_neg")),
-                            ("lat_n", ("lat_n", "lat_sum", "lat_sumsq")),
-                            ("in_n", ("in_n", "in_sum")), ("out_n", ("out_n", "out_sum"))):
-        n = getattr(ev, n_field)
+    for count, group in _CAPPED_GROUPS:
+        n = getattr(ev, count)
         if n > cap:
-            changes.update({f: getattr(ev, f) * (cap / n) for f in fields})
+            changes.update({f: getattr(ev, f) * (cap / n) for f in group})
     return replace(ev, **changes) if changes else ev
 
 

@@ -1,0 +1,67 @@
+"""Shared fixtures: the bundled config, a controllable clock, engines and a live app client."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bandit_router.app import create_app
+from bandit_router.config import Config, load
+from bandit_router.engine import Engine
+from bandit_router.route_id import RouteIds
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FakeClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture
+def config() -> Config:
+    return load(ROOT / "config.toml")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def route_ids() -> RouteIds:
+    return RouteIds(b"k" * 32)
+
+
+@pytest.fixture
+def engine(config: Config, route_ids: RouteIds, clock: FakeClock) -> Engine:
+    return Engine(config, route_ids, np.random.default_rng(7), clock)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "router.db")
+
+
+@pytest.fixture
+def app_config(config: Config, db_path: str) -> Config:
+    return replace(config, storage=replace(config.storage, path=db_path))
+
+
+@pytest.fixture
+async def client(app_config: Config, clock: FakeClock):
+    """The real app on a real loopback port, with a real SQLite file and the fake clock."""
+    async with TestClient(TestServer(create_app(app_config, clock=clock))) as c:
+        yield c
