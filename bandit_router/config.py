@@ -207,7 +207,7 @@ def _models(root: Table) -> tuple[Model, ...]:
 
 def _task(name: str, t: Table) -> TaskRule:
     if ":" in name:
-        raise ConfigError(t.key(""), "a task name may not contain ':'")
+        raise ConfigError(f"buckets.tasks.{name}", "a task name may not contain ':'")
     return TaskRule(name=name, hints=tuple(h.lower() for h in t.strings("hints", [])),
                     cues=tuple(c.lower() for c in t.strings("cues", [])),
                     min_cues=t.integer("min_cues", 1, lo=1))

@@ -68,6 +68,14 @@ class _Scored:
     output_tokens: np.ndarray
 
 
+def _reserved(features: Features, expected_output: np.ndarray) -> np.ndarray:
+    """Output tokens that must fit in the context: the caller's max_output_tokens when sent
+    (providers refuse input + max_tokens beyond the window), else the expected answer."""
+    if features.output_tokens is None:
+        return expected_output
+    return np.full_like(expected_output, features.output_tokens, dtype=float)
+
+
 class Engine:
     def __init__(self, config: Config, route_ids: RouteIds, rng: np.random.Generator,
                  clock: Callable[[], float] = time.time) -> None:
@@ -130,7 +138,10 @@ class Engine:
         features = extract(request, self.config.buckets)
         bucket = (self.check_bucket(request.bucket) if request.bucket
                   else bucket_of(features, self.config.buckets))
-        table = self._table(policy.name, bucket)
+        # Not registered until a decision is made: a refused request (422, unknown model)
+        # must not add empty arms to /v1/arms that a restart would not bring back.
+        table = self._tables.get((policy.name, bucket)) or BucketArms(
+            len(self.catalog), self.config.routing.recent_window)
         scored = self._score(table, policy, features, now)
         eligible = self._eligible(request, features, scored.arms, scored.output_tokens)
         weights = Weights(
@@ -140,7 +151,7 @@ class Engine:
         choice = thompson(self._rng, scored.arms, eligible, weights, policy.mode,
                           policy.target_for(bucket))
         best = int(choice.order[0])
-        table.record(best)
+        self._tables.setdefault((policy.name, bucket), table).record(best)
         created = round(now * 1000) / 1000
         model = self.catalog.names[best]
         ticket = RouteTicket(policy.name, bucket, model, created, features.input_tokens,
@@ -169,7 +180,7 @@ class Engine:
         arms = ArmPosteriors(
             alpha=alpha, beta=beta, latency_mean=lat_mean, latency_var=lat_var,
             latency_count=lat_count, expected_cost=self.catalog.cost(features.input_tokens, out),
-            expected_latency=posterior.expected_latency_ms(lat_mean, lat_var))
+            expected_latency=posterior.typical_latency_ms(lat_mean))
         return _Scored(arms=arms, quality_mean=alpha / (alpha + beta), output_tokens=out)
 
     def _eligible(self, request: RouteRequest, features: Features, arms: ArmPosteriors,
@@ -182,7 +193,7 @@ class Engine:
                 "constraints.exclude"
             raise UnknownModel(f"unknown model {unknown[0]!r}; the catalog has "
                                f"{', '.join(self.catalog.names)}", field)
-        mask = features.input_tokens + output_tokens <= self.catalog.context
+        mask = features.input_tokens + _reserved(features, output_tokens) <= self.catalog.context
         if c.models is not None:
             mask &= self.catalog.mask(c.models)
         if c.exclude:
@@ -204,8 +215,9 @@ class Engine:
         """Why each model is ineligible (models that are eligible are absent)."""
         c = request.constraints
         out: dict[str, str] = {}
+        reserved = _reserved(features, output_tokens)
         for i, name in enumerate(self.catalog.names):
-            need = features.input_tokens + float(output_tokens[i])
+            need = features.input_tokens + float(reserved[i])
             if c.models is not None and name not in c.models:
                 out[name] = "not in constraints.models"
             elif name in c.exclude:
@@ -258,10 +270,10 @@ class Engine:
         ev = table.decayed(now, cfg.half_life_hours * 3600.0)
         alpha, beta = posterior.quality_params(ev[_F["q_pos"]], ev[_F["q_neg"]], cfg.prior)
         lo, hi = posterior.quality_interval(alpha, beta)
-        lat_mean, lat_var, _ = posterior.latency_params(
+        lat_mean, _, _ = posterior.latency_params(
             ev[_F["lat_n"]], ev[_F["lat_sum"]], ev[_F["lat_sumsq"]],
             self.catalog.prior_latency_ms, cfg.prior)
-        latency = posterior.expected_latency_ms(lat_mean, lat_var)
+        latency = posterior.typical_latency_ms(lat_mean)
         in_n, out_n = ev[_F["in_n"]], ev[_F["out_n"]]
         with np.errstate(invalid="ignore", divide="ignore"):
             cost = self.catalog.cost(ev[_F["in_sum"]] / in_n, ev[_F["out_sum"]] / out_n)

@@ -113,7 +113,7 @@ async def feedback(request: web.Request) -> web.Response:
         raise RouteNotFound(f"route_id expired: decisions older than {ttl_h:g} h "
                             f"(storage.decision_ttl_hours) take no feedback", "route_id")
     result = await app[STORE].record_feedback(route_id, ticket, facts)
-    applied = {fact: int(v) if fact.endswith("_tokens") else v
+    applied = {fact: int(v) if fact.endswith("_tokens") else bool(v) if fact == "success" else v
                for fact, v in result.resolution.applied}
     log.info("feedback", route_id=route_id, policy=ticket.policy, bucket=ticket.bucket,
              model=ticket.model, applied=applied, feedback_id=result.feedback_id)

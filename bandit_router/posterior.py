@@ -123,14 +123,15 @@ def latency_params(n, total, total_sq, prior_latency_ms, prior: Prior):
     return mean, np.maximum(second - mean * mean, _MIN_LOG_VAR), count
 
 
-def expected_latency_ms(mean, var):
-    """Mean of the log-normal latency."""
-    return np.exp(mean + var / 2.0)
+def typical_latency_ms(mean):
+    """The geometric mean (median of the log-normal). Unlike the log-normal's mean, it
+    cannot rise after a fast answer: one outlier widens the spread, not the median."""
+    return np.exp(mean)
 
 
 def sample_latency_ms(mean, var, count, z):
-    """A Thompson draw of expected latency, `z` standard-normal noise."""
-    return np.exp(mean + np.sqrt(var / count) * z + var / 2.0)
+    """A Thompson draw of the typical latency, `z` standard-normal noise."""
+    return np.exp(mean + np.sqrt(var / count) * z)
 
 
 def expected_output_tokens(n, total, prior: Prior):

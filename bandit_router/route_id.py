@@ -56,8 +56,11 @@ class RouteIds:
             raise UnknownRoute("not a route_id issued by this router")
         body = f"{prefix}.{body_b64}"
         try:
-            mac = _unb64(mac_b64)
-            if not body.isascii() or not hmac.compare_digest(mac, self._mac(body)):
+            # Compare the MAC's text, not its decoded bytes: base64 decoding ignores padding,
+            # stray characters and the last character's spare bits, so several strings would
+            # decode to one MAC, and feedback (deduplicated by route_id) could count twice.
+            if not route_id.isascii() or not hmac.compare_digest(mac_b64,
+                                                                 _b64(self._mac(body))):
                 raise UnknownRoute("unknown route_id (signature does not match)")
             ms, policy, bucket, model, input_tokens, nonce = orjson.loads(_unb64(body_b64))
         except (binascii.Error, ValueError, TypeError) as exc:

@@ -106,6 +106,13 @@ class Writer:
         return batch, False
 
     def _run(self, batch: list[tuple[Job, Future]]) -> None:
+        # A caller that gave up (its awaiting task was cancelled, e.g. the pruner at
+        # shutdown) cancels its future: skip that job. Every other future is marked
+        # running here, so it can no longer be cancelled and resolving it below cannot
+        # raise InvalidStateError (which used to kill this thread and drop the queue).
+        batch = [(job, future) for job, future in batch if future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         outcomes: list[tuple[Future, Any, BaseException | None]] = []
         try:
             with self.db.atomic():

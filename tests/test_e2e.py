@@ -20,7 +20,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-
 CHEAP, MID, STRONG = "gpt-5-nano", "gpt-5-mini", "gpt-5"
 # Mean quality each model delivers, per kind of request.
 WORLD = {

@@ -1,0 +1,277 @@
+"""Config loading: the bundled file is valid, and every mistake names its dotted key."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bandit_router.config import Config, ConfigError, load, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = ROOT / "config.toml"
+
+
+@pytest.fixture(scope="module")
+def pristine() -> dict[str, Any]:
+    return tomllib.loads(BUNDLED.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def doc(pristine: dict[str, Any]) -> dict[str, Any]:
+    """A private, editable copy of the bundled config document."""
+    return copy.deepcopy(pristine)
+
+
+def error_for(doc: dict[str, Any]) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse(doc)
+    return info.value
+
+
+# --- the bundled config ---------------------------------------------------------------------
+
+def test_bundled_config_loads(config: Config) -> None:
+    assert config.source == str(BUNDLED)
+    assert config.routing.default_policy in config.policies
+    assert set(config.policies) == {"default", "cheap"}
+    assert config.policies["cheap"].mode == "cheapest_adequate"
+    assert config.policies["cheap"].target_for("code:high") == 0.8
+    assert config.policies["cheap"].target_for("chat:low") == 0.7
+    assert config.buckets.levels == ("low", "high")
+    assert "code:high" in config.buckets.names
+
+
+def test_catalog_has_several_models_from_several_providers(config: Config) -> None:
+    assert len(config.models) >= 5
+    assert len({m.provider for m in config.models}) >= 2
+    assert len({m.name for m in config.models}) == len(config.models)
+    for m in config.models:
+        assert m.input_per_mtok >= 0 and m.output_per_mtok >= 0
+        assert m.context_tokens > 0 and m.latency_ms > 0
+
+
+def test_parse_of_the_document_equals_load(config: Config, doc: dict[str, Any]) -> None:
+    assert parse(doc, source=str(BUNDLED)) == config
+
+
+def test_defaults_fill_optional_tables(doc: dict[str, Any]) -> None:
+    for name in ("server", "storage", "logging", "routing"):
+        del doc[name]
+    config = parse(doc)
+    assert config.server.port == 8787
+    assert config.routing.seed is None
+    assert config.routing.default_policy == "default"
+
+
+# --- unknown keys ---------------------------------------------------------------------------
+
+UNKNOWN_KEYS: list[tuple[Callable[[dict], dict], str]] = [
+    (lambda d: d, "colour"),
+    (lambda d: d["server"], "prot"),
+    (lambda d: d["storage"], "pth"),
+    (lambda d: d["routing"], "seeds"),
+    (lambda d: d["models"][2], "price"),
+    (lambda d: d["buckets"], "level"),
+    (lambda d: d["buckets"]["complexity"], "per_cues"),
+    (lambda d: d["buckets"]["tasks"]["code"], "hint"),
+    (lambda d: d["policies"]["default"], "halflife_hours"),
+    (lambda d: d["policies"]["default"]["prior"], "quality_men"),
+    (lambda d: d["policies"]["cheap"].setdefault("weights", {}), "latncy"),
+]
+UNKNOWN_KEY_NAMES = ["colour", "server.prot", "storage.pth", "routing.seeds", "models[2].price",
+                     "buckets.level", "buckets.complexity.per_cues", "buckets.tasks.code.hint",
+                     "policies.default.halflife_hours", "policies.default.prior.quality_men",
+                     "policies.cheap.weights.latncy"]
+
+
+@pytest.mark.parametrize(("where", "key", "dotted"),
+                         [(w, k, d) for (w, k), d in zip(UNKNOWN_KEYS, UNKNOWN_KEY_NAMES,
+                                                         strict=True)],
+                         ids=UNKNOWN_KEY_NAMES)
+def test_unknown_key_is_named(doc: dict[str, Any], where: Callable[[dict], dict], key: str,
+                              dotted: str) -> None:
+    where(doc)[key] = 1
+    err = error_for(doc)
+    assert err.key == dotted
+    assert "unknown key" in err.problem
+    assert f"'{dotted}'" in str(err)
+
+
+# --- wrong types and out-of-range values ----------------------------------------------------
+
+def _set(path: str, value: Any) -> Callable[[dict], None]:
+    """A mutation that sets the value at a path like 'models.0.latency_ms'."""
+    parts = path.split(".")
+
+    def mutate(d: dict) -> None:
+        node: Any = d
+        for p in parts[:-1]:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        node[parts[-1]] = value
+
+    return mutate
+
+
+BAD_VALUES = [
+    # (path in the document, bad value, dotted key expected in the error)
+    ("server.port", "8787", "server.port"),
+    ("server.port", 8787.0, "server.port"),
+    ("server.port", 70000, "server.port"),
+    ("server.port", True, "server.port"),
+    ("server.host", 127, "server.host"),
+    ("server.max_body_bytes", 10, "server.max_body_bytes"),
+    ("storage.synchronous", "sometimes", "storage.synchronous"),
+    ("storage.decision_ttl_hours", 0, "storage.decision_ttl_hours"),
+    ("logging.level", "loud", "logging.level"),
+    ("logging.decision_sample_rate", 1.5, "logging.decision_sample_rate"),
+    ("logging.decision_sample_rate", float("nan"), "logging.decision_sample_rate"),
+    ("routing.seed", "zero", "routing.seed"),
+    ("routing.recent_window", 0, "routing.recent_window"),
+    ("models.0.latency_ms", 0, "models[0].latency_ms"),
+    ("models.1.input_per_mtok", -0.1, "models[1].input_per_mtok"),
+    ("models.3.context_tokens", 1.5e6, "models[3].context_tokens"),
+    ("models.4.name", 5, "models[4].name"),
+    ("buckets.levels", "low", "buckets.levels"),
+    ("buckets.complexity.per_cue", -1, "buckets.complexity.per_cue"),
+    ("buckets.tasks.code.min_cues", 0, "buckets.tasks.code.min_cues"),
+    ("buckets.tasks.code.cues", ["bug", 3], "buckets.tasks.code.cues"),
+    ("policies.default.mode", "greedy", "policies.default.mode"),
+    ("policies.default.evidence_cap", -1, "policies.default.evidence_cap"),
+    ("policies.default.half_life_hours", float("inf"), "policies.default.half_life_hours"),
+    ("policies.default.weights.cost", -0.1, "policies.default.weights.cost"),
+    ("policies.default.prior.quality_mean", 1.0, "policies.default.prior.quality_mean"),
+    ("policies.default.prior.quality_mean", 0.0, "policies.default.prior.quality_mean"),
+    ("policies.default.prior.quality_strength", 0, "policies.default.prior.quality_strength"),
+    ("policies.cheap.quality_target", 1.2, "policies.cheap.quality_target"),
+    ("policies.cheap.quality_targets.code:high", -0.5,
+     "policies.cheap.quality_targets.code:high"),
+    ("policies.cheap.prior", 3, "policies.cheap.prior"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "dotted"), BAD_VALUES,
+                         ids=[f"{p}={v!r}" for p, v, _ in BAD_VALUES])
+def test_bad_value_is_named(doc: dict[str, Any], path: str, value: Any, dotted: str) -> None:
+    _set(path, value)(doc)
+    err = error_for(doc)
+    assert err.key == dotted
+    assert f"'{dotted}'" in str(err)
+
+
+def test_missing_required_model_field_is_named(doc: dict[str, Any]) -> None:
+    del doc["models"][1]["provider"]
+    err = error_for(doc)
+    assert err.key == "models[1].provider"
+    assert "required" in err.problem
+
+
+def test_missing_catalog(doc: dict[str, Any]) -> None:
+    del doc["models"]
+    assert error_for(doc).key == "models"
+    doc["models"] = []
+    assert error_for(doc).key == "models"
+
+
+# --- cross-field checks ---------------------------------------------------------------------
+
+def test_default_policy_must_exist(doc: dict[str, Any]) -> None:
+    doc["routing"]["default_policy"] = "fastest"
+    err = error_for(doc)
+    assert err.key == "routing.default_policy"
+    assert "fastest" in err.problem
+
+
+def test_duplicate_model_name(doc: dict[str, Any]) -> None:
+    doc["models"].append(dict(doc["models"][1]))
+    err = error_for(doc)
+    index = len(doc["models"]) - 1
+    assert err.key == f"models[{index}].name"
+    assert doc["models"][1]["name"] in err.problem
+
+
+@pytest.mark.parametrize(("levels", "thresholds"), [
+    (["low", "high"], []),
+    (["low", "high"], [1.0, 2.0]),
+    (["low", "mid", "high"], [2.0]),
+    (["low", "mid", "high"], [3.0, 1.0]),  # right count, but descending
+])
+def test_thresholds_must_match_levels(doc: dict[str, Any], levels: list[str],
+                                      thresholds: list[float]) -> None:
+    doc["buckets"]["levels"] = levels
+    doc["buckets"]["thresholds"] = thresholds
+    assert error_for(doc).key == "buckets.thresholds"
+
+
+def test_three_levels_with_two_ascending_thresholds_are_fine(doc: dict[str, Any]) -> None:
+    doc["buckets"]["levels"] = ["low", "mid", "high"]
+    doc["buckets"]["thresholds"] = [1.0, 3.0]
+    doc["policies"]["cheap"]["quality_targets"] = {"code:mid": 0.75}
+    config = parse(doc)
+    assert "chat:mid" in config.buckets.names
+    assert config.policies["cheap"].target_for("code:mid") == 0.75
+
+
+def test_repeated_level(doc: dict[str, Any]) -> None:
+    doc["buckets"]["levels"] = ["low", "low"]
+    assert error_for(doc).key == "buckets.levels"
+
+
+def test_task_names_may_not_hold_a_colon(doc: dict[str, Any]) -> None:
+    doc["buckets"]["tasks"]["code:review"] = {"hints": ["review"]}
+    assert error_for(doc).key == "buckets.tasks.code:review"
+
+
+def test_default_task_must_be_a_task(doc: dict[str, Any]) -> None:
+    doc["buckets"]["default_task"] = "smalltalk"
+    assert error_for(doc).key == "buckets.default_task"
+
+
+def test_quality_target_for_unknown_bucket(doc: dict[str, Any]) -> None:
+    doc["policies"]["cheap"]["quality_targets"]["code:extreme"] = 0.9
+    err = error_for(doc)
+    assert err.key == "policies.cheap.quality_targets.code:extreme"
+    assert "unknown bucket" in err.problem
+
+
+# --- files ----------------------------------------------------------------------------------
+
+def test_invalid_toml_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[server\nport = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.key == "<file>"
+    assert "not valid TOML" in info.value.problem
+    assert str(path) in info.value.problem
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.key == "<file>"
+    assert str(path) in info.value.problem
+
+
+def test_load_reports_bad_values_from_a_file(tmp_path: Path) -> None:
+    text = BUNDLED.read_text(encoding="utf-8").replace("port = 8787", "prot = 8787")
+    path = tmp_path / "typo.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.key == "server.prot"
+
+
+def test_load_uses_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = BUNDLED.read_text(encoding="utf-8").replace("port = 8787", "port = 9999")
+    path = tmp_path / "env.toml"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("BANDIT_ROUTER_CONFIG", str(path))
+    config = load()
+    assert config.server.port == 9999
+    assert config.source == str(path)
