@@ -250,14 +250,22 @@ def _weights(t: Table) -> Weights:
 def _prior(t: Table) -> Prior:
     d = Prior()
     return Prior(
-        quality_mean=t.number("quality_mean", d.quality_mean, above=0, hi=0.999999),
-        quality_strength=t.number("quality_strength", d.quality_strength, above=0),
+        # Bounds keep the Beta prior numerically sound (intervals, sampling).
+        quality_mean=t.number("quality_mean", d.quality_mean, lo=0.01, hi=0.99),
+        quality_strength=t.number("quality_strength", d.quality_strength, lo=0.1, hi=1e6),
         latency_strength=t.number("latency_strength", d.latency_strength, above=0),
         latency_log_sd=t.number("latency_log_sd", d.latency_log_sd, above=0),
         output_tokens=t.number("output_tokens", d.output_tokens, lo=0),
         output_tokens_strength=t.number("output_tokens_strength", d.output_tokens_strength,
                                         above=0),
     )
+
+
+def _half_life(t: Table, default: float) -> float:
+    value = t.number("half_life_hours", default, lo=0)
+    if 0 < value < 0.001:
+        raise ConfigError(t.key("half_life_hours"), "must be 0 (no decay) or at least 0.001")
+    return value
 
 
 def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
@@ -274,7 +282,7 @@ def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
         prior=t.table("prior").read(_prior),
         quality_target=t.number("quality_target", d.quality_target, lo=0, hi=1),
         quality_targets=MappingProxyType(per_bucket),
-        half_life_hours=t.number("half_life_hours", d.half_life_hours, lo=0),
+        half_life_hours=_half_life(t, d.half_life_hours),
         evidence_cap=t.number("evidence_cap", d.evidence_cap, lo=0),
     )
 

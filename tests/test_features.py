@@ -12,7 +12,7 @@ from bandit_router.config import BucketRules, Config, load
 from bandit_router.features import (
     CHARS_PER_TOKEN,
     TOKENS_PER_MESSAGE,
-    cue_hits,
+    Text,
     estimate_tokens,
     extract,
 )
@@ -93,11 +93,30 @@ def test_turns_are_at_least_one(rules: BucketRules) -> None:
 
 # --- cues -----------------------------------------------------------------------------------
 
+def cue_hits(text: str, cues: tuple[str, ...]) -> int:
+    return Text(text).cue_hits(cues)
+
+
 def test_cue_hits_counts_distinct_cues() -> None:
     cues = ("def ", "return ", "bug")
     assert cue_hits("nothing to see", cues) == 0
     assert cue_hits("def f(): return 1", cues) == 2
     assert cue_hits("bug bug bug bug", cues) == 1  # repeats add nothing
+
+
+def test_word_cues_match_only_at_the_start_of_a_word() -> None:
+    assert cue_hits("I trust you to debug it", ("rust", "bug")) == 0
+    assert cue_hits("Rust: a bug, (bug) again", ("rust", "bug")) == 2
+    assert cue_hits("categories and analysis", ("categor", "analy")) == 2  # stems still work
+    assert cue_hits("a javascript question", ("java ",)) == 0  # a trailing space: whole word
+    assert cue_hits("javaprogram", ("java ",)) == 0
+    assert cue_hits("java\nprogram", ("java ",)) == 1
+    assert cue_hits("I write java", ("java ",)) == 1  # the end of the text ends a word
+
+
+def test_symbol_cues_match_anywhere() -> None:
+    assert cue_hits("see```code```", ("```",)) == 1
+    assert cue_hits("use c++ or x^2", ("c++", "x^2", "#include")) == 2
 
 
 def test_cues_are_matched_case_insensitively(rules: BucketRules) -> None:
