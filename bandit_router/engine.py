@@ -8,20 +8,21 @@ service, the benchmarks and the experiments decide with exactly this code.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from bandit_router import posterior
+from bandit_router.arms import BucketArms, Reading
 from bandit_router.buckets import bucket_of
 from bandit_router.catalog import Catalog
 from bandit_router.config import Config, PolicyConfig, Weights
 from bandit_router.errors import NoEligibleModel, UnknownBucket, UnknownModel, UnknownPolicy
 from bandit_router.features import extract
 from bandit_router.policy import ArmPosteriors, thompson
-from bandit_router.posterior import FIELDS, Evidence
+from bandit_router.posterior import Evidence
+from bandit_router.report import arm_reports
 from bandit_router.route_id import RouteIds, new_nonce
 from bandit_router.types import (
     ArmExplanation,
@@ -33,39 +34,14 @@ from bandit_router.types import (
     RouteTicket,
 )
 
-_F = {name: i for i, name in enumerate(FIELDS)}
-
-
-class BucketArms:
-    """Evidence of one (policy, bucket)'s arms as columns, plus its recent decisions."""
-
-    __slots__ = ("counts", "evidence", "recent", "updated_at")
-
-    def __init__(self, models: int, window: int) -> None:
-        self.evidence = np.zeros((len(FIELDS), models))
-        self.updated_at = np.zeros(models)
-        self.recent: deque[int] = deque(maxlen=window)
-        self.counts = np.zeros(models, dtype=np.int64)
-
-    def set(self, i: int, ev: Evidence) -> None:
-        self.evidence[:, i] = [getattr(ev, name) for name in FIELDS]
-        self.updated_at[i] = ev.updated_at
-
-    def record(self, i: int) -> None:
-        if len(self.recent) == self.recent.maxlen:
-            self.counts[self.recent[0]] -= 1
-        self.recent.append(i)
-        self.counts[i] += 1
-
-    def decayed(self, now: float, half_life_s: float) -> np.ndarray:
-        return self.evidence * posterior.decay_factor(now - self.updated_at, half_life_s)
-
 
 @dataclass(frozen=True, slots=True)
 class _Scored:
+    """A bucket's reading, priced for the request at hand."""
+
     arms: ArmPosteriors
-    quality_mean: np.ndarray
-    output_tokens: np.ndarray
+    reading: Reading
+    output_tokens: np.ndarray  # expected, capped by the caller's max_output_tokens
 
 
 def _reserved(features: Features, expected_output: np.ndarray) -> np.ndarray:
@@ -168,20 +144,16 @@ class Engine:
 
     def _score(self, table: BucketArms, policy: PolicyConfig, features: Features,
                now: float) -> _Scored:
-        prior = policy.prior
-        ev = table.decayed(now, policy.half_life_hours * 3600.0)
-        alpha, beta = posterior.quality_params(ev[_F["q_pos"]], ev[_F["q_neg"]], prior)
-        lat_mean, lat_var, lat_count = posterior.latency_params(
-            ev[_F["lat_n"]], ev[_F["lat_sum"]], ev[_F["lat_sumsq"]],
-            self.catalog.prior_latency_ms, prior)
-        out = posterior.expected_output_tokens(ev[_F["out_n"]], ev[_F["out_sum"]], prior)
+        reading = table.read(policy, self.catalog.prior_latency_ms, now)
+        out = reading.output_tokens
         if features.output_tokens is not None:
             out = np.minimum(out, features.output_tokens)
         arms = ArmPosteriors(
-            alpha=alpha, beta=beta, latency_mean=lat_mean, latency_var=lat_var,
-            latency_count=lat_count, expected_cost=self.catalog.cost(features.input_tokens, out),
-            expected_latency=posterior.typical_latency_ms(lat_mean))
-        return _Scored(arms=arms, quality_mean=alpha / (alpha + beta), output_tokens=out)
+            alpha=reading.alpha, beta=reading.beta, latency_mean=reading.latency_mean,
+            latency_var=reading.latency_var, latency_count=reading.latency_count,
+            expected_cost=self.catalog.cost(features.input_tokens, out),
+            expected_latency=reading.typical_latency_ms)
+        return _Scored(arms=arms, reading=reading, output_tokens=out)
 
     def _eligible(self, request: RouteRequest, features: Features, arms: ArmPosteriors,
                   output_tokens: np.ndarray) -> np.ndarray:
@@ -242,7 +214,7 @@ class Engine:
         return tuple(
             ArmExplanation(
                 model=name, eligible=i in drawn, reason=reasons.get(name),
-                quality_mean=float(scored.quality_mean[i]),
+                quality_mean=float(scored.reading.quality_mean[i]),
                 quality_interval=(float(lo[i]), float(hi[i])),
                 quality_sample=drawn[i][0] if i in drawn else None,
                 expected_cost_usd=float(arms.expected_cost[i]),
@@ -262,30 +234,6 @@ class Engine:
         out = []
         for (p, b), table in sorted(self._tables.items()):
             if (policy is None or p == policy) and (bucket is None or b == bucket):
-                out.extend(self._report_table(p, b, table, now))
+                reading = table.read(self.config.policies[p], self.catalog.prior_latency_ms, now)
+                out.extend(arm_reports(p, b, table, reading, self.catalog))
         return out
-
-    def _report_table(self, p: str, b: str, table: BucketArms, now: float) -> list[ArmReport]:
-        cfg = self.config.policies[p]
-        ev = table.decayed(now, cfg.half_life_hours * 3600.0)
-        alpha, beta = posterior.quality_params(ev[_F["q_pos"]], ev[_F["q_neg"]], cfg.prior)
-        lo, hi = posterior.quality_interval(alpha, beta)
-        lat_mean, _, _ = posterior.latency_params(
-            ev[_F["lat_n"]], ev[_F["lat_sum"]], ev[_F["lat_sumsq"]],
-            self.catalog.prior_latency_ms, cfg.prior)
-        latency = posterior.typical_latency_ms(lat_mean)
-        in_n, out_n = ev[_F["in_n"]], ev[_F["out_n"]]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cost = self.catalog.cost(ev[_F["in_sum"]] / in_n, ev[_F["out_sum"]] / out_n)
-        seen = len(table.recent)
-        return [
-            ArmReport(
-                key=ArmKey(p, b, name), quality_mean=float(alpha[i] / (alpha[i] + beta[i])),
-                quality_interval=(float(lo[i]), float(hi[i])),
-                evidence=float(ev[_F["q_pos"], i] + ev[_F["q_neg"], i]),
-                latency_observations=float(ev[_F["lat_n"], i]),
-                mean_latency_ms=float(latency[i]),
-                mean_cost_usd=float(cost[i]) if in_n[i] > 0 and out_n[i] > 0 else None,
-                share=float(table.counts[i] / seen) if seen else 0.0,
-                recent_decisions=int(table.counts[i]))
-            for i, name in enumerate(self.catalog.names)]

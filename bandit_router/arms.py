@@ -1,0 +1,68 @@
+"""A bucket's arms in memory: evidence as columns (one per catalog model), read vectorised."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from bandit_router import posterior
+from bandit_router.config import PolicyConfig
+from bandit_router.posterior import FIELDS, Evidence
+
+F = {name: i for i, name in enumerate(FIELDS)}  # row of each evidence field
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A bucket's posteriors at one moment (every array has one entry per catalog model)."""
+
+    evidence: np.ndarray  # decayed, FIELDS x models
+    alpha: np.ndarray
+    beta: np.ndarray
+    latency_mean: np.ndarray  # of log-latency
+    latency_var: np.ndarray
+    latency_count: np.ndarray
+    output_tokens: np.ndarray  # expected
+
+    @property
+    def quality_mean(self) -> np.ndarray:
+        return self.alpha / (self.alpha + self.beta)
+
+    @property
+    def typical_latency_ms(self) -> np.ndarray:
+        return posterior.typical_latency_ms(self.latency_mean)
+
+
+class BucketArms:
+    """Evidence of one (policy, bucket)'s arms, plus its recent decisions."""
+
+    __slots__ = ("counts", "evidence", "recent", "updated_at")
+
+    def __init__(self, models: int, window: int) -> None:
+        self.evidence = np.zeros((len(FIELDS), models))
+        self.updated_at = np.zeros(models)
+        self.recent: deque[int] = deque(maxlen=window)
+        self.counts = np.zeros(models, dtype=np.int64)
+
+    def set(self, i: int, ev: Evidence) -> None:
+        self.evidence[:, i] = [getattr(ev, name) for name in FIELDS]
+        self.updated_at[i] = ev.updated_at
+
+    def record(self, i: int) -> None:
+        if len(self.recent) == self.recent.maxlen:
+            self.counts[self.recent[0]] -= 1
+        self.recent.append(i)
+        self.counts[i] += 1
+
+    def read(self, policy: PolicyConfig, prior_latency_ms: np.ndarray, now: float) -> Reading:
+        prior = policy.prior
+        ev = self.evidence * posterior.decay_factor(now - self.updated_at,
+                                                    policy.half_life_hours * 3600.0)
+        alpha, beta = posterior.quality_params(ev[F["q_pos"]], ev[F["q_neg"]], prior)
+        lat_mean, lat_var, lat_count = posterior.latency_params(
+            ev[F["lat_n"]], ev[F["lat_sum"]], ev[F["lat_sumsq"]], prior_latency_ms, prior)
+        out = posterior.expected_output_tokens(ev[F["out_n"]], ev[F["out_sum"]], prior)
+        return Reading(evidence=ev, alpha=alpha, beta=beta, latency_mean=lat_mean,
+                       latency_var=lat_var, latency_count=lat_count, output_tokens=out)

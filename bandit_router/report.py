@@ -1,0 +1,32 @@
+"""What a bucket's arms have learned, as the rows `/v1/arms` shows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bandit_router import posterior
+from bandit_router.arms import BucketArms, F, Reading
+from bandit_router.catalog import Catalog
+from bandit_router.types import ArmKey, ArmReport
+
+
+def arm_reports(policy: str, bucket: str, table: BucketArms, reading: Reading,
+                catalog: Catalog) -> list[ArmReport]:
+    ev = reading.evidence
+    lo, hi = posterior.quality_interval(reading.alpha, reading.beta)
+    in_n, out_n = ev[F["in_n"]], ev[F["out_n"]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cost = catalog.cost(ev[F["in_sum"]] / in_n, ev[F["out_sum"]] / out_n)
+    quality, latency = reading.quality_mean, reading.typical_latency_ms
+    seen = len(table.recent)
+    return [
+        ArmReport(
+            key=ArmKey(policy, bucket, name), quality_mean=float(quality[i]),
+            quality_interval=(float(lo[i]), float(hi[i])),
+            evidence=float(ev[F["q_pos"], i] + ev[F["q_neg"], i]),
+            latency_observations=float(ev[F["lat_n"], i]),
+            mean_latency_ms=float(latency[i]),
+            mean_cost_usd=float(cost[i]) if in_n[i] > 0 and out_n[i] > 0 else None,
+            share=float(table.counts[i] / seen) if seen else 0.0,
+            recent_decisions=int(table.counts[i]))
+        for i, name in enumerate(catalog.names)]
