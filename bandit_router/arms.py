@@ -12,6 +12,7 @@ from bandit_router.config import PolicyConfig
 from bandit_router.posterior import FIELDS, Evidence
 
 F = {name: i for i, name in enumerate(FIELDS)}  # row of each evidence field
+QUALITY_ROWS = [F["q_pos"], F["q_neg"]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +57,20 @@ class BucketArms:
         self.recent.append(i)
         self.counts[i] += 1
 
-    def read(self, policy: PolicyConfig, prior_latency_ms: np.ndarray, now: float) -> Reading:
+    def read(self, policy: PolicyConfig, prior_latency_ms: np.ndarray, now: float,
+             alpha0: np.ndarray, beta0: np.ndarray) -> Reading:
+        """Posteriors decayed to `now`, over the quality prior Beta(alpha0, beta0)."""
         prior = policy.prior
         ev = self.evidence * posterior.decay_factor(now - self.updated_at,
                                                     policy.half_life_hours * 3600.0)
-        alpha, beta = posterior.quality_params(ev[F["q_pos"]], ev[F["q_neg"]], prior)
+        alpha, beta = alpha0 + ev[F["q_pos"]], beta0 + ev[F["q_neg"]]
         lat_mean, lat_var, lat_count = posterior.latency_params(
             ev[F["lat_n"]], ev[F["lat_sum"]], ev[F["lat_sumsq"]], prior_latency_ms, prior)
-        out = posterior.expected_output_tokens(ev[F["out_n"]], ev[F["out_sum"]], prior)
+        # An answer's length depends mostly on the request: an untried model's prior is
+        # what the bucket's other models answered, so its expected cost is realistic.
+        bucket_out = posterior.expected_output_tokens(ev[F["out_n"]].sum(),
+                                                      ev[F["out_sum"]].sum(), prior)
+        out = posterior.expected_output_tokens(ev[F["out_n"]], ev[F["out_sum"]], prior,
+                                               bucket_out)
         return Reading(evidence=ev, alpha=alpha, beta=beta, latency_mean=lat_mean,
                        latency_var=lat_var, latency_count=lat_count, output_tokens=out)

@@ -30,7 +30,41 @@ def _parser() -> argparse.ArgumentParser:
     _common(rebuild)
     rebuild.add_argument("--check", action="store_true",
                          help="only compare the snapshot with a rebuild; exit 1 if they differ")
+    bench = commands.add_parser("bench", help="benchmarks on real or simulated outcomes")
+    kinds = bench.add_subparsers(dest="bench_command", required=True)
+    replay = kinds.add_parser(
+        "replay", help="replay a dataset of real per-prompt outcomes through the router and "
+                       "every baseline (needs the [bench] extra)")
+    replay.add_argument("path", help="dataset folder (one *.jsonl.gz and models.json)")
+    replay.add_argument("--out", help="results folder (default benchmarks/results/<dataset>)")
+    replay.add_argument("--config", help="router config (default: as for serve)")
+    replay.add_argument("--shuffles", type=int, default=10, help="cold-start passes (10)")
+    replay.add_argument("--draws", type=int, default=30_000, help="steady-state draws (30000)")
+    replay.add_argument("--workers", type=int, help="processes (default: one per CPU)")
+    replay.add_argument("--no-ablation", action="store_true", help="skip the prior ablation")
+    replay.add_argument("--peers", default="benchmarks/peers",
+                        help="folder of published peer curves, <dataset>.json (optional)")
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    try:
+        from bandit_router.bench.command import replay
+        from bandit_router.bench.replay import Settings
+    except ImportError as exc:
+        print(f"bandit-router: error: {exc}; install the extra: pip install -e '.[bench]'",
+              file=sys.stderr)
+        return 2
+    settings = Settings(shuffles=args.shuffles, draws=args.draws, workers=args.workers,
+                        ablation=not args.no_ablation)
+    figures = replay(args.path, args.out, args.config, settings, peers=args.peers)
+    router = figures["regimes"]["steady_state"]["policies"]["router"]
+    cold = figures["regimes"]["cold_start"]["policies"]["router"]
+    print(f"router: steady state {router['quality_vs_strongest']:.1%} of always-strongest's "
+          f"quality at {router['cost_vs_strongest']:.1%} of its cost; cold start "
+          f"{cold['quality_vs_strongest']:.1%} at {cold['cost_vs_strongest']:.1%} "
+          f"({figures['seconds']:.0f} s)")
+    return 0
 
 
 def _common(cmd: argparse.ArgumentParser) -> None:
@@ -90,6 +124,8 @@ def _rebuild(config: Config, check: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "bench":
+        return _bench(args)
     try:
         config = _config(args)
         if args.command == "serve":

@@ -55,6 +55,7 @@ class Model:
     output_per_mtok: float
     context_tokens: int
     latency_ms: float
+    quality_prior: float | None = None  # prior mean quality; None = the policy's
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ class Prior:
     latency_log_sd: float = 0.5
     output_tokens: float = 400.0
     output_tokens_strength: float = 2.0
+    price_slope: float = 0.0  # prior mean of the priciest model minus the cheapest's
 
     @property
     def alpha(self) -> float:
@@ -123,6 +125,8 @@ class PolicyConfig:
         default_factory=lambda: MappingProxyType({}))
     half_life_hours: float = 168.0
     evidence_cap: float = 500.0
+    pool_strength: float = 4.0
+    change_window: float = 50.0
 
     def target_for(self, bucket: str) -> float:
         return self.quality_targets.get(bucket, self.quality_target)
@@ -190,6 +194,8 @@ def _model(t: Table) -> Model:
         output_per_mtok=t.number("output_per_mtok", lo=0),
         context_tokens=t.integer("context_tokens", lo=1),
         latency_ms=t.number("latency_ms", above=0),
+        quality_prior=t.number("quality_prior", lo=0.01, hi=0.99) if t.has("quality_prior")
+        else t.raw_none("quality_prior"),
     )
 
 
@@ -258,6 +264,7 @@ def _prior(t: Table) -> Prior:
         output_tokens=t.number("output_tokens", d.output_tokens, lo=0),
         output_tokens_strength=t.number("output_tokens_strength", d.output_tokens_strength,
                                         above=0),
+        price_slope=t.number("price_slope", d.price_slope, lo=-0.9, hi=0.9),
     )
 
 
@@ -265,6 +272,13 @@ def _half_life(t: Table, default: float) -> float:
     value = t.number("half_life_hours", default, lo=0)
     if 0 < value < 0.001:
         raise ConfigError(t.key("half_life_hours"), "must be 0 (no decay) or at least 0.001")
+    return value
+
+
+def _change_window(t: Table, default: float) -> float:
+    value = t.number("change_window", default, lo=0)
+    if 0 < value < 2:
+        raise ConfigError(t.key("change_window"), "must be 0 (off) or at least 2")
     return value
 
 
@@ -284,6 +298,8 @@ def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
         quality_targets=MappingProxyType(per_bucket),
         half_life_hours=_half_life(t, d.half_life_hours),
         evidence_cap=t.number("evidence_cap", d.evidence_cap, lo=0),
+        pool_strength=t.number("pool_strength", d.pool_strength, lo=0),
+        change_window=_change_window(t, d.change_window),
     )
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bandit_router import posterior
-from bandit_router.arms import BucketArms, Reading
+from bandit_router.arms import QUALITY_ROWS, BucketArms, Reading
 from bandit_router.buckets import bucket_of
 from bandit_router.catalog import Catalog
-from bandit_router.config import Config, PolicyConfig, Weights
+from bandit_router.config import Config, Model, PolicyConfig, Prior, Weights
 from bandit_router.errors import NoEligibleModel, UnknownBucket, UnknownModel, UnknownPolicy
 from bandit_router.features import extract
 from bandit_router.policy import ArmPosteriors, thompson
@@ -52,6 +52,18 @@ def _reserved(features: Features, expected_output: np.ndarray) -> np.ndarray:
     return np.full_like(expected_output, features.output_tokens, dtype=float)
 
 
+def base_quality(prior: Prior, models: tuple[Model, ...]) -> np.ndarray:
+    """Each model's prior mean quality: its own `quality_prior` if the catalog gives one,
+    else the policy's mean, tilted by `price_slope` along the catalog's log-price range
+    (the priciest model gets mean + slope/2, the cheapest mean - slope/2)."""
+    log_price = np.log([m.input_per_mtok + m.output_per_mtok + 1e-9 for m in models])
+    span = log_price.max() - log_price.min()
+    tilt = (log_price - log_price.min()) / span - 0.5 if span > 0 else np.zeros(len(models))
+    tilted = np.clip(prior.quality_mean + prior.price_slope * tilt, 0.01, 0.99)
+    own = np.array([np.nan if m.quality_prior is None else m.quality_prior for m in models])
+    return np.where(np.isnan(own), tilted, own)
+
+
 class Engine:
     def __init__(self, config: Config, route_ids: RouteIds, rng: np.random.Generator,
                  clock: Callable[[], float] = time.time) -> None:
@@ -61,6 +73,9 @@ class Engine:
         self._rng = rng
         self._clock = clock
         self._tables: dict[tuple[str, str], BucketArms] = {}
+        self._pools: dict[str, np.ndarray] = {}  # per policy: quality evidence summed over buckets
+        self._base_quality = {name: base_quality(p.prior, config.models)
+                              for name, p in config.policies.items()}
         self.orphans: dict[ArmKey, Evidence] = {}
         self._buckets = frozenset(config.buckets.names)
 
@@ -84,6 +99,7 @@ class Engine:
                 self.orphans[key] = ev
             else:
                 self._table(key.policy, key.bucket).set(i, ev)
+                self._pools.pop(key.policy, None)
 
     def remember(self, decisions: Iterable[tuple[str, str, str]]) -> None:
         """Replay earlier (policy, bucket, model) decisions into the recent-traffic windows."""
@@ -142,9 +158,27 @@ class Engine:
             fallbacks=tuple(self.catalog.names[i] for i in choice.order[1:]),
             input_tokens=features.input_tokens, created_at=created, explanation=explanation)
 
+    def _pool(self, policy: str) -> np.ndarray:
+        """Quality evidence of each model summed over the policy's buckets, recomputed in a
+        fixed order after changes, so it is the same however the evidence arrived."""
+        pool = self._pools.get(policy)
+        if pool is None:
+            pool = np.zeros((2, len(self.catalog)))
+            for key in sorted(k for k in self._tables if k[0] == policy):
+                pool += self._tables[key].evidence[QUALITY_ROWS]
+            self._pools[policy] = pool
+        return pool
+
+    def _read(self, policy: PolicyConfig, table: BucketArms, now: float) -> Reading:
+        """A bucket's posteriors; its quality prior borrows from the model's other buckets."""
+        others = np.maximum(self._pool(policy.name) - table.evidence[QUALITY_ROWS], 0.0)
+        alpha0, beta0 = posterior.pooled_prior(policy.prior, self._base_quality[policy.name],
+                                               others[0], others[1], policy.pool_strength)
+        return table.read(policy, self.catalog.prior_latency_ms, now, alpha0, beta0)
+
     def _score(self, table: BucketArms, policy: PolicyConfig, features: Features,
                now: float) -> _Scored:
-        reading = table.read(policy, self.catalog.prior_latency_ms, now)
+        reading = self._read(policy, table, now)
         out = reading.output_tokens
         if features.output_tokens is not None:
             out = np.minimum(out, features.output_tokens)
@@ -234,6 +268,6 @@ class Engine:
         out = []
         for (p, b), table in sorted(self._tables.items()):
             if (policy is None or p == policy) and (bucket is None or b == bucket):
-                reading = table.read(self.config.policies[p], self.catalog.prior_latency_ms, now)
+                reading = self._read(self.config.policies[p], table, now)
                 out.extend(arm_reports(p, b, table, reading, self.catalog))
         return out

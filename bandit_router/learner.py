@@ -25,7 +25,8 @@ def fold(current: Evidence, event: FeedbackEvent, policy: PolicyConfig | None) -
     """The arm's evidence after `event`. A policy no longer in config neither decays nor caps."""
     half_life_s = policy.half_life_hours * 3600.0 if policy else 0.0
     cap = policy.evidence_cap if policy else 0.0
-    return posterior.observe(current, event.facts, event.at, half_life_s, cap)
+    window = policy.change_window if policy else 0.0
+    return posterior.observe(current, event.facts, event.at, half_life_s, cap, window)
 
 
 class ArmBook:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
-from bandit_router.posterior import FIELDS
-
 migrations = Migrations("bandit_router")
 
 
 @migrations()
 def m001_initial(db: Database) -> None:
-    evidence = ",\n".join(f"    {name} REAL NOT NULL" for name in FIELDS)
+    evidence = ",\n".join(f"    {name} REAL NOT NULL" for name in (
+        "q_pos", "q_neg", "lat_n", "lat_sum", "lat_sumsq", "in_n", "in_sum", "out_n", "out_sum"))
     script = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 -- Decisions, for traffic statistics; feedback does not need them (route_ids are signed).
@@ -59,6 +58,13 @@ CREATE TABLE arms (
     for statement in script.split(";\n"):
         if statement.strip():
             db.execute(statement)
+
+
+@migrations()
+def m002_recent_quality(db: Database) -> None:
+    """Recent-quality statistics for change detection."""
+    for column in ("recent_pos", "recent_neg"):
+        db.execute(f"ALTER TABLE arms ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
 
 
 def apply(db: Database) -> None:

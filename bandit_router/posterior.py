@@ -20,6 +20,7 @@ from bandit_router.config import Prior
 
 _MIN_LATENCY_MS = 1.0  # log-latency needs a positive value; sub-millisecond answers count as 1 ms
 _MIN_LOG_VAR = 1e-6
+CHANGE_Z = 4.0  # how many standard errors recent quality must stray to count as a change
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class Evidence:
     in_sum: float = 0.0
     out_n: float = 0.0  # output-token observations
     out_sum: float = 0.0
+    recent_pos: float = 0.0  # quality over roughly the last `change_window` observations
+    recent_neg: float = 0.0
     updated_at: float = 0.0
 
     @property
@@ -77,12 +80,15 @@ def _capped(ev: Evidence, cap: float) -> Evidence:
 
 
 def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
-            half_life_s: float, cap: float) -> Evidence:
-    """Fold one feedback message's facts into the evidence: decay to `now`, add, cap."""
+            half_life_s: float, cap: float, change_window: float = 0.0) -> Evidence:
+    """Fold one feedback message's facts into the evidence: decay to `now`, add, cap, and
+    (with a `change_window`) forget the past when recent quality says the arm changed."""
     ev = decayed(ev, now, half_life_s)
     add = dict.fromkeys(FIELDS, 0.0)
+    quality = None
     for fact, value in facts:
         if fact == "quality":
+            quality = value
             add["q_pos"] += value
             add["q_neg"] += 1.0 - value
         elif fact == "latency_ms":
@@ -97,7 +103,27 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
             add["out_n"] += 1.0
             add["out_sum"] += value
     summed = {name: getattr(ev, name) + add[name] for name in FIELDS}
+    if quality is not None and change_window > 0:
+        keep = 1.0 - 1.0 / change_window  # an exponential window of about that many answers
+        summed["recent_pos"] = ev.recent_pos * keep + quality
+        summed["recent_neg"] = ev.recent_neg * keep + 1.0 - quality
+        summed.update(_after_change(summed, change_window))
     return _capped(Evidence(**summed, updated_at=ev.updated_at), cap)
+
+
+def _after_change(s: dict[str, float], window: float) -> dict[str, float]:
+    """When the recent window's mean quality strays more than CHANGE_Z standard errors from
+    the long-run mean, the arm has changed (a model update, an outage): the long run
+    restarts from the recent window. Otherwise nothing changes."""
+    recent_n = s["recent_pos"] + s["recent_neg"]
+    long_n = s["q_pos"] + s["q_neg"]
+    if recent_n < window / 2 or long_n < 2 * recent_n:
+        return {}
+    long_mean = s["q_pos"] / long_n
+    spread = math.sqrt(max(long_mean * (1.0 - long_mean), 0.01) / recent_n)
+    if abs(s["recent_pos"] / recent_n - long_mean) <= CHANGE_Z * spread:
+        return {}
+    return {"q_pos": s["recent_pos"], "q_neg": s["recent_neg"]}
 
 
 # --- reading a posterior (floats or arrays) -------------------------------------------------
@@ -105,6 +131,17 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
 def quality_params(q_pos, q_neg, prior: Prior):
     """Beta(alpha, beta) of quality: the prior's pseudo-counts plus the evidence."""
     return prior.alpha + q_pos, prior.beta + q_neg
+
+
+def pooled_prior(prior: Prior, base_mean, pooled_pos, pooled_neg, pool_strength: float):
+    """Beta prior of a model in one bucket: the configured prior (mean `base_mean`), moved
+    toward what the model showed in the policy's other buckets, worth at most
+    `pool_strength` observations. A model no bucket has seen keeps the configured prior."""
+    pooled_n = pooled_pos + pooled_neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(pooled_n > pool_strength, pool_strength / pooled_n, 1.0)
+    return (base_mean * prior.quality_strength + scale * pooled_pos,
+            (1.0 - base_mean) * prior.quality_strength + scale * pooled_neg)
 
 
 def quality_interval(alpha, beta, level: float = 0.95):
@@ -134,6 +171,8 @@ def sample_latency_ms(mean, var, count, z):
     return np.exp(mean + np.sqrt(var / count) * z)
 
 
-def expected_output_tokens(n, total, prior: Prior):
+def expected_output_tokens(n, total, prior: Prior, prior_mean=None):
+    """Posterior mean answer length; `prior_mean` defaults to the configured guess."""
     s0 = prior.output_tokens_strength
-    return (s0 * prior.output_tokens + total) / (s0 + n)
+    mean = prior.output_tokens if prior_mean is None else prior_mean
+    return (s0 * mean + total) / (s0 + n)

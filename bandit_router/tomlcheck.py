@@ -67,7 +67,12 @@ class Table:
         return value
 
     def optional_integer(self, name: str) -> int | None:
-        return self.integer(name) if self.has(name) else self._raw(name, None)
+        return self.integer(name) if self.has(name) else self.raw_none(name)
+
+    def raw_none(self, name: str) -> None:
+        """Mark an absent optional key as read; its value is None."""
+        self._read.add(name)
+        return None
 
     def number(self, name: str, default: Any = _REQUIRED, lo: float | None = None,
                hi: float | None = None, above: float | None = None) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from types import MappingProxyType
 
 import numpy as np
 import pytest
@@ -302,9 +303,38 @@ def test_absorbed_evidence_shifts_traffic(engine: Engine, clock) -> None:
     assert after > before + 0.2
     picks = Counter(engine.decide(ask()).model for _ in range(400))
     assert picks.most_common(1)[0][0] == model
-    # other buckets and policies learned nothing
-    assert share_of(engine, model, ask(CODE)) < 0.25
+    # another policy learned nothing
     assert share_of(engine, model, ask(policy="cheap")) < 0.25
+
+
+def test_other_buckets_borrow_a_few_observations_as_their_prior(engine: Engine, clock,
+                                                                 config: Config) -> None:
+    model = "claude-haiku-4-5"
+    engine.absorb({ArmKey("default", "chat:low", model): sharp(0.98, clock())})
+    engine.decide(ask(CODE))  # the code bucket's arms exist from its first decision
+    code = {r.key.model: r for r in engine.report(bucket="code:low")}
+    pooled, other = code[model], code["gpt-5-mini"]
+    assert pooled.evidence == 0.0  # nothing observed in this bucket
+    policy = config.policies["default"]
+    n0, k = policy.prior.quality_strength, policy.pool_strength
+    # the 400 observations elsewhere count as pool_strength observations here
+    expected = (policy.prior.quality_mean * n0 + 0.98 * k) / (n0 + k)
+    assert pooled.quality_mean == pytest.approx(expected)
+    assert other.quality_mean == pytest.approx(policy.prior.quality_mean)
+    lo, hi = pooled.quality_interval
+    chat = {r.key.model: r for r in engine.report(bucket="chat:low")}[model]
+    assert chat.quality_interval[1] - chat.quality_interval[0] < hi - lo
+
+
+def test_no_pooling_keeps_buckets_apart(make_engine, config: Config, clock) -> None:
+    policies = dict(config.policies)
+    policies["default"] = replace(policies["default"], pool_strength=0.0)
+    engine = make_engine(cfg=replace(config, policies=MappingProxyType(policies)))
+    model = "claude-haiku-4-5"
+    engine.absorb({ArmKey("default", "chat:low", model): sharp(0.98, clock())})
+    engine.decide(ask(CODE))
+    code = {r.key.model: r for r in engine.report(bucket="code:low")}
+    assert code[model].quality_mean == pytest.approx(0.6)
 
 
 def test_poor_evidence_steers_traffic_away(engine: Engine, clock) -> None:

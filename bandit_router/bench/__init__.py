@@ -1,0 +1,1 @@
+"""The benchmark harness: replay real per-prompt outcomes through the router and baselines."""
