@@ -91,8 +91,8 @@ class BucketRules:
 
 @dataclass(frozen=True, slots=True)
 class Weights:
-    cost: float = 0.3
-    latency: float = 0.05
+    cost: float = 0.1
+    latency: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +124,9 @@ class PolicyConfig:
     quality_targets: MappingProxyType[str, float] = field(
         default_factory=lambda: MappingProxyType({}))
     half_life_hours: float = 168.0
-    evidence_cap: float = 500.0
-    pool_strength: float = 4.0
+    evidence_cap: float = 0.0
+    pooling: Literal["optimistic", "full", "off"] = "optimistic"
+    pool_strength: float = 10.0
     change_window: float = 50.0
 
     def target_for(self, bucket: str) -> float:
@@ -298,6 +299,7 @@ def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
         quality_targets=MappingProxyType(per_bucket),
         half_life_hours=_half_life(t, d.half_life_hours),
         evidence_cap=t.number("evidence_cap", d.evidence_cap, lo=0),
+        pooling=t.string("pooling", d.pooling, choices=("optimistic", "full", "off")),  # type: ignore[arg-type]
         pool_strength=t.number("pool_strength", d.pool_strength, lo=0),
         change_window=_change_window(t, d.change_window),
     )

@@ -21,6 +21,7 @@ from bandit_router.config import Config, Model, PolicyConfig, Prior, Weights
 from bandit_router.errors import NoEligibleModel, UnknownBucket, UnknownModel, UnknownPolicy
 from bandit_router.features import extract
 from bandit_router.policy import ArmPosteriors, thompson
+from bandit_router.pooling import Pool
 from bandit_router.posterior import Evidence
 from bandit_router.report import arm_reports
 from bandit_router.route_id import RouteIds, new_nonce
@@ -73,7 +74,7 @@ class Engine:
         self._rng = rng
         self._clock = clock
         self._tables: dict[tuple[str, str], BucketArms] = {}
-        self._pools: dict[str, np.ndarray] = {}  # per policy: quality evidence summed over buckets
+        self._pools: dict[str, Pool] = {}  # per policy, refitted after new evidence
         self._base_quality = {name: base_quality(p.prior, config.models)
                               for name, p in config.policies.items()}
         self.orphans: dict[ArmKey, Evidence] = {}
@@ -134,7 +135,7 @@ class Engine:
         # must not add empty arms to /v1/arms that a restart would not bring back.
         table = self._tables.get((policy.name, bucket)) or BucketArms(
             len(self.catalog), self.config.routing.recent_window)
-        scored = self._score(table, policy, features, now)
+        scored = self._score(table, policy, bucket, features, now)
         eligible = self._eligible(request, features, scored.arms, scored.output_tokens)
         weights = Weights(
             cost=policy.weights.cost if request.weights.cost is None else request.weights.cost,
@@ -158,27 +159,32 @@ class Engine:
             fallbacks=tuple(self.catalog.names[i] for i in choice.order[1:]),
             input_tokens=features.input_tokens, created_at=created, explanation=explanation)
 
-    def _pool(self, policy: str) -> np.ndarray:
-        """Quality evidence of each model summed over the policy's buckets, recomputed in a
-        fixed order after changes, so it is the same however the evidence arrived."""
-        pool = self._pools.get(policy)
+    def _pool(self, policy: PolicyConfig) -> Pool:
+        """The policy's pooled view of its models, refitted after new evidence, in a fixed
+        order, so it is the same however the evidence arrived."""
+        pool = self._pools.get(policy.name)
         if pool is None:
-            pool = np.zeros((2, len(self.catalog)))
-            for key in sorted(k for k in self._tables if k[0] == policy):
-                pool += self._tables[key].evidence[QUALITY_ROWS]
-            self._pools[policy] = pool
+            evidence = {b: t.evidence[QUALITY_ROWS] for (p, b), t in self._tables.items()
+                        if p == policy.name}
+            pool = Pool(evidence, self._base_quality[policy.name], policy.prior.quality_strength)
+            self._pools[policy.name] = pool
         return pool
 
-    def _read(self, policy: PolicyConfig, table: BucketArms, now: float) -> Reading:
-        """A bucket's posteriors; its quality prior borrows from the model's other buckets."""
-        others = np.maximum(self._pool(policy.name) - table.evidence[QUALITY_ROWS], 0.0)
-        alpha0, beta0 = posterior.pooled_prior(policy.prior, self._base_quality[policy.name],
-                                               others[0], others[1], policy.pool_strength)
+    def _read(self, policy: PolicyConfig, bucket: str, table: BucketArms,
+              now: float) -> Reading:
+        """A bucket's posteriors; its quality prior borrows from the policy's other buckets."""
+        if policy.pooling != "off" and policy.pool_strength > 0:
+            alpha0, beta0 = self._pool(policy).prior(bucket, policy.prior, policy.pool_strength,
+                                                     policy.pooling == "optimistic")
+        else:
+            base = self._base_quality[policy.name]
+            alpha0 = base * policy.prior.quality_strength
+            beta0 = (1.0 - base) * policy.prior.quality_strength
         return table.read(policy, self.catalog.prior_latency_ms, now, alpha0, beta0)
 
-    def _score(self, table: BucketArms, policy: PolicyConfig, features: Features,
-               now: float) -> _Scored:
-        reading = self._read(policy, table, now)
+    def _score(self, table: BucketArms, policy: PolicyConfig, bucket: str,
+               features: Features, now: float) -> _Scored:
+        reading = self._read(policy, bucket, table, now)
         out = reading.output_tokens
         if features.output_tokens is not None:
             out = np.minimum(out, features.output_tokens)
@@ -268,6 +274,6 @@ class Engine:
         out = []
         for (p, b), table in sorted(self._tables.items()):
             if (policy is None or p == policy) and (bucket is None or b == bucket):
-                reading = self._read(self.config.policies[p], table, now)
+                reading = self._read(self.config.policies[p], b, table, now)
                 out.extend(arm_reports(p, b, table, reading, self.catalog))
         return out

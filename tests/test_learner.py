@@ -84,7 +84,7 @@ def test_book_starts_from_given_states(config: Config) -> None:
 
 
 def test_fold_uses_the_policy_half_life_and_cap(config: Config) -> None:
-    policy = config.policies["default"]
+    policy = replace(config.policies["default"], evidence_cap=500.0)
     start = Evidence(q_pos=600.0, q_neg=0.0, updated_at=T0)
     week_later = event(at=T0 + policy.half_life_hours * HOUR, facts=(("latency_ms", 10.0),))
     ev = fold(start, week_later, policy)

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 
 import aiohttp
 import pytest
@@ -264,6 +265,9 @@ async def test_gathered_feedbacks_on_the_store_commit_in_groups(app_config, cloc
 
 async def test_a_duplicate_in_the_same_batch_is_refused_alone(app_config, clock, db_path,
                                                              monkeypatch, config):
+    # without pooling, an arm's prior is the configured one, so its mean can be checked exactly
+    policies = {n: replace(p, pooling="off") for n, p in app_config.policies.items()}
+    app_config = replace(app_config, policies=MappingProxyType(policies))
     async with serving(app_config, clock) as c:
         store = c.app[STORE]
         target = await route(c, prompt="hello")

@@ -66,10 +66,14 @@ def specs(ctx: Context, settings: Settings) -> list[Spec]:
 
 
 ABLATION = {
-    "flat Beta(1,1) prior": (("prior", (("quality_mean", 0.5), ("quality_strength", 2.0))),
-                              ("policy", (("pool_strength", 0.0),))),
-    "configured prior, no pooling": (("policy", (("pool_strength", 0.0),)),),
-    "configured prior + pooling (default)": (),
+    "flat Beta(1,1) prior, no pooling": (
+        ("prior", (("quality_mean", 0.5), ("quality_strength", 2.0))),
+        ("policy", (("pooling", "off"),))),
+    "configured prior, no pooling": (("policy", (("pooling", "off"),)),),
+    "configured prior + price-tilted prior (slope 0.2), no pooling": (
+        ("prior", (("price_slope", 0.2),)), ("policy", (("pooling", "off"),))),
+    "optimistic pooling (the default)": (),
+    "full pooling": (("policy", (("pooling", "full"),)),),
 }
 
 
