@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", help="router config (default: as for serve)")
     replay.add_argument("--shuffles", type=int, default=10, help="cold-start passes (10)")
     replay.add_argument("--draws", type=int, default=30_000, help="steady-state draws (30000)")
+    replay.add_argument("--steady-runs", type=int, default=3,
+                        help="steady-state runs of each learning policy (3)")
     replay.add_argument("--workers", type=int, help="processes (default: one per CPU)")
     replay.add_argument("--no-ablation", action="store_true", help="skip the prior ablation")
     replay.add_argument("--peers", default="benchmarks/peers",
@@ -56,7 +58,7 @@ def _bench(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     settings = Settings(shuffles=args.shuffles, draws=args.draws, workers=args.workers,
-                        ablation=not args.no_ablation)
+                        steady_runs=args.steady_runs, ablation=not args.no_ablation)
     figures = replay(args.path, args.out, args.config, settings, peers=args.peers)
     router = figures["regimes"]["steady_state"]["policies"]["router"]
     cold = figures["regimes"]["cold_start"]["policies"]["router"]

@@ -97,7 +97,7 @@ class Weights:
 
 @dataclass(frozen=True, slots=True)
 class Prior:
-    quality_mean: float = 0.6
+    quality_mean: float = 0.5
     quality_strength: float = 2.0
     latency_strength: float = 2.0
     latency_log_sd: float = 0.5

@@ -75,6 +75,7 @@ class Engine:
         self._clock = clock
         self._tables: dict[tuple[str, str], BucketArms] = {}
         self._pools: dict[str, Pool] = {}  # per policy, refitted after new evidence
+        self._unfitted: dict[str, float] = {}  # quality evidence absorbed since the last fit
         self._base_quality = {name: base_quality(p.prior, config.models)
                               for name, p in config.policies.items()}
         self.orphans: dict[ArmKey, Evidence] = {}
@@ -99,8 +100,11 @@ class Engine:
             if i is None or key.policy not in self.config.policies:
                 self.orphans[key] = ev
             else:
-                self._table(key.policy, key.bucket).set(i, ev)
-                self._pools.pop(key.policy, None)
+                table = self._table(key.policy, key.bucket)
+                before = table.evidence[QUALITY_ROWS, i].sum()
+                table.set(i, ev)
+                change = abs(ev.quality_n - before) + 1e-9
+                self._unfitted[key.policy] = self._unfitted.get(key.policy, 0.0) + change
 
     def remember(self, decisions: Iterable[tuple[str, str, str]]) -> None:
         """Replay earlier (policy, bucket, model) decisions into the recent-traffic windows."""
@@ -125,10 +129,14 @@ class Engine:
                                 f"levels {', '.join(self.config.buckets.levels)}", "bucket")
         return bucket
 
-    def decide(self, request: RouteRequest) -> Decision:
+    def features(self, request: RouteRequest) -> Features:
+        return extract(request, self.config.buckets)
+
+    def decide(self, request: RouteRequest, features: Features | None = None) -> Decision:
+        """The decision for `request`; pass its `features` if already computed."""
         now = self._clock()
         policy = self.policy(request.policy)
-        features = extract(request, self.config.buckets)
+        features = features or self.features(request)
         bucket = (self.check_bucket(request.bucket) if request.bucket
                   else bucket_of(features, self.config.buckets))
         # Not registered until a decision is made: a refused request (422, unknown model)
@@ -159,23 +167,27 @@ class Engine:
             fallbacks=tuple(self.catalog.names[i] for i in choice.order[1:]),
             input_tokens=features.input_tokens, created_at=created, explanation=explanation)
 
-    def _pool(self, policy: PolicyConfig) -> Pool:
-        """The policy's pooled view of its models, refitted after new evidence, in a fixed
-        order, so it is the same however the evidence arrived."""
+    def _pool(self, policy: PolicyConfig, exact: bool = False) -> Pool:
+        """The policy's pooled view of its models. Refitted (in a fixed order, so the same
+        evidence always gives the same fit) once new evidence reaches 1% of what the fit
+        saw, or at once when `exact`: a prior needs no refit per observation."""
         pool = self._pools.get(policy.name)
-        if pool is None:
+        unfitted = self._unfitted.get(policy.name, 0.0)
+        stale = unfitted > 0 and (exact or pool is None or unfitted >= 0.01 * pool.seen + 1.0)
+        if pool is None or stale:
             evidence = {b: t.evidence[QUALITY_ROWS] for (p, b), t in self._tables.items()
                         if p == policy.name}
             pool = Pool(evidence, self._base_quality[policy.name], policy.prior.quality_strength)
             self._pools[policy.name] = pool
+            self._unfitted[policy.name] = 0.0
         return pool
 
-    def _read(self, policy: PolicyConfig, bucket: str, table: BucketArms,
-              now: float) -> Reading:
+    def _read(self, policy: PolicyConfig, bucket: str, table: BucketArms, now: float,
+              exact: bool = False) -> Reading:
         """A bucket's posteriors; its quality prior borrows from the policy's other buckets."""
         if policy.pooling != "off" and policy.pool_strength > 0:
-            alpha0, beta0 = self._pool(policy).prior(bucket, policy.prior, policy.pool_strength,
-                                                     policy.pooling == "optimistic")
+            alpha0, beta0 = self._pool(policy, exact).prior(
+                bucket, policy.prior, policy.pool_strength, policy.pooling == "optimistic")
         else:
             base = self._base_quality[policy.name]
             alpha0 = base * policy.prior.quality_strength
@@ -274,6 +286,6 @@ class Engine:
         out = []
         for (p, b), table in sorted(self._tables.items()):
             if (policy is None or p == policy) and (bucket is None or b == bucket):
-                reading = self._read(self.config.policies[p], b, table, now)
+                reading = self._read(self.config.policies[p], b, table, now, exact=True)
                 out.extend(arm_reports(p, b, table, reading, self.catalog))
         return out

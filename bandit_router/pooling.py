@@ -49,6 +49,7 @@ class Pool:
         pos = np.array([evidence[b][0] for b in names]).reshape(len(names), models)
         n = pos + np.array([evidence[b][1] for b in names]).reshape(len(names), models)
         self.n, self.totals = n, n.sum(axis=0)
+        self.seen = float(self.totals.sum())
         p = (pos + 0.5) / (n + 1.0)
         self.y = _logit(p)
         prior_logit = _logit(np.asarray(base_mean, float))

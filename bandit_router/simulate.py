@@ -19,7 +19,7 @@ from bandit_router.config import Config, Model
 from bandit_router.engine import Engine
 from bandit_router.learner import ArmBook
 from bandit_router.route_id import RouteIds
-from bandit_router.types import Decision, FeedbackEvent, RouteRequest, RouteTicket
+from bandit_router.types import Decision, Features, FeedbackEvent, RouteRequest, RouteTicket
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +94,16 @@ class RouterChooser:
         self._policy = policy
         self._constraints = constraints
         self._last: Decision | None = None
+        self._features: dict[int, Features] = {}  # an item's text never changes
 
     def choose(self, item: int, request: RouteRequest, now: float) -> str:
         if self._policy is not None or self._constraints is not None:
             request = replace(request, policy=self._policy or request.policy,
                               constraints=self._constraints or request.constraints)
-        self._last = self.engine.decide(request)
+        features = self._features.get(item)
+        if features is None:
+            features = self._features[item] = self.engine.features(request)
+        self._last = self.engine.decide(request, features)
         return self._last.model
 
     def learn(self, outcome: Outcome, now: float) -> None:

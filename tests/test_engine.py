@@ -281,10 +281,12 @@ def test_explain_covers_every_model(engine: Engine, clock) -> None:
             assert a.reason is not None and a.quality_sample is None and a.utility is None
     by_model = {a.model: a for a in arms}
     assert not by_model["gpt-5"].eligible
-    assert by_model["gpt-5"].quality_mean == pytest.approx((1.2 + 360) / (2 + 400))
+    prior = engine.config.policies["default"].prior
+    assert by_model["gpt-5"].quality_mean == pytest.approx(
+        (prior.alpha + 360) / (prior.quality_strength + 400))
     assert by_model["gpt-5"].quality_interval[1] - by_model["gpt-5"].quality_interval[0] < 0.1
     # untried here: the configured prior, at most raised by what the bucket shows (pooling)
-    assert 0.6 <= by_model["gpt-5-mini"].quality_mean < 0.7
+    assert prior.quality_mean <= by_model["gpt-5-mini"].quality_mean < prior.quality_mean + 0.1
     chosen = by_model[d.model]
     assert chosen.utility == max(a.utility for a in arms if a.eligible)
     assert chosen.expected_cost_usd == d.expected_cost_usd
@@ -348,7 +350,7 @@ def test_no_pooling_keeps_buckets_apart(make_engine, config: Config, clock) -> N
     engine.absorb({ArmKey("default", "chat:low", model): sharp(0.98, clock())})
     engine.decide(ask(CODE))
     code = {r.key.model: r for r in engine.report(bucket="code:low")}
-    assert code[model].quality_mean == pytest.approx(0.6)
+    assert code[model].quality_mean == pytest.approx(config.policies["default"].prior.quality_mean)
 
 
 def test_poor_evidence_steers_traffic_away(engine: Engine, clock) -> None:

@@ -14,7 +14,7 @@ from bandit_router import posterior
 from bandit_router.config import Prior
 from bandit_router.posterior import FIELDS, Evidence, decayed, observe
 
-PRIOR = Prior()  # the bundled config's prior: mean 0.6, strength 2, latency sd 0.5
+PRIOR = Prior()  # the default prior: mean 0.5, strength 2 (uniform), latency sd 0.5
 PRIOR_LATENCY_MS = 2500.0
 DAY = 86_400.0
 
@@ -99,7 +99,8 @@ def test_quality_feedback_adds_to_alpha_and_beta() -> None:
     ev = observe(Evidence(), (("quality", 0.8),), 10.0, 0.0, 0.0)
     assert ev.q_pos == pytest.approx(0.8) and ev.q_neg == pytest.approx(0.2)
     alpha, beta = posterior.quality_params(ev.q_pos, ev.q_neg, PRIOR)
-    assert alpha == pytest.approx(0.6 * 2 + 0.8) and beta == pytest.approx(0.4 * 2 + 0.2)
+    m, n0 = PRIOR.quality_mean, PRIOR.quality_strength
+    assert alpha == pytest.approx(m * n0 + 0.8) and beta == pytest.approx((1 - m) * n0 + 0.2)
 
 
 @given(history=histories, half_life_s=half_lives, gap=st.floats(0, 3e8), q=qualities)

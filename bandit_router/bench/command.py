@@ -89,7 +89,7 @@ def _peer(folder: str | None, dataset: str) -> dict | None:
 def write(figures: dict, folder: Path, peer: dict | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(figures, indent=1, allow_nan=True))
-    (folder / "results.md").write_text(markdown.report(figures))
+    (folder / "results.md").write_text(markdown.report(figures, peer))
     plots.frontier(figures, folder / "frontier.png", peer)
     plots.traffic(figures, folder / "traffic.png")
     plots.regret(figures, folder / "regret.png")

@@ -33,14 +33,50 @@ def headline(figures: dict) -> list[str]:
     return lines
 
 
+BOUNDS = ("hindsight-map", "oracle")
+
+
 def _frontier_table(figures: dict) -> list[str]:
-    lines = ["| curve | AIQ cold start | AIQ steady state | points |", "|---|---:|---:|---:|"]
+    lines = ["| policy (curve or point) | AIQ cold start | AIQ steady state | points |",
+             "|---|---:|---:|---:|"]
     cold = figures["regimes"]["cold_start"]["frontiers"]
     steady = figures["regimes"]["steady_state"]["frontiers"]
-    for group in sorted(steady, key=lambda g: -steady[g]["aiq"]):
-        lines.append(f"| {group} | {cold[group]['aiq']:.4f} | {steady[group]['aiq']:.4f} | "
+    # "always" is a set of different policies, one point each, not a curve to compare
+    groups = [g for g in steady if g != "always"]
+    for group in sorted(groups, key=lambda g: -steady[g]["aiq"]):
+        label = f"{group} (bound: sees the answers)" if group in BOUNDS else group
+        lines.append(f"| {label} | {cold[group]['aiq']:.4f} | {steady[group]['aiq']:.4f} | "
                      f"{len(steady[group]['points'])} |")
     return lines
+
+
+def _dominance(figures: dict) -> list[str]:
+    lines = ["| static rule | regime | its cost | its quality | router's frontier at that cost "
+             "| verdict |", "|---|---|---:|---:|---:|---|"]
+    for regime in ("cold_start", "steady_state"):
+        for name, d in figures["regimes"][regime]["dominance"].items():
+            lines.append(f"| {name} | {regime} | {_pct(d['cost_vs_strongest'])} | "
+                         f"{_pct(d['quality_vs_strongest'])} | "
+                         f"{_pct(d['router_quality_at_cost'])} | {d['verdict']} |")
+    return lines
+
+
+def _peer(figures: dict, peer: dict | None) -> list[str]:
+    if not peer:
+        return []
+    from bandit_router.bench.metrics import hull_value, upper_hull
+
+    lines = ["## Against the published peer", "", f"Peer: {peer.get('label', 'peer')}.", "",
+             "| regime | router cost | router quality | peer's curve at that cost |",
+             "|---|---:|---:|---:|"]
+    for regime in ("cold_start", "steady_state"):
+        if not peer.get(regime):
+            continue
+        r = figures["regimes"][regime]["policies"]["router"]
+        at = hull_value(upper_hull([tuple(p) for p in peer[regime]]), r["cost_vs_strongest"])
+        lines.append(f"| {regime} | {_pct(r['cost_vs_strongest'])} | "
+                     f"{_pct(r['quality_vs_strongest'])} | {_pct(at)} |")
+    return [*lines, ""]
 
 
 def _ablation(figures: dict) -> list[str]:
@@ -72,7 +108,7 @@ def _all_policies(figures: dict, regime: str) -> list[str]:
     return lines
 
 
-def report(figures: dict) -> str:
+def report(figures: dict, peer: dict | None = None) -> str:
     d, s = figures["dataset"], figures["settings"]
     parts = [
         f"# Replay of `{d['name']}`: {d['prompts']} prompts × {len(d['models'])} models",
@@ -81,11 +117,14 @@ def report(figures: dict) -> str:
         f"`{d['strongest']}`; cheapest: `{d['cheapest']}`. Percentages are fractions of "
         "always-strongest's mean quality and mean cost on the same prompts. Cold start: one "
         f"pass in random order, mean of {s['shuffles']} shuffles (95% interval); steady "
-        f"state: {s['draws']} draws with replacement, measured over the last third.",
+        f"state: {s['draws']} draws with replacement, measured over the last third (mean of "
+        f"{s['steady_runs']} runs for learning policies).",
         "", "## Headline", "", *headline(figures), "",
         f"Latency is not in the data: {figures['assumptions']['latency']}", "",
         "## Frontiers (AIQ: area under the non-decreasing cost-quality hull)", "",
         *_frontier_table(figures), "",
+        "## Static rules against the router's frontier", "", *_dominance(figures), "",
+        *_peer(figures, peer),
         "## Cold-start priors (ablation)", "", *_ablation(figures), "",
         "## Two models (RouteLLM's APGR and CPT(50%))", "", *_pair(figures), "",
         "## Every policy", "", *_all_policies(figures, "cold_start"), "",

@@ -13,14 +13,16 @@ from bandit_router.bench.metrics import (
     aiq,
     apgr,
     cumulative_regret,
+    hull_value,
     interval95,
     settle_step,
     traffic_share,
+    upper_hull,
     utility,
 )
 from bandit_router.bench.runner import Context, Job, Spec
 
-WEIGHTS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.6, 1.0, 2.0)
+WEIGHTS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 LEARNERS = ("router", "epsilon_greedy", "ucb1")
 DETERMINISTIC = ("fixed", "length", "keyword", "hand_map", "hindsight", "oracle")
 SETTLE_WINDOW = 200
@@ -30,6 +32,7 @@ SETTLE_WINDOW = 200
 class Settings:
     shuffles: int = 10
     draws: int = 30_000
+    steady_runs: int = 3
     weights: tuple[float, ...] = WEIGHTS
     ablation: bool = True
     workers: int | None = None
@@ -66,14 +69,14 @@ def specs(ctx: Context, settings: Settings) -> list[Spec]:
 
 
 ABLATION = {
-    "flat Beta(1,1) prior, no pooling": (
-        ("prior", (("quality_mean", 0.5), ("quality_strength", 2.0))),
+    "uniform Beta(1,1) prior, no pooling": (("policy", (("pooling", "off"),)),),
+    "Beta(5,5) prior (LiteLLM's), no pooling": (
+        ("prior", (("quality_mean", 0.5), ("quality_strength", 10.0))),
         ("policy", (("pooling", "off"),))),
-    "configured prior, no pooling": (("policy", (("pooling", "off"),)),),
-    "configured prior + price-tilted prior (slope 0.2), no pooling": (
+    "uniform prior tilted by price (slope 0.2), no pooling": (
         ("prior", (("price_slope", 0.2),)), ("policy", (("pooling", "off"),))),
-    "optimistic pooling (the default)": (),
-    "full pooling": (("policy", (("pooling", "full"),)),),
+    "uniform prior + optimistic pooling (the default)": (),
+    "uniform prior + full pooling": (("policy", (("pooling", "full"),)),),
 }
 
 
@@ -85,10 +88,12 @@ def ablation_specs() -> list[Spec]:
 def jobs_for(spec_list: list[Spec], settings: Settings, n_items: int) -> list[Job]:
     jobs = []
     for spec in spec_list:
-        shuffles = 1 if spec.kind in DETERMINISTIC else settings.shuffles
-        jobs += [Job(spec, "cold_start", s, n_items) for s in range(shuffles)]
+        fixed = spec.kind in DETERMINISTIC
+        jobs += [Job(spec, "cold_start", s, n_items)
+                 for s in range(1 if fixed else settings.shuffles)]
         if spec.group != "ablation":
-            jobs.append(Job(spec, "steady_state", 0, settings.draws))
+            jobs += [Job(spec, "steady_state", s, settings.draws)
+                     for s in range(1 if fixed else settings.steady_runs)]
     return jobs
 
 
@@ -106,7 +111,7 @@ def _pass_figures(ctx: Context, t: Trace, strongest: int) -> dict[str, float]:
 def summarise(ctx: Context, spec: Spec, regime: str, traces: list[Trace],
               best_utility: np.ndarray, weight: float) -> dict:
     strongest = ctx.names.index(ctx.strongest)
-    measured = traces if regime == "cold_start" else [traces[0].tail(1 / 3)]
+    measured = traces if regime == "cold_start" else [t.tail(1 / 3) for t in traces]
     per_run = [_pass_figures(ctx, t, strongest) for t in measured]
     out: dict = {"group": spec.group, "param": spec.param, "runs": len(per_run)}
     for key in per_run[0]:
@@ -141,6 +146,27 @@ def _frontiers(policies: dict, lo: float, hi: float) -> dict:
     for group, pts in groups.items():
         out[group] = {"points": sorted([c, q] for c, q, _ in pts),
                       "aiq": aiq([(c, q) for c, q, _ in pts], lo, hi)}
+    return out
+
+
+STATIC_GROUPS = ("always", "always-cheapest", "always-strongest", "random", "length-rule",
+                 "keyword-rule", "hand-written-map")
+BOUNDS = ("hindsight-map", "oracle")  # they see the answers: limits, not competitors
+
+
+def dominance(policies: dict, frontier: list) -> dict[str, dict]:
+    """For each static rule: the quality the router's hull reaches at the rule's cost."""
+    hull = upper_hull([tuple(p) for p in frontier])
+    out = {}
+    for name, p in policies.items():
+        if p["group"] not in STATIC_GROUPS:
+            continue
+        cost, quality = p["cost_vs_strongest"], p["quality_vs_strongest"]
+        reach = hull_value(hull, cost)
+        verdict = ("outside the router's cost range" if cost < hull[0][0]
+                   else "dominated" if reach >= quality - 1e-9 else "not dominated")
+        out[name] = {"cost_vs_strongest": cost, "quality_vs_strongest": quality,
+                     "router_quality_at_cost": reach, "verdict": verdict}
     return out
 
 
@@ -193,7 +219,8 @@ def assemble(ctx: Context, settings: Settings, results: dict[Job, Trace]) -> dic
         out["regimes"][regime] = {
             "policies": {n: p for n, p in policies.items()
                          if p["group"] not in ("pair", "ablation")},
-            "frontiers": frontiers, "cost_range": [lo, hi]}
+            "frontiers": frontiers, "cost_range": [lo, hi],
+            "dominance": dominance(policies, frontiers["router"]["points"])}
     return out
 
 

@@ -1,0 +1,100 @@
+"""How fast the router reacts to a change: runs a scenario over seeds, writes the results."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bandit_router.bench.synthetic import Scenario, first_crossing, rolling_share, simulate
+from bandit_router.config import Config
+
+WINDOW = 50  # requests behind each share measurement
+
+
+@dataclass(frozen=True)
+class Watch:
+    """The arm to watch: `model` in requests of `kind`, from the `change`-th such request."""
+
+    kind: str
+    model: str
+    change: int
+    thresholds: tuple[float, ...]
+    below: bool  # True: wait for its share to fall below each threshold
+
+
+def react(scenario: Scenario, config: Config, watch: Watch, steps: int, seeds: int,
+          policy: str | None = None) -> dict:
+    crossings: dict[str, list[int | None]] = {f"{t:g}": [] for t in watch.thresholds}
+    curves: dict[str, list[np.ndarray]] = {m: [] for m in scenario.models}
+    for seed in range(seeds):
+        chosen = simulate(scenario, config, steps, seed, policy)[watch.kind]
+        share = rolling_share(chosen, watch.model, WINDOW)
+        for t in watch.thresholds:
+            crossings[f"{t:g}"].append(first_crossing(share, watch.change, t, watch.below))
+        for m in scenario.models:
+            curves[m].append(rolling_share(chosen, m, WINDOW))
+    length = min(len(c) for c in curves[watch.model])
+    return {
+        "scenario": scenario.name, "kind": watch.kind, "model": watch.model,
+        "change_at": watch.change, "window": WINDOW, "seeds": seeds, "steps": steps,
+        "direction": "below" if watch.below else "above", "crossings": crossings,
+        "mean_share": {m: np.mean([c[:length] for c in cs], axis=0).tolist()
+                       for m, cs in curves.items()},
+    }
+
+
+def summary(result: dict) -> dict[str, dict]:
+    out = {}
+    for t, values in result["crossings"].items():
+        reached = [v for v in values if v is not None]
+        out[t] = {"median": float(np.median(reached)) if reached else None,
+                  "max": max(reached) if reached else None,
+                  "reached": f"{len(reached)}/{len(values)}"}
+    return out
+
+
+def write(result: dict, folder: Path, title: str, description: str,
+          target: tuple[str, int] | None = None, extra: list[str] | None = None) -> None:
+    """`target`: (threshold, requests) the crossing must happen within, in every seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    name = result["scenario"]
+    stats = summary(result)
+    verb = "falls below" if result["direction"] == "below" else "rises above"
+    lines = [f"# {title}", "", description, "",
+             f"Requests of kind `{result['kind']}` after the change until the share of "
+             f"`{result['model']}` (over the last {result['window']} such requests) {verb} "
+             f"each level; {result['seeds']} seeds.", "",
+             "| level | median | worst | seeds that got there |", "|---:|---:|---:|---:|"]
+    for t, s in stats.items():
+        lines.append(f"| {float(t):.0%} | {s['median']} | {s['max']} | {s['reached']} |")
+    if target:
+        level, limit = target
+        worst = stats[level]["max"]
+        met = worst is not None and stats[level]["reached"].split("/")[0] == str(result["seeds"]) \
+            and worst <= limit
+        lines += ["", f"Target: {verb} {float(level):.0%} within {limit} requests of its kind "
+                      f"in every seed: **{'met' if met else 'missed'}** (worst {worst})."]
+        result["target"] = {"level": level, "within": limit, "met": met, "worst": worst}
+    lines += ["", *(extra or []), "", f"![{name}]({name}.png)", ""]
+    (folder / f"{name}.md").write_text("\n".join(lines))
+    (folder / f"{name}.json").write_text(json.dumps({**result, "summary": stats}, indent=1))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for model, curve in result["mean_share"].items():
+        ax.plot(curve, label=model)
+    ax.axvline(result["change_at"], color="black", linestyle="--", label="change")
+    ax.set_xlabel(f"requests of kind '{result['kind']}'")
+    ax.set_ylabel(f"share (last {result['window']}), mean of seeds")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / f"{name}.png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,39 @@
+"""The experiment scripts run, write their outputs, and show the router reacting."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bandit_router.bench.synthetic import first_crossing, rolling_share
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_rolling_share_and_crossings():
+    models = ["a"] * 10 + ["b"] * 10
+    share = rolling_share(models, "a", window=5)
+    assert share[:10].tolist() == [1.0] * 10
+    assert share[14] == 0.0 and share[11] == pytest.approx(3 / 5)
+    assert first_crossing(share, 10, 0.5, below=True) == 3  # requests 11..13: 4/5, 3/5, 2/5
+    assert first_crossing(share, 10, 0.9, below=False) is None
+    assert np.all((share >= 0) & (share <= 1))
+
+
+@pytest.mark.parametrize(("script", "level"), [("drift", "0.1"), ("new_model", "0.5"),
+                                               ("latency", "0.1")])
+def test_experiment_runs_and_meets_its_target(script: str, level: str, tmp_path: Path):
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{script}.py"),
+                           "--seeds", "2", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / f"{script}.json").read_text())
+    assert (tmp_path / f"{script}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| level |" in (tmp_path / f"{script}.md").read_text()
+    assert result["target"]["level"] == level
+    assert result["target"]["met"], result["summary"]
