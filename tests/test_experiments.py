@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bandit_router.bench.synthetic import first_crossing, rolling_share
+from bandit_router.bench.synthetic import first_crossing, lasting_crossing, rolling_share
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,6 +23,14 @@ def test_rolling_share_and_crossings():
     assert first_crossing(share, 10, 0.5, below=True) == 3  # requests 11..13: 4/5, 3/5, 2/5
     assert first_crossing(share, 10, 0.9, below=False) is None
     assert np.all((share >= 0) & (share <= 1))
+
+
+def test_lasting_crossing_waits_until_the_share_stays_across():
+    share = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    assert first_crossing(share, 0, 0.5, below=True) == 2
+    assert lasting_crossing(share, 0, 0.5, below=True) == 5  # after the rebound at index 3
+    assert lasting_crossing(np.array([0.0, 0.0]), 0, 0.5, below=True) == 1
+    assert lasting_crossing(np.array([0.0, 1.0]), 0, 0.5, below=True) is None
 
 
 @pytest.mark.parametrize(("script", "level"), [("drift", "0.1"), ("new_model", "0.5"),

@@ -16,10 +16,11 @@ POINTS = {"always-cheapest": "P", "always-strongest": "X", "random": "*", "keywo
           "hand-written-map": "h", "oracle": "p"}
 REGIMES = ("cold_start", "steady_state")
 TITLES = {"cold_start": "cold start (one pass)", "steady_state": "steady state (last third)"}
+RUNS = {"cold_start": "cold start (one pass)", "steady_state": "steady state (every draw)"}
 
 
 def frontier(figures: dict, path: Path, peer: dict | None = None) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5.4), sharey=True)
     for ax, regime in zip(axes, REGIMES, strict=True):
         data = figures["regimes"][regime]
         for group, (color, style) in CURVES.items():
@@ -48,7 +49,7 @@ def frontier(figures: dict, path: Path, peer: dict | None = None) -> None:
         ax.set_title(TITLES[regime])
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("quality, fraction of always-strongest")
-    axes[1].legend(fontsize=7, loc="lower right")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(f"{figures['dataset']['name']}: cost-quality frontier")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -62,10 +63,12 @@ def traffic(figures: dict, path: Path) -> None:
         window, shares = data["window"], data["shares"]
         names = sorted(shares, key=lambda n: -sum(shares[n]))
         steps = [window * (i + 1) for i in range(len(shares[names[0]]))]
-        ax.stackplot(steps, [shares[n] for n in names], labels=names, alpha=0.85)
+        colors = plt.get_cmap("tab20").colors
+        ax.stackplot(steps, [shares[n] for n in names], labels=names, alpha=0.9,
+                     colors=[colors[i % len(colors)] for i in range(len(names))])
         ax.set_xlabel("requests")
         ax.set_ylim(0, 1)
-        ax.set_title(f"router traffic share, {TITLES[regime]} (windows of {window})")
+        ax.set_title(f"router traffic share, {RUNS[regime]} (windows of {window})")
     axes[0].set_ylabel("share of requests")
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
@@ -81,7 +84,7 @@ def regret(figures: dict, path: Path) -> None:
             xs = [i * total / len(curve) for i in range(len(curve))]
             ax.plot(xs, curve, label=name)
         ax.set_xlabel("requests")
-        ax.set_title(f"cumulative regret vs hindsight map, {TITLES[regime]}")
+        ax.set_title(f"cumulative regret vs hindsight map, {RUNS[regime]}")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("regret (utility)")
     axes[1].legend(fontsize=8)

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bandit_router.bench.synthetic import Scenario, first_crossing, rolling_share, simulate
+from bandit_router.bench.synthetic import (
+    Scenario,
+    first_crossing,
+    lasting_crossing,
+    rolling_share,
+    simulate,
+)
 from bandit_router.config import Config
 
 WINDOW = 50  # requests behind each share measurement
@@ -28,12 +34,14 @@ class Watch:
 def react(scenario: Scenario, config: Config, watch: Watch, steps: int, seeds: int,
           policy: str | None = None) -> dict:
     crossings: dict[str, list[int | None]] = {f"{t:g}": [] for t in watch.thresholds}
+    lasting: dict[str, list[int | None]] = {f"{t:g}": [] for t in watch.thresholds}
     curves: dict[str, list[np.ndarray]] = {m: [] for m in scenario.models}
     for seed in range(seeds):
         chosen = simulate(scenario, config, steps, seed, policy)[watch.kind]
         share = rolling_share(chosen, watch.model, WINDOW)
         for t in watch.thresholds:
             crossings[f"{t:g}"].append(first_crossing(share, watch.change, t, watch.below))
+            lasting[f"{t:g}"].append(lasting_crossing(share, watch.change, t, watch.below))
         for m in scenario.models:
             curves[m].append(rolling_share(chosen, m, WINDOW))
     length = min(len(c) for c in curves[watch.model])
@@ -41,24 +49,28 @@ def react(scenario: Scenario, config: Config, watch: Watch, steps: int, seeds: i
         "scenario": scenario.name, "kind": watch.kind, "model": watch.model,
         "change_at": watch.change, "window": WINDOW, "seeds": seeds, "steps": steps,
         "direction": "below" if watch.below else "above", "crossings": crossings,
+        "lasting": lasting,
         "mean_share": {m: np.mean([c[:length] for c in cs], axis=0).tolist()
                        for m, cs in curves.items()},
     }
 
 
+def _stats(values: list[int | None]) -> dict:
+    reached = [v for v in values if v is not None]
+    return {"median": float(np.median(reached)) if reached else None,
+            "max": max(reached) if reached else None, "reached": f"{len(reached)}/{len(values)}"}
+
+
 def summary(result: dict) -> dict[str, dict]:
-    out = {}
-    for t, values in result["crossings"].items():
-        reached = [v for v in values if v is not None]
-        out[t] = {"median": float(np.median(reached)) if reached else None,
-                  "max": max(reached) if reached else None,
-                  "reached": f"{len(reached)}/{len(values)}"}
-    return out
+    return {t: {"first": _stats(values), "for_good": _stats(result["lasting"][t])}
+            for t, values in result["crossings"].items()}
 
 
 def write(result: dict, folder: Path, title: str, description: str,
-          target: tuple[str, int] | None = None, extra: list[str] | None = None) -> None:
-    """`target`: (threshold, requests) the crossing must happen within, in every seed."""
+          target: tuple[str, int] | None = None, extra: list[str] | None = None,
+          for_good: bool = False) -> None:
+    """`target`: (threshold, requests) the crossing must happen within, in every seed (the
+    first crossing, or the lasting one with `for_good`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,18 +83,24 @@ def write(result: dict, folder: Path, title: str, description: str,
     lines = [f"# {title}", "", description, "",
              f"Requests of kind `{result['kind']}` after the change until the share of "
              f"`{result['model']}` (over the last {result['window']} such requests) {verb} "
-             f"each level; {result['seeds']} seeds.", "",
-             "| level | median | worst | seeds that got there |", "|---:|---:|---:|---:|"]
+             f"each level (first time, and for good); {result['seeds']} seeds.", "",
+             "| level | first: median | first: worst | for good: median | for good: worst "
+             "| seeds that got there |", "|---:|---:|---:|---:|---:|---:|"]
     for t, s in stats.items():
-        lines.append(f"| {float(t):.0%} | {s['median']} | {s['max']} | {s['reached']} |")
+        f, g = s["first"], s["for_good"]
+        lines.append(f"| {float(t):.0%} | {f['median']} | {f['max']} | {g['median']} | "
+                     f"{g['max']} | {f['reached']} |")
     if target:
         level, limit = target
-        worst = stats[level]["max"]
-        met = worst is not None and stats[level]["reached"].split("/")[0] == str(result["seeds"]) \
+        which = stats[level]["for_good" if for_good else "first"]
+        worst = which["max"]
+        met = worst is not None and which["reached"].split("/")[0] == str(result["seeds"]) \
             and worst <= limit
-        lines += ["", f"Target: {verb} {float(level):.0%} within {limit} requests of its kind "
-                      f"in every seed: **{'met' if met else 'missed'}** (worst {worst})."]
-        result["target"] = {"level": level, "within": limit, "met": met, "worst": worst}
+        how = " for good" if for_good else ""
+        lines += ["", f"Target: {verb} {float(level):.0%}{how} within {limit} requests of its "
+                      f"kind in every seed: **{'met' if met else 'missed'}** (worst {worst})."]
+        result["target"] = {"level": level, "within": limit, "met": met, "worst": worst,
+                            "for_good": for_good}
     lines += ["", *(extra or []), "", f"![{name}]({name}.png)", ""]
     (folder / f"{name}.md").write_text("\n".join(lines))
     (folder / f"{name}.json").write_text(json.dumps({**result, "summary": stats}, indent=1))

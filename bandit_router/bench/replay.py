@@ -62,7 +62,7 @@ def specs(ctx: Context, settings: Settings) -> list[Spec]:
         name = "length-rule" if q == 50 else f"length-rule@p{q}"
         out.append(Spec(name, "length", "length-rule", float(threshold)))
     pair = (("models", (ctx.strongest, ctx.cheapest)),)
-    out += [Spec(f"pair@cost={w:g}", "router", "pair", w, pair) for w in settings.weights]
+    out += [Spec(f"pair@cost={w:g}", "router", "pair", w, pair) for w in settings.weights[::2]]
     if settings.ablation:
         out += ablation_specs()
     return out

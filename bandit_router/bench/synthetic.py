@@ -88,3 +88,13 @@ def first_crossing(share: np.ndarray, start: int, threshold: float, below: bool)
     after = share[start:]
     hit = np.flatnonzero(after < threshold if below else after > threshold)
     return int(hit[0]) + 1 if hit.size else None
+
+
+def lasting_crossing(share: np.ndarray, start: int, threshold: float,
+                     below: bool) -> int | None:
+    """Requests after `start` until the rolling share crosses a level for good."""
+    after = share[start:]
+    wrong = np.flatnonzero(after >= threshold if below else after <= threshold)
+    if wrong.size == 0:
+        return 1
+    return int(wrong[-1]) + 2 if wrong[-1] + 1 < len(after) else None
