@@ -17,7 +17,7 @@ from bandit_router.engine import Engine
 from bandit_router.handlers import ROUTES, error_middleware
 from bandit_router.keys import CONFIG, ENGINE, LOG_SAMPLER, ROUTE_IDS, STORE
 from bandit_router.route_id import RouteIds
-from bandit_router.store import SqliteStore
+from bandit_router.store import DECISION_FLUSH_S, SqliteStore
 
 log = structlog.get_logger("bandit_router")
 PRUNE_EVERY_S = 600.0
@@ -48,13 +48,21 @@ async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncI
         log.warning("orphaned_arm", policy=key.policy, bucket=key.bucket, model=key.model,
                     why="its model or policy is no longer in the config; kept, not used")
     log.info("started", db=store.path, config=config.source, arms=len(loaded.arms))
-    pruner = asyncio.create_task(_prune_forever(app, clock))
+    tasks = [asyncio.create_task(_prune_forever(app, clock)),
+             asyncio.create_task(_flush_forever(store))]
     yield
-    pruner.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await pruner
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await store.close()
     log.info("stopped", db=store.path)
+
+
+async def _flush_forever(store: SqliteStore) -> None:
+    while True:
+        await asyncio.sleep(DECISION_FLUSH_S)
+        store.flush_decisions()
 
 
 async def _prune_forever(app: web.Application, clock: Callable[[], float]) -> None:

@@ -26,30 +26,31 @@ class Reading:
     latency_var: np.ndarray
     latency_count: np.ndarray
     output_tokens: np.ndarray  # expected
+    sampler: posterior.BetaSampler
+    typical_latency_ms: np.ndarray
+    output_cost: np.ndarray  # USD of the expected answer, per model
 
     @property
     def quality_mean(self) -> np.ndarray:
-        return self.alpha / (self.alpha + self.beta)
-
-    @property
-    def typical_latency_ms(self) -> np.ndarray:
-        return posterior.typical_latency_ms(self.latency_mean)
+        return self.sampler.mean
 
 
 class BucketArms:
     """Evidence of one (policy, bucket)'s arms, plus its recent decisions."""
 
-    __slots__ = ("counts", "evidence", "recent", "updated_at")
+    __slots__ = ("counts", "evidence", "recent", "updated_at", "version")
 
     def __init__(self, models: int, window: int) -> None:
         self.evidence = np.zeros((len(FIELDS), models))
         self.updated_at = np.zeros(models)
         self.recent: deque[int] = deque(maxlen=window)
         self.counts = np.zeros(models, dtype=np.int64)
+        self.version = 0  # changes whenever evidence does (readings are cached by it)
 
     def set(self, i: int, ev: Evidence) -> None:
         self.evidence[:, i] = [getattr(ev, name) for name in FIELDS]
         self.updated_at[i] = ev.updated_at
+        self.version += 1
 
     def record(self, i: int) -> None:
         if len(self.recent) == self.recent.maxlen:
@@ -58,7 +59,7 @@ class BucketArms:
         self.counts[i] += 1
 
     def read(self, policy: PolicyConfig, prior_latency_ms: np.ndarray, now: float,
-             alpha0: np.ndarray, beta0: np.ndarray) -> Reading:
+             alpha0: np.ndarray, beta0: np.ndarray, price_out: np.ndarray) -> Reading:
         """Posteriors decayed to `now`, over the quality prior Beta(alpha0, beta0)."""
         prior = policy.prior
         ev = self.evidence * posterior.decay_factor(now - self.updated_at,
@@ -73,4 +74,7 @@ class BucketArms:
         out = posterior.expected_output_tokens(ev[F["out_n"]], ev[F["out_sum"]], prior,
                                                bucket_out)
         return Reading(evidence=ev, alpha=alpha, beta=beta, latency_mean=lat_mean,
-                       latency_var=lat_var, latency_count=lat_count, output_tokens=out)
+                       latency_var=lat_var, latency_count=lat_count, output_tokens=out,
+                       sampler=posterior.BetaSampler.of(alpha, beta),
+                       typical_latency_ms=posterior.typical_latency_ms(lat_mean),
+                       output_cost=out * price_out)

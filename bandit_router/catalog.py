@@ -20,6 +20,8 @@ class Catalog:
         self.price_out = np.array([m.output_per_mtok for m in models]) * PER_MTOK
         self.context = np.array([m.context_tokens for m in models], dtype=float)
         self.prior_latency_ms = np.array([m.latency_ms for m in models])
+        self.smallest_context = float(self.context.min())
+        self.every = np.arange(len(models))
 
     def __len__(self) -> int:
         return len(self.names)

@@ -46,10 +46,51 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--no-ablation", action="store_true", help="skip the prior ablation")
     replay.add_argument("--peers", default="benchmarks/peers",
                         help="folder of published peer curves, <dataset>.json (optional)")
+    load = kinds.add_parser(
+        "load", help="load benchmark: the real service vs a bare aiohttp app, driven by wrk; "
+                     "plus the in-process microbenchmark and a long in-process run")
+    load.add_argument("--out", default="benchmarks/results/load", help="results folder")
+    load.add_argument("--config", help="router config (default: the bundled one)")
+    load.add_argument("--duration", type=float, default=5.0, help="seconds per cell (5)")
+    load.add_argument("--connections", default="1,8,32,128",
+                      help="comma-separated concurrencies (1,8,32,128)")
+    load.add_argument("--decisions", type=int, default=1_000_000,
+                      help="decisions in the long in-process memory run (1000000)")
+    load.add_argument("--quick", action="store_true",
+                      help="a smoke run in seconds (1 s cells, 1 and 8 connections, short "
+                           "in-process runs); its numbers mean nothing")
+    load.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     return parser
 
 
+def _bench_load(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bandit_router.bench import load as load_bench
+    from bandit_router.bench import memory, micro
+
+    connections = (1, 8) if args.quick else tuple(int(c) for c in args.connections.split(","))
+    settings = load_bench.LoadSettings(
+        concurrencies=connections, duration_s=1.0 if args.quick else args.duration,
+        prompts=40 if args.quick else 200, config=args.config, pin=not args.no_pin)
+    results = load_bench.run(settings, progress=lambda m: print(m, file=sys.stderr))
+    config = load(args.config)
+    results["micro"] = micro.run(config, calls=500 if args.quick else 20_000)
+    results["long_run"] = memory.run(
+        config, 5_000 if args.quick else args.decisions,
+        progress=lambda done, total: print(f"long run: {done:,}/{total:,} decisions",
+                                           file=sys.stderr))
+    load_bench.write(results, Path(args.out))
+    route = results["route"][str(connections[-1])]
+    print(f"/v1/route at {connections[-1]} connections: {route['router']['throughput']:.0f} "
+          f"req/s ({route['throughput_ratio']:.0%} of the baseline), p99 "
+          f"{route['router']['p99_us'] / 1000:.2f} ms; results in {args.out}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "load":
+        return _bench_load(args)
     try:
         from bandit_router.bench.command import replay
         from bandit_router.bench.replay import Settings
@@ -96,10 +137,21 @@ def _serve(config: Config) -> int:
     try:
         web.run_app(create_app(config), host=config.server.host, port=config.server.port,
                     print=lambda msg: log_listening(config), access_log=None,
-                    handle_signals=True)
+                    handle_signals=True, loop=event_loop())
     finally:
         sink.close()
     return 0
+
+
+def event_loop():
+    """uvloop when it is installed (it is, on Linux and macOS): the same asyncio, faster."""
+    try:
+        import uvloop
+    except ImportError:
+        import asyncio
+
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def log_listening(config: Config) -> None:

@@ -137,4 +137,7 @@ async def healthz(request: web.Request) -> web.Response:
     ok = store.healthy
     return json_response({"status": "ok" if ok else "unavailable", "version": __version__,
                           "storage": "ok" if ok else "writer stopped",
-                          "write_queue": store.queue_depth}, status=200 if ok else 503)
+                          "write_queue": store.queue_depth,
+                          "decisions_buffered": store.decisions_buffered,
+                          "decisions_dropped": store.dropped_decisions},
+                         status=200 if ok else 503)

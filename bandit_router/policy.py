@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -11,9 +11,9 @@ from bandit_router.config import Mode, Weights
 from bandit_router.reward import utility
 
 
-@dataclass(frozen=True, slots=True)
-class ArmPosteriors:
-    """Read-side posteriors of a bucket's arms (one entry per catalog model)."""
+class ArmPosteriors(NamedTuple):
+    """Read-side posteriors of a bucket's arms (one entry per catalog model). A named tuple,
+    not a dataclass: one is built per decision, and tuples are built fastest."""
 
     alpha: np.ndarray
     beta: np.ndarray
@@ -22,10 +22,10 @@ class ArmPosteriors:
     latency_count: np.ndarray
     expected_cost: np.ndarray  # USD, for the request at hand
     expected_latency: np.ndarray  # ms
+    sampler: posterior.BetaSampler | None = None  # precomputed from alpha and beta
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+class Choice(NamedTuple):
     order: np.ndarray  # eligible arm indices, preferred first
     quality_sample: np.ndarray  # per eligible arm, aligned with `eligible`
     utility: np.ndarray
@@ -40,15 +40,22 @@ def thompson(rng: np.random.Generator, arms: ArmPosteriors, eligible: np.ndarray
     sampled quality clears `quality_target` by expected cost (cheapest first), then the
     rest by sampled quality, so the head is the cheapest adequate arm, or the best one.
     """
-    q = rng.beta(arms.alpha[eligible], arms.beta[eligible])
-    z = rng.standard_normal(eligible.size)
-    latency = posterior.sample_latency_ms(arms.latency_mean[eligible], arms.latency_var[eligible],
-                                          arms.latency_count[eligible], z)
-    cost = arms.expected_cost[eligible]
-    u = utility(q, cost, latency, float(cost.max()),
-                float(arms.expected_latency[eligible].max()), weights)
+    every = eligible.size == arms.alpha.size  # the usual case: no fancy indexing needed
+    sampler = arms.sampler or posterior.BetaSampler.of(arms.alpha, arms.beta)
+    q = sampler.draw(rng, None if every else eligible)
+    cost = arms.expected_cost if every else arms.expected_cost[eligible]
+    latency, latency_ref = None, 0.0
+    if weights.latency > 0:  # a latency draw only when latency counts
+        sub = slice(None) if every else eligible
+        z = rng.standard_normal(eligible.size)
+        latency = posterior.sample_latency_ms(arms.latency_mean[sub], arms.latency_var[sub],
+                                              arms.latency_count[sub], z)
+        latency_ref = float(arms.expected_latency[sub].max())
+    u = utility(q, cost, latency, float(cost.max()), latency_ref, weights)
     if mode == "utility":
         ranked = np.argsort(-u, kind="stable")
+        if every:  # indices of eligible arms are the ranks themselves
+            return Choice(order=ranked, quality_sample=q, utility=u, eligible=eligible)
     else:
         adequate = q >= quality_target
         # lexsort: last key is primary. Adequate first; among them cost, among the rest -q.

@@ -26,6 +26,9 @@ from bandit_router.route_id import new_key
 from bandit_router.types import ArmKey, Decision, Facts, FeedbackEvent, RouteTicket
 from bandit_router.writer import StorageError, Writer
 
+DECISION_BATCH = 256  # decisions written per job
+DECISION_FLUSH_S = 0.2  # ... and at least this often
+MAX_QUEUED_JOBS = 10_000  # beyond this backlog, new decisions are dropped (and counted)
 _ARM_COLUMNS = ("policy", "bucket", "model", *FIELDS, "updated_at")
 _UPSERT_ARM = (
     f"INSERT INTO arms ({', '.join(_ARM_COLUMNS)}) "
@@ -100,6 +103,8 @@ class FeedbackResult:
 
 
 class _Load:
+    refusable = False
+
     def __init__(self, recent_window: int) -> None:
         self.window = recent_window
 
@@ -116,18 +121,22 @@ class _Load:
         return Loaded(route_key=bytes(key), arms=read_arms(db), recent=recent)
 
 
-class _LogDecision:
-    def __init__(self, d: Decision) -> None:
-        self.d = d
+class _LogDecisions:
+    refusable = False
+
+    def __init__(self, decisions: list[Decision]) -> None:
+        self.decisions = decisions
 
     def run(self, db: Database) -> None:
-        d = self.d
-        db.execute("INSERT OR IGNORE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   [d.route_id, d.created_at, d.policy, d.bucket, d.model, d.input_tokens,
-                    d.expected_cost_usd, d.expected_latency_ms])
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(d.route_id, d.created_at, d.policy, d.bucket, d.model, d.input_tokens,
+              d.expected_cost_usd, d.expected_latency_ms) for d in self.decisions])
 
 
 class _Prune:
+    refusable = False
+
     def __init__(self, before: float) -> None:
         self.before = before
 
@@ -136,6 +145,8 @@ class _Prune:
 
 
 class _RecordFeedback:
+    refusable = True
+
     def __init__(self, book: ArmBook, clock: Callable[[], float], route_id: str,
                  ticket: RouteTicket, facts: Facts) -> None:
         self.book, self.clock = book, clock
@@ -176,6 +187,8 @@ class SqliteStore:
         self._clock = clock
         self._book = ArmBook(config.policies)
         self._publish: Callable[[dict[ArmKey, Evidence]], None] = lambda changes: None
+        self._decisions: list[Decision] = []
+        self.dropped_decisions = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer = Writer(lambda: connect(self.path, config.storage.synchronous),
                               config.storage.max_batch, on_commit=self._committed,
@@ -198,8 +211,22 @@ class SqliteStore:
             self._loop.call_soon_threadsafe(self._publish, changes)
 
     def log_decision(self, decision: Decision) -> None:
-        """Queue a decision for the log; the route answer does not wait for it."""
-        self._writer.submit(_LogDecision(decision))
+        """Keep a decision for the log; the route answer does not wait for it. Decisions
+        are written in batches (`flush_decisions`, at least every DECISION_FLUSH_S), and
+        dropped, with a count, if the writer falls far behind: they are statistics, while
+        feedback, the router's facts, is never dropped."""
+        self._decisions.append(decision)
+        if len(self._decisions) >= DECISION_BATCH:
+            self.flush_decisions()
+
+    def flush_decisions(self) -> None:
+        if not self._decisions:
+            return
+        batch, self._decisions = self._decisions, []
+        if self._writer.depth > MAX_QUEUED_JOBS:
+            self.dropped_decisions += len(batch)
+            return
+        self._writer.submit(_LogDecisions(batch))
 
     async def record_feedback(self, route_id: str, ticket: RouteTicket,
                               facts: Facts) -> FeedbackResult:
@@ -211,6 +238,7 @@ class SqliteStore:
         return await asyncio.wrap_future(self._writer.submit(_Prune(before)))
 
     async def close(self) -> None:
+        self.flush_decisions()
         await asyncio.get_running_loop().run_in_executor(None, self._writer.stop)
 
     @property
@@ -220,3 +248,7 @@ class SqliteStore:
     @property
     def queue_depth(self) -> int:
         return self._writer.depth
+
+    @property
+    def decisions_buffered(self) -> int:
+        return len(self._decisions)

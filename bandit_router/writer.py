@@ -24,8 +24,12 @@ log = structlog.get_logger("bandit_router.writer")
 
 
 class Job(Protocol):
+    # Jobs that may be refused alone (RouterError) run inside a savepoint; jobs that
+    # cannot be (plain inserts) set this False and skip the savepoint's cost.
+    refusable: bool
+
     def run(self, db: Database) -> Any:
-        """Do the job's SQL (inside a savepoint). Raise RouterError to refuse it alone."""
+        """Do the job's SQL. Raise RouterError to refuse it alone (if refusable)."""
 
 
 class StorageError(RuntimeError):
@@ -135,10 +139,20 @@ class Writer:
                 future.set_exception(error)
 
     def _run_one(self, job: Job) -> tuple[Any, BaseException | None]:
+        if not getattr(job, "refusable", True):
+            return job.run(self.db), None
+        conn = self.db.conn
+        conn.execute("SAVEPOINT job")  # a refused job leaves no trace
         try:
-            with self.db.atomic():  # a savepoint: a refused job leaves no trace
-                return job.run(self.db), None
-        except RouterError as exc:
+            result = job.run(self.db)
+        except (RouterError, sqlite3.IntegrityError) as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
             return None, exc
-        except sqlite3.IntegrityError as exc:
-            return None, exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+            raise
+        conn.execute("RELEASE job")
+        return result, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from bandit_router.config import BucketRules, Config, load
 from bandit_router.features import (
     CHARS_PER_TOKEN,
     TOKENS_PER_MESSAGE,
-    Text,
+    CueMatcher,
+    _is_word,
     estimate_tokens,
     extract,
 )
@@ -94,7 +96,7 @@ def test_turns_are_at_least_one(rules: BucketRules) -> None:
 # --- cues -----------------------------------------------------------------------------------
 
 def cue_hits(text: str, cues: tuple[str, ...]) -> int:
-    return Text(text).cue_hits(cues)
+    return CueMatcher((cues,)).counts(text)[0]
 
 
 def test_cue_hits_counts_distinct_cues() -> None:
@@ -174,3 +176,35 @@ def test_extract_is_deterministic_and_sane(messages: tuple[Message, ...], task: 
     assert all(0 <= hits <= len(rule.cues)
                for (_, hits), rule in zip(a.task_cues, rules.tasks, strict=True))
     assert 0 <= a.complexity_cues <= len(rules.complexity.cues)
+
+
+def test_a_cue_named_by_two_groups_counts_in_both() -> None:
+    assert CueMatcher((("python", "bug"), ("python",))).counts("a python bug") == [2, 1]
+
+
+def test_cues_are_looked_for_in_the_head_and_tail_of_long_prompts(rules: BucketRules) -> None:
+    filler = "lorem ipsum " * 2000  # 24,000 characters of pasted material
+    middle = extract(RouteRequest((user(f"{filler} summarize {filler}"),)), rules)
+    tail = extract(RouteRequest((user(f"{filler} now summarize this"),)), rules)
+    summarize = dict(middle.task_cues)["summarize"], dict(tail.task_cues)["summarize"]
+    assert summarize == (0, 1)
+    assert middle.chars > 48_000 and middle.input_tokens > 12_000  # size counts in full
+
+
+words = st.sampled_from(["bug", "debug", "python", "step", "by", "in", "detail", "analysis",
+                         "c++", "x^2", "an", "```", "trust", "rust", "a"])
+
+
+@given(text=st.lists(st.one_of(words, st.text(max_size=6)), max_size=30).map(" ".join),
+       cues=st.lists(st.one_of(words, st.builds(lambda a, b: f"{a} {b}", words, words)),
+                     min_size=1, max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_the_fast_matcher_agrees_with_the_plain_definition(text: str, cues: list[str]) -> None:
+    """Word cues occur where " " + cue is in the text with punctuation turned to spaces;
+    symbol cues occur anywhere in the lower-cased text. The prefilter must not change that."""
+    lowered = text.lower()
+    spaced = " " + lowered.translate(str.maketrans(
+        {c: " " for c in string.punctuation + string.whitespace})) + " "
+    expected = sum(1 for cue in dict.fromkeys(cues)
+                   if (f" {cue}" in spaced if _is_word(cue) else cue in lowered))
+    assert CueMatcher((tuple(cues),)).counts(text) == [expected]

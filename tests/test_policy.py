@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -85,7 +84,7 @@ def test_utility_values_follow_the_formula() -> None:
 
 def test_vague_posteriors_explore() -> None:
     # a Beta(1, 1) arm sometimes beats a Beta(3, 2) arm: sampling, not argmax of the mean
-    posteriors = replace(arms([0.5, 0.6], cost=[0.0, 0.0]),
+    posteriors = arms([0.5, 0.6], cost=[0.0, 0.0])._replace(
                          alpha=np.array([1.0, 3.0]), beta=np.array([1.0, 2.0]))
     picks = Counter(int(choose(posteriors, seed=s).order[0]) for s in range(400))
     assert 0.25 < picks[0] / 400 < 0.6  # P(Beta(1,1) > Beta(3,2)) = 0.4
