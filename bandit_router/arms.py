@@ -29,6 +29,7 @@ class Reading:
     sampler: posterior.BetaSampler
     typical_latency_ms: np.ndarray
     output_cost: np.ndarray  # USD of the expected answer, per model
+    longest_answer: float  # the largest expected output_tokens
 
     @property
     def quality_mean(self) -> np.ndarray:
@@ -77,4 +78,4 @@ class BucketArms:
                        latency_var=lat_var, latency_count=lat_count, output_tokens=out,
                        sampler=posterior.BetaSampler.of(alpha, beta),
                        typical_latency_ms=posterior.typical_latency_ms(lat_mean),
-                       output_cost=out * price_out)
+                       output_cost=out * price_out, longest_answer=float(out.max()))

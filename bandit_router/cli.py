@@ -137,21 +137,10 @@ def _serve(config: Config) -> int:
     try:
         web.run_app(create_app(config), host=config.server.host, port=config.server.port,
                     print=lambda msg: log_listening(config), access_log=None,
-                    handle_signals=True, loop=event_loop())
+                    handle_signals=True)
     finally:
         sink.close()
     return 0
-
-
-def event_loop():
-    """uvloop when it is installed (it is, on Linux and macOS): the same asyncio, faster."""
-    try:
-        import uvloop
-    except ImportError:
-        import asyncio
-
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def log_listening(config: Config) -> None:

@@ -26,19 +26,16 @@ from bandit_router.posterior import Evidence
 from bandit_router.report import arm_reports
 from bandit_router.route_id import RouteIds, new_nonce
 from bandit_router.types import (
+    NO_CONSTRAINTS,
+    NO_OVERRIDE,
     ArmExplanation,
     ArmKey,
     ArmReport,
-    Constraints,
     Decision,
     Features,
     RouteRequest,
     RouteTicket,
-    WeightsOverride,
 )
-
-_NO_CONSTRAINTS = Constraints()
-_NO_OVERRIDE = WeightsOverride()
 
 
 class _Scored(NamedTuple):
@@ -87,6 +84,8 @@ class Engine:
         self.orphans: dict[ArmKey, Evidence] = {}
         self._buckets = frozenset(config.buckets.names)
         self._cues = matcher(config.buckets)
+        # route_ids must be unique: a random prefix per engine, then a counter
+        self._nonce_prefix, self._issued = new_nonce()[:8], 0
 
     def now(self) -> float:
         return self._clock()
@@ -151,8 +150,9 @@ class Engine:
         table = self._tables.get((policy.name, bucket)) or BucketArms(
             len(self.catalog), self.config.routing.recent_window)
         scored = self._score(table, policy, bucket, features, now)
-        eligible = self._eligible(request, features, scored.arms, scored.output_tokens)
-        weights = policy.weights if request.weights == _NO_OVERRIDE else Weights(
+        eligible = self._eligible(request, features, scored.arms, scored.output_tokens,
+                                  scored.reading.longest_answer)
+        weights = policy.weights if request.weights is NO_OVERRIDE else Weights(
             cost=policy.weights.cost if request.weights.cost is None else request.weights.cost,
             latency=(policy.weights.latency if request.weights.latency is None
                      else request.weights.latency))
@@ -163,8 +163,9 @@ class Engine:
         self._tables.setdefault((policy.name, bucket), table).record(best)
         created = round(now * 1000) / 1000
         model = self.catalog.names[best]
+        self._issued += 1
         ticket = RouteTicket(policy.name, bucket, model, created, features.input_tokens,
-                             new_nonce())
+                             f"{self._nonce_prefix}{self._issued:x}")
         explanation = None
         if request.explain:
             explanation = self._explain(request, features, scored, choice)
@@ -238,10 +239,10 @@ class Engine:
         return _Scored(arms=arms, reading=reading, output_tokens=out)
 
     def _eligible(self, request: RouteRequest, features: Features, arms: ArmPosteriors,
-                  output_tokens: np.ndarray) -> np.ndarray:
+                  output_tokens: np.ndarray, longest_answer: float) -> np.ndarray:
         c = request.constraints
-        need = features.input_tokens + (features.output_tokens or output_tokens.max())
-        if c == _NO_CONSTRAINTS and need <= self.catalog.smallest_context:
+        need = features.input_tokens + (features.output_tokens or longest_answer)
+        if (c is NO_CONSTRAINTS or c == NO_CONSTRAINTS) and need <= self.catalog.smallest_context:
             return self.catalog.every  # the usual request: every model qualifies
         named = (c.models or frozenset()) | c.exclude
         unknown = self.catalog.unknown(named)
@@ -294,7 +295,7 @@ class Engine:
         arms = scored.arms
         lo, hi = posterior.quality_interval(arms.alpha, arms.beta)
         reasons = self._reasons(request, features, arms, scored.output_tokens)
-        drawn = {int(i): (float(q), float(u)) for i, q, u in
+        drawn = {int(i): (min(1.0, max(0.0, float(q))), float(u)) for i, q, u in
                  zip(choice.eligible, choice.quality_sample, choice.utility, strict=True)}
         return tuple(
             ArmExplanation(

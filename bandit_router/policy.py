@@ -51,9 +51,14 @@ def thompson(rng: np.random.Generator, arms: ArmPosteriors, eligible: np.ndarray
         latency = posterior.sample_latency_ms(arms.latency_mean[sub], arms.latency_var[sub],
                                               arms.latency_count[sub], z)
         latency_ref = float(arms.expected_latency[sub].max())
-    u = utility(q, cost, latency, float(cost.max()), latency_ref, weights)
+    cost_ref = float(cost.max())
+    if latency is None and cost_ref > 0:  # the usual utility, in two array operations
+        u = cost * (-weights.cost / cost_ref)
+        u += q
+    else:
+        u = utility(q, cost, latency, cost_ref, latency_ref, weights)
     if mode == "utility":
-        ranked = np.argsort(-u, kind="stable")
+        ranked = np.argsort(u)[::-1]  # best first (ties have probability zero)
         if every:  # indices of eligible arms are the ranks themselves
             return Choice(order=ranked, quality_sample=q, utility=u, eligible=eligible)
     else:

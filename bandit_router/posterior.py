@@ -173,7 +173,8 @@ class BetaSampler:
                    bool(exact.any()), bool(exact.all()))
 
     def draw(self, rng: np.random.Generator, arms: np.ndarray | None = None) -> np.ndarray:
-        """Draws for `arms` (indices; None = every arm), clipped to [0, 1]."""
+        """Draws for `arms` (indices; None = every arm). A normal draw may stray a little
+        outside [0, 1]; that changes no ranking, and explanations clip it."""
         if self.all_exact:  # a young bucket: every arm from its Beta
             return rng.beta(self.alpha, self.beta) if arms is None else \
                 rng.beta(self.alpha[arms], self.beta[arms])
@@ -185,8 +186,7 @@ class BetaSampler:
         if self.any_exact and (arms is None or exact.any()):
             which = np.flatnonzero(exact) if arms is None else arms[exact]
             q[exact] = rng.beta(self.alpha[which], self.beta[which])
-        np.minimum(q, 1.0, out=q)
-        return np.maximum(q, 0.0, out=q)
+        return q
 
 
 def quality_interval(alpha, beta, level: float = 0.95):

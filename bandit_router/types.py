@@ -27,14 +27,18 @@ class WeightsOverride:
     latency: float | None = None
 
 
+NO_CONSTRAINTS = Constraints()  # shared defaults: `is` tells a plain request apart cheaply
+NO_OVERRIDE = WeightsOverride()
+
+
 @dataclass(frozen=True, slots=True)
 class RouteRequest:
     messages: tuple[Message, ...]
     task: str | None = None
     bucket: str | None = None
     policy: str | None = None
-    constraints: Constraints = Constraints()
-    weights: WeightsOverride = WeightsOverride()
+    constraints: Constraints = NO_CONSTRAINTS
+    weights: WeightsOverride = NO_OVERRIDE
     input_tokens: int | None = None
     max_output_tokens: int | None = None
     explain: bool = False

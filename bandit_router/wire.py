@@ -7,6 +7,8 @@ from typing import Any
 from bandit_router.errors import InvalidField, MissingField
 from bandit_router.types import (
     FACTS,
+    NO_CONSTRAINTS,
+    NO_OVERRIDE,
     ArmExplanation,
     ArmReport,
     Constraints,
@@ -68,7 +70,7 @@ def _messages(body: Fields, max_messages: int) -> tuple[Message, ...]:
 def _constraints(body: Fields) -> Constraints:
     c = body.object("constraints", CONSTRAINT_FIELDS)
     if c is None:
-        return Constraints()
+        return NO_CONSTRAINTS
     models = c.strings("models")
     if models is not None and not models:
         raise InvalidField("constraints.models must name at least one model",
@@ -92,7 +94,7 @@ def parse_route(data: Any, max_messages: int) -> RouteRequest:
         constraints=_constraints(body),
         weights=WeightsOverride(
             cost=weights.number("cost", 0.0, MAX_WEIGHT),
-            latency=weights.number("latency", 0.0, MAX_WEIGHT)) if weights else WeightsOverride(),
+            latency=weights.number("latency", 0.0, MAX_WEIGHT)) if weights else NO_OVERRIDE,
         input_tokens=body.integer("input_tokens", 0, MAX_TOKENS),
         max_output_tokens=body.integer("max_output_tokens", 1, MAX_TOKENS),
         explain=bool(body.boolean("explain")),

@@ -11,8 +11,6 @@ import argparse
 import orjson
 from aiohttp import web
 
-from bandit_router.cli import event_loop
-
 _ANSWER = orjson.dumps({"ok": True, "model": "baseline"})
 
 
@@ -34,9 +32,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    # The same event loop as the router's `serve`, so the comparison is like for like.
-    web.run_app(create_app(), host=args.host, port=args.port, print=None, access_log=None,
-                loop=event_loop())
+    # The same event loop as the router's `serve` (asyncio's own), like for like.
+    web.run_app(create_app(), host=args.host, port=args.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

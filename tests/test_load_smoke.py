@@ -1,0 +1,32 @@
+"""The load benchmark still runs (a smoke run in seconds; it asserts nothing about speed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None,
+                    reason="wrk is not installed (apt-get install wrk); .ci/run installs it")
+def test_bench_load_quick_runs_and_loses_no_feedback(tmp_path: Path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load.py"), "--quick",
+                           "--out", str(tmp_path), "--config", str(ROOT / "config.toml")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    for endpoint in ("route", "feedback"):
+        for row in results[endpoint].values():
+            assert row["router"]["ok"] > 0 and row["router"]["not_ok"] == 0
+            assert row["router"]["socket_errors"] == 0
+    durability = results["durability"]
+    assert durability["acknowledged"] > 0 and durability["acknowledged_all_committed"]
+    assert results["router_exit_code"] == 0
+    assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## POST /v1/route" in (tmp_path / "results.md").read_text()
