@@ -305,7 +305,9 @@ def markdown(results: dict) -> str:
                      f"store): resident memory {lr['rss_mb_after_warmup']:.1f} → "
                      f"{lr['rss_mb_end']:.1f} MB (**{lr['rss_growth_mb']:+.1f} MB**); "
                      f"{lr['decisions_kept_in_db']:,} decisions left in the database with a "
-                     f"{lr['ttl_s_simulated']:g} s time-to-live (the rest pruned).")
+                     f"{lr['ttl_s_simulated']:g} s time-to-live (the rest pruned). Resident "
+                     "memory along the run (MB): " + ", ".join(
+                         f"{n // 1000}k: {mb:.0f}" for n, mb in lr["rss_mb_samples"][1::2]))
     if "micro" in results:
         lines += ["", "## In-process microbenchmark (µs)", "",
                   "| what | p50 | p99 |", "|---|---:|---:|"]

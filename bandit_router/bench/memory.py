@@ -53,6 +53,7 @@ async def _run(config: Config, decisions: int, db: Path, progress) -> dict:
     bodies = [orjson.dumps({"prompt": t}) for t in texts]
     warmup = min(20_000, decisions // 10)
     start_rss = None
+    samples: list[tuple[int, float]] = []
     started = time.monotonic()
     for i in range(decisions):
         if i == warmup:
@@ -67,6 +68,7 @@ async def _run(config: Config, decisions: int, db: Path, progress) -> dict:
         if i and i % PRUNE_EVERY == 0:
             store.flush_decisions()
             await store.prune(before=clock() - TTL_S)
+            samples.append((i, rss_mb()))
             progress(i, decisions)
     store.flush_decisions()
     await store.prune(before=clock() - TTL_S)
@@ -78,6 +80,7 @@ async def _run(config: Config, decisions: int, db: Path, progress) -> dict:
     return {"decisions": decisions, "rss_mb_after_warmup": start_rss, "rss_mb_end": end_rss,
             "rss_growth_mb": end_rss - start_rss, "decisions_kept_in_db": kept,
             "ttl_s_simulated": TTL_S, "dropped_decisions": store.dropped_decisions,
+            "rss_mb_samples": samples,
             "seconds": time.monotonic() - started}
 
 
