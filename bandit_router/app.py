@@ -45,8 +45,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncI
     engine.remember(loaded.recent)
     app[ENGINE] = engine
     for key in engine.orphans:
-        log.warning("orphaned_arm", policy=key.policy, bucket=key.bucket, model=key.model,
-                    why="its model or policy is no longer in the config; kept, not used")
+        log.warning("orphaned_arm", tenant=key.tenant, policy=key.policy, bucket=key.bucket,
+                    model=key.model, why="its model, policy or bucket is no longer in the "
+                                         "config; kept in the database, not used")
     log.info("started", db=store.path, config=config.source, arms=len(loaded.arms))
     tasks = [asyncio.create_task(_prune_forever(app, clock)),
              asyncio.create_task(_flush_forever(store))]

@@ -159,7 +159,7 @@ def _rebuild(config: Config, check: bool) -> int:
     print(f"replayed {result.events} feedback messages into {len(result.rebuilt)} arms; "
           f"{len(result.differing)} arms differed from the snapshot")
     for key in result.differing[:20]:
-        print(f"  differs: {key.policy} / {key.bucket} / {key.model}")
+        print(f"  differs: {key.tenant} / {key.policy} / {key.bucket} / {key.model}")
     if not check and result.differing:
         print("snapshot replaced by the rebuild")
     return 1 if check and result.differing else 0

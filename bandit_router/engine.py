@@ -74,11 +74,12 @@ class Engine:
         self._route_ids = route_ids
         self._rng = rng
         self._clock = clock
-        self._tables: dict[tuple[str, str], BucketArms] = {}
-        self._pools: dict[str, Pool] = {}  # per policy, refitted after new evidence
-        self._unfitted: dict[str, float] = {}  # quality evidence absorbed since the last fit
+        # Arms live per (tenant, policy, bucket); pools per (tenant, policy).
+        self._tables: dict[tuple[str, str, str], BucketArms] = {}
+        self._pools: dict[tuple[str, str], Pool] = {}  # refitted after new evidence
+        self._unfitted: dict[tuple[str, str], float] = {}  # evidence since the last fit
         # Readings by (policy, bucket): (reading, pool it used, table version, time read).
-        self._readings: dict[tuple[str, str], tuple[Reading, Pool | None, int, float]] = {}
+        self._readings: dict[tuple[str, str, str], tuple[Reading, Pool | None, int, float]] = {}
         self._base_quality = {name: base_quality(p.prior, config.models)
                               for name, p in config.policies.items()}
         self.orphans: dict[ArmKey, Evidence] = {}
@@ -92,32 +93,40 @@ class Engine:
 
     # --- learning arrives here ---------------------------------------------------------
 
-    def _table(self, policy: str, bucket: str) -> BucketArms:
-        table = self._tables.get((policy, bucket))
+    def _table(self, tenant: str, policy: str, bucket: str) -> BucketArms:
+        table = self._tables.get((tenant, policy, bucket))
         if table is None:
             table = BucketArms(len(self.catalog), self.config.routing.recent_window)
-            self._tables[(policy, bucket)] = table
+            self._tables[(tenant, policy, bucket)] = table
         return table
 
-    def absorb(self, changes: Mapping[ArmKey, Evidence]) -> None:
-        """Install new evidence; arms of models or policies no longer configured are kept aside."""
-        for key, ev in changes.items():
-            i = self.catalog.index.get(key.model)
-            if i is None or key.policy not in self.config.policies:
-                self.orphans[key] = ev
-            else:
-                table = self._table(key.policy, key.bucket)
-                before = table.evidence[QUALITY_ROWS, i].sum()
-                table.set(i, ev)
-                change = abs(ev.quality_n - before) + 1e-9
-                self._unfitted[key.policy] = self._unfitted.get(key.policy, 0.0) + change
+    def _usable(self, policy: str, bucket: str, model: str) -> int | None:
+        """The model's column if the config still has its model, policy and bucket."""
+        if policy not in self.config.policies or bucket not in self._buckets:
+            return None
+        return self.catalog.index.get(model)
 
-    def remember(self, decisions: Iterable[tuple[str, str, str]]) -> None:
-        """Replay earlier (policy, bucket, model) decisions into the recent-traffic windows."""
-        for policy, bucket, model in decisions:
-            i = self.catalog.index.get(model)
-            if i is not None and policy in self.config.policies:
-                self._table(policy, bucket).record(i)
+    def absorb(self, changes: Mapping[ArmKey, Evidence]) -> None:
+        """Install new evidence. Arms whose model, policy or bucket the config no longer has
+        are kept aside (`orphans`): stored and shown, never used."""
+        for key, ev in changes.items():
+            i = self._usable(key.policy, key.bucket, key.model)
+            if i is None:
+                self.orphans[key] = ev
+                continue
+            table = self._table(key.tenant, key.policy, key.bucket)
+            before = table.evidence[QUALITY_ROWS, i].sum()
+            table.set(i, ev)
+            pool = (key.tenant, key.policy)
+            self._unfitted[pool] = self._unfitted.get(pool, 0.0) + abs(ev.quality_n - before) + 1e-9
+
+    def remember(self, decisions: Iterable[tuple[str, str, str, str]]) -> None:
+        """Replay earlier (tenant, policy, bucket, model) decisions into the recent-traffic
+        windows."""
+        for tenant, policy, bucket, model in decisions:
+            i = self._usable(policy, bucket, model)
+            if i is not None:
+                self._table(tenant, policy, bucket).record(i)
 
     # --- deciding ----------------------------------------------------------------------
 
@@ -147,9 +156,10 @@ class Engine:
                   else bucket_of(features, self.config.buckets))
         # Not registered until a decision is made: a refused request (422, unknown model)
         # must not add empty arms to /v1/arms that a restart would not bring back.
-        table = self._tables.get((policy.name, bucket)) or BucketArms(
+        tenant = request.tenant
+        table = self._tables.get((tenant, policy.name, bucket)) or BucketArms(
             len(self.catalog), self.config.routing.recent_window)
-        scored = self._score(table, policy, bucket, features, now)
+        scored = self._score(table, tenant, policy, bucket, features, now)
         eligible = self._eligible(request, features, scored.arms, scored.output_tokens,
                                   scored.reading.longest_answer)
         weights = policy.weights if request.weights is NO_OVERRIDE else Weights(
@@ -160,12 +170,12 @@ class Engine:
                           policy.target_for(bucket))
         order = choice.order.tolist()
         best = order[0]
-        self._tables.setdefault((policy.name, bucket), table).record(best)
+        self._tables.setdefault((tenant, policy.name, bucket), table).record(best)
         created = round(now * 1000) / 1000
         model = self.catalog.names[best]
         self._issued += 1
         ticket = RouteTicket(policy.name, bucket, model, created, features.input_tokens,
-                             f"{self._nonce_prefix}{self._issued:x}")
+                             f"{self._nonce_prefix}{self._issued:x}", tenant)
         explanation = None
         if request.explain:
             explanation = self._explain(request, features, scored, choice)
@@ -174,48 +184,50 @@ class Engine:
             policy=policy.name, expected_cost_usd=float(scored.arms.expected_cost[best]),
             expected_latency_ms=float(scored.arms.expected_latency[best]),
             fallbacks=tuple([self.catalog.names[i] for i in order[1:]]),
-            input_tokens=features.input_tokens, created_at=created, explanation=explanation)
+            input_tokens=features.input_tokens, created_at=created, explanation=explanation,
+            tenant=tenant)
 
-    def _pool(self, policy: PolicyConfig, exact: bool = False) -> Pool:
-        """The policy's pooled view of its models. Refitted (in a fixed order, so the same
-        evidence always gives the same fit) once new evidence reaches 1% of what the fit
+    def _pool(self, tenant: str, policy: PolicyConfig, exact: bool = False) -> Pool:
+        """A tenant's pooled view of a policy's models. Refitted (in a fixed order, so the
+        same evidence always gives the same fit) once new evidence reaches 1% of what the fit
         saw, or at once when `exact`: a prior needs no refit per observation."""
-        pool = self._pools.get(policy.name)
-        unfitted = self._unfitted.get(policy.name, 0.0)
+        key = (tenant, policy.name)
+        pool = self._pools.get(key)
+        unfitted = self._unfitted.get(key, 0.0)
         stale = unfitted > 0 and (exact or pool is None or unfitted >= 0.01 * pool.seen + 1.0)
         if pool is None or stale:
-            evidence = {b: t.evidence[QUALITY_ROWS] for (p, b), t in self._tables.items()
-                        if p == policy.name}
+            evidence = {b: table.evidence[QUALITY_ROWS]
+                        for (t, p, b), table in self._tables.items() if (t, p) == key}
             pool = Pool(evidence, self._base_quality[policy.name], policy.prior.quality_strength)
-            self._pools[policy.name] = pool
-            self._unfitted[policy.name] = 0.0
+            self._pools[key] = pool
+            self._unfitted[key] = 0.0
         return pool
 
     def _pooled(self, policy: PolicyConfig) -> bool:
         return policy.pooling != "off" and policy.pool_strength > 0
 
-    def _cached_read(self, policy: PolicyConfig, bucket: str, table: BucketArms,
+    def _cached_read(self, tenant: str, policy: PolicyConfig, bucket: str, table: BucketArms,
                      now: float) -> Reading:
         """`_read`, reused until the bucket's evidence or the pool changes, or decay has
         moved it by about 0.07% (a thousandth of a half-life): deciding reads, it rarely
         needs to recompute."""
-        pool = self._pool(policy) if self._pooled(policy) else None
-        key = (policy.name, bucket)
+        pool = self._pool(tenant, policy) if self._pooled(policy) else None
+        key = (tenant, policy.name, bucket)
         hit = self._readings.get(key)
         if hit is not None:
             reading, used, version, at = hit
             if used is pool and version == table.version and \
                     0.0 <= now - at <= policy.half_life_hours * 3.6:
                 return reading
-        reading = self._read(policy, bucket, table, now)
+        reading = self._read(tenant, policy, bucket, table, now)
         self._readings[key] = (reading, pool, table.version, now)
         return reading
 
-    def _read(self, policy: PolicyConfig, bucket: str, table: BucketArms, now: float,
-              exact: bool = False) -> Reading:
+    def _read(self, tenant: str, policy: PolicyConfig, bucket: str, table: BucketArms,
+              now: float, exact: bool = False) -> Reading:
         """A bucket's posteriors; its quality prior borrows from the policy's other buckets."""
         if self._pooled(policy):
-            alpha0, beta0 = self._pool(policy, exact).prior(
+            alpha0, beta0 = self._pool(tenant, policy, exact).prior(
                 bucket, policy.prior, policy.pool_strength, policy.pooling == "optimistic")
         else:
             base = self._base_quality[policy.name]
@@ -224,9 +236,9 @@ class Engine:
         return table.read(policy, self.catalog.prior_latency_ms, now, alpha0, beta0,
                           self.catalog.price_out)
 
-    def _score(self, table: BucketArms, policy: PolicyConfig, bucket: str,
+    def _score(self, table: BucketArms, tenant: str, policy: PolicyConfig, bucket: str,
                features: Features, now: float) -> _Scored:
-        reading = self._cached_read(policy, bucket, table, now)
+        reading = self._cached_read(tenant, policy, bucket, table, now)
         out = reading.output_tokens
         if features.output_tokens is None:
             cost = features.input_tokens * self.catalog.price_in + reading.output_cost
@@ -310,16 +322,19 @@ class Engine:
 
     # --- reporting ---------------------------------------------------------------------
 
-    def report(self, policy: str | None = None, bucket: str | None = None) -> list[ArmReport]:
-        """What every arm has learned, decayed to now, in (policy, bucket, catalog) order."""
+    def report(self, policy: str | None = None, bucket: str | None = None,
+               tenant: str | None = None) -> list[ArmReport]:
+        """What the arms have learned, decayed to now, in (tenant, policy, bucket, catalog)
+        order; `tenant`, `policy`, `bucket` filter."""
         if policy is not None:
             self.policy(policy)
         if bucket is not None:
             self.check_bucket(bucket)
         now = self._clock()
         out = []
-        for (p, b), table in sorted(self._tables.items()):
-            if (policy is None or p == policy) and (bucket is None or b == bucket):
-                reading = self._read(self.config.policies[p], b, table, now, exact=True)
-                out.extend(arm_reports(p, b, table, reading, self.catalog))
+        for (t, p, b), table in sorted(self._tables.items()):
+            if (tenant is None or t == tenant) and (policy is None or p == policy) and \
+                    (bucket is None or b == bucket):
+                reading = self._read(t, self.config.policies[p], b, table, now, exact=True)
+                out.extend(arm_reports(t, p, b, table, reading, self.catalog))
         return out

@@ -18,7 +18,7 @@ _EMPTY = Evidence()
 
 def arm_key(event: FeedbackEvent) -> ArmKey:
     t = event.ticket
-    return ArmKey(t.policy, t.bucket, t.model)
+    return ArmKey(t.policy, t.bucket, t.model, t.tenant)
 
 
 def fold(current: Evidence, event: FeedbackEvent, policy: PolicyConfig | None) -> Evidence:

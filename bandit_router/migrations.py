@@ -67,6 +67,30 @@ def m002_recent_quality(db: Database) -> None:
         db.execute(f"ALTER TABLE arms ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
 
 
+_ARMS_V2 = ("q_pos", "q_neg", "lat_n", "lat_sum", "lat_sumsq", "in_n", "in_sum", "out_n",
+            "out_sum", "updated_at", "recent_pos", "recent_neg")
+
+
+@migrations()
+def m003_tenants(db: Database) -> None:
+    """Every decision, feedback and arm belongs to a tenant ('default' until keys say else)."""
+    for table in ("decisions", "feedback"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'")
+    columns = ", ".join(_ARMS_V2)
+    db.execute(f"""CREATE TABLE arms_v3 (
+    tenant TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    model TEXT NOT NULL,
+    {", ".join(f"{c} REAL NOT NULL" for c in _ARMS_V2)},
+    PRIMARY KEY (tenant, policy, bucket, model)
+)""")
+    db.execute(f"INSERT INTO arms_v3 (tenant, policy, bucket, model, {columns}) "
+               f"SELECT 'default', policy, bucket, model, {columns} FROM arms")
+    db.execute("DROP TABLE arms")
+    db.execute("ALTER TABLE arms_v3 RENAME TO arms")
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)
 

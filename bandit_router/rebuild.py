@@ -27,7 +27,7 @@ def rebuild(db: Database, config: Config, write: bool = True) -> RebuildResult:
     live = read_arms(db)
     differing = sorted((k for k in rebuilt.keys() | live.keys()
                         if rebuilt.get(k) != live.get(k)),
-                       key=lambda k: (k.policy, k.bucket, k.model))
+                       key=lambda k: (k.tenant, k.policy, k.bucket, k.model))
     if write:
         with db.atomic():
             db.execute("DELETE FROM arms")

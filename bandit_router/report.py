@@ -10,7 +10,7 @@ from bandit_router.catalog import Catalog
 from bandit_router.types import ArmKey, ArmReport
 
 
-def arm_reports(policy: str, bucket: str, table: BucketArms, reading: Reading,
+def arm_reports(tenant: str, policy: str, bucket: str, table: BucketArms, reading: Reading,
                 catalog: Catalog) -> list[ArmReport]:
     ev = reading.evidence
     lo, hi = posterior.quality_interval(reading.alpha, reading.beta)
@@ -21,7 +21,7 @@ def arm_reports(policy: str, bucket: str, table: BucketArms, reading: Reading,
     seen = len(table.recent)
     return [
         ArmReport(
-            key=ArmKey(policy, bucket, name), quality_mean=float(quality[i]),
+            key=ArmKey(policy, bucket, name, tenant), quality_mean=float(quality[i]),
             quality_interval=(float(lo[i]), float(hi[i])),
             evidence=float(ev[F["q_pos"], i] + ev[F["q_neg"], i]),
             latency_observations=float(ev[F["lat_n"], i]),

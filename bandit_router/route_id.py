@@ -2,7 +2,7 @@
 
 Feedback can then be attributed to its arm without a lookup (and on any replica that
 shares the key), and the route hot path writes nothing before it answers.
-Format: ``r1.<base64url(JSON [ms, policy, bucket, model, input_tokens, nonce])>.<base64url(mac)>``.
+Format: ``r2.<base64url(JSON [ms, tenant, policy, bucket, model, input_tokens, nonce])>.<mac>``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import orjson
 
 from bandit_router.types import RouteTicket
 
-_PREFIX = "r1"
+_PREFIX = "r2"
 _MAC_BYTES = 16
 KEY_BYTES = 32
 
@@ -49,8 +49,8 @@ class RouteIds:
                                digest_size=_MAC_BYTES).digest()
 
     def issue(self, ticket: RouteTicket) -> str:
-        payload = orjson.dumps([round(ticket.created_at * 1000), ticket.policy, ticket.bucket,
-                                ticket.model, ticket.input_tokens, ticket.nonce])
+        payload = orjson.dumps([round(ticket.created_at * 1000), ticket.tenant, ticket.policy,
+                                ticket.bucket, ticket.model, ticket.input_tokens, ticket.nonce])
         body = f"{_PREFIX}.{_b64(payload)}"
         return f"{body}.{_b64(self._mac(body))}"
 
@@ -67,13 +67,14 @@ class RouteIds:
             if not route_id.isascii() or not hmac.compare_digest(mac_b64,
                                                                  _b64(self._mac(body))):
                 raise UnknownRoute("unknown route_id (signature does not match)")
-            ms, policy, bucket, model, input_tokens, nonce = orjson.loads(_unb64(body_b64))
+            ms, tenant, policy, bucket, model, input_tokens, nonce = orjson.loads(
+                _unb64(body_b64))
         except (binascii.Error, ValueError, TypeError) as exc:
             if isinstance(exc, UnknownRoute):
                 raise
             raise UnknownRoute("not a route_id issued by this router") from exc
         return RouteTicket(policy=policy, bucket=bucket, model=model, created_at=ms / 1000.0,
-                           input_tokens=input_tokens, nonce=nonce)
+                           input_tokens=input_tokens, nonce=nonce, tenant=tenant)
 
 
 def new_key() -> bytes:

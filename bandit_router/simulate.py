@@ -109,7 +109,8 @@ class RouterChooser:
     def learn(self, outcome: Outcome, now: float) -> None:
         d = self._last
         assert d is not None, "learn() before choose()"
-        ticket = RouteTicket(d.policy, d.bucket, d.model, d.created_at, d.input_tokens, "")
+        ticket = RouteTicket(d.policy, d.bucket, d.model, d.created_at, d.input_tokens, "",
+                             d.tenant)
         facts = (("quality", outcome.quality), ("latency_ms", outcome.latency_ms),
                  ("input_tokens", float(outcome.input_tokens)),
                  ("output_tokens", float(outcome.output_tokens)))

@@ -29,11 +29,11 @@ from bandit_router.writer import StorageError, Writer
 DECISION_BATCH = 256  # decisions written per job
 DECISION_FLUSH_S = 0.2  # ... and at least this often
 MAX_QUEUED_JOBS = 10_000  # beyond this backlog, new decisions are dropped (and counted)
-_ARM_COLUMNS = ("policy", "bucket", "model", *FIELDS, "updated_at")
+_ARM_COLUMNS = ("tenant", "policy", "bucket", "model", *FIELDS, "updated_at")
 _UPSERT_ARM = (
     f"INSERT INTO arms ({', '.join(_ARM_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _ARM_COLUMNS)}) "
-    f"ON CONFLICT (policy, bucket, model) DO UPDATE SET "
+    f"ON CONFLICT (tenant, policy, bucket, model) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS, "updated_at")))
 
 
@@ -52,34 +52,36 @@ def connect(path: str, synchronous: str = "full") -> Database:
 
 
 def arm_row(key: ArmKey, ev: Evidence) -> tuple:
-    return (key.policy, key.bucket, key.model, *(getattr(ev, f) for f in FIELDS), ev.updated_at)
+    return (key.tenant, key.policy, key.bucket, key.model, *(getattr(ev, f) for f in FIELDS),
+            ev.updated_at)
 
 
 def read_arms(db: Database) -> dict[ArmKey, Evidence]:
     rows = db.execute(f"SELECT {', '.join(_ARM_COLUMNS)} FROM arms").fetchall()
-    return {ArmKey(*row[:3]): Evidence(*row[3:]) for row in rows}
+    return {ArmKey(row[1], row[2], row[3], row[0]): Evidence(*row[4:]) for row in rows}
 
 
 def read_events(db: Database) -> Iterator[FeedbackEvent]:
     """The feedback log in commit order, one event per message."""
     rows = db.execute(
-        "SELECT f.id, f.route_id, f.received_at, f.policy, f.bucket, f.model, ff.fact, ff.value "
+        "SELECT f.id, f.route_id, f.received_at, f.tenant, f.policy, f.bucket, f.model, ff.fact, "
+        "ff.value "
         "FROM feedback f JOIN feedback_facts ff ON ff.feedback_id = f.id "
         "ORDER BY f.id, ff.rowid")
     current, facts = None, []
-    for fid, route_id, at, policy, bucket, model, fact, value in rows:
+    for fid, route_id, at, tenant, policy, bucket, model, fact, value in rows:
         if current is not None and current[0] != fid:
             yield _event(current, facts)
             facts = []
-        current = (fid, route_id, at, policy, bucket, model)
+        current = (fid, route_id, at, tenant, policy, bucket, model)
         facts.append((fact, value))
     if current is not None:
         yield _event(current, facts)
 
 
 def _event(row: tuple, facts: list) -> FeedbackEvent:
-    _, route_id, at, policy, bucket, model = row
-    return FeedbackEvent(route_id, RouteTicket(policy, bucket, model, 0.0, 0, ""),
+    _, route_id, at, tenant, policy, bucket, model = row
+    return FeedbackEvent(route_id, RouteTicket(policy, bucket, model, 0.0, 0, "", tenant),
                          tuple(facts), at)
 
 
@@ -93,7 +95,7 @@ class Loaded:
 
     route_key: bytes
     arms: dict[ArmKey, Evidence]
-    recent: list[tuple[str, str, str]]  # (policy, bucket, model), oldest first
+    recent: list[tuple[str, str, str, str]]  # (tenant, policy, bucket, model), oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +117,9 @@ class _Load:
             key = new_key()
             db.execute("INSERT INTO meta (key, value) VALUES ('route_key', ?)", [key])
         recent = db.execute(
-            "SELECT policy, bucket, model FROM (SELECT policy, bucket, model, rowid AS r, "
-            "ROW_NUMBER() OVER (PARTITION BY policy, bucket ORDER BY rowid DESC) AS rn "
+            "SELECT tenant, policy, bucket, model FROM (SELECT tenant, policy, bucket, model, "
+            "rowid AS r, ROW_NUMBER() OVER (PARTITION BY tenant, policy, bucket "
+            "ORDER BY rowid DESC) AS rn "
             "FROM decisions) WHERE rn <= ? ORDER BY r", [self.window]).fetchall()
         return Loaded(route_key=bytes(key), arms=read_arms(db), recent=recent)
 
@@ -129,9 +132,11 @@ class _LogDecisions:
 
     def run(self, db: Database) -> None:
         db.conn.executemany(
-            "INSERT OR IGNORE INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO decisions (route_id, created_at, policy, bucket, model, "
+            "input_tokens, expected_cost_usd, expected_latency_ms, tenant) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(d.route_id, d.created_at, d.policy, d.bucket, d.model, d.input_tokens,
-              d.expected_cost_usd, d.expected_latency_ms) for d in self.decisions])
+              d.expected_cost_usd, d.expected_latency_ms, d.tenant) for d in self.decisions])
 
 
 class _Prune:
@@ -163,9 +168,9 @@ class _RecordFeedback:
         key, evidence = self.book.learn(event)
         t = self.ticket
         feedback_id = db.execute(
-            "INSERT INTO feedback (route_id, received_at, policy, bucket, model) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [self.route_id, event.at, t.policy, t.bucket, t.model]).lastrowid
+            "INSERT INTO feedback (route_id, received_at, policy, bucket, model, tenant) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [self.route_id, event.at, t.policy, t.bucket, t.model, t.tenant]).lastrowid
         db.conn.executemany(
             "INSERT INTO feedback_facts (route_id, fact, value, feedback_id, derived) "
             "VALUES (?, ?, ?, ?, ?)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success")
+DEFAULT_TENANT = "default"  # everyone's tenant when no API keys are configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class RouteRequest:
     input_tokens: int | None = None
     max_output_tokens: int | None = None
     explain: bool = False
+    tenant: str = DEFAULT_TENANT  # set from the caller's API key, never from the body
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class ArmKey:
     policy: str
     bucket: str
     model: str
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class Decision:
     input_tokens: int
     created_at: float
     explanation: tuple[ArmExplanation, ...] | None = None
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,7 @@ class RouteTicket:
     created_at: float
     input_tokens: int
     nonce: str
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,8 @@ def decision_json(d: Decision) -> dict:
 
 def arm_json(r: ArmReport) -> dict:
     return {
-        "policy": r.key.policy, "bucket": r.key.bucket, "model": r.key.model,
+        "tenant": r.key.tenant, "policy": r.key.policy, "bucket": r.key.bucket,
+        "model": r.key.model,
         "quality_mean": r.quality_mean, "quality_interval": list(r.quality_interval),
         "evidence": r.evidence, "latency_observations": r.latency_observations,
         "mean_latency_ms": r.mean_latency_ms, "mean_cost_usd": r.mean_cost_usd,

@@ -459,8 +459,9 @@ def test_report_costs_need_token_evidence(engine: Engine, clock, config: Config)
 
 
 def test_remember_replays_recent_decisions(engine: Engine) -> None:
-    engine.remember([("default", "chat:low", "gpt-5")] * 3 + [("default", "chat:low", "gpt-4")]
-                    + [("retired", "chat:low", "gpt-5")])
+    engine.remember([("default", "default", "chat:low", "gpt-5")] * 3
+                    + [("default", "default", "chat:low", "gpt-4")]
+                    + [("default", "retired", "chat:low", "gpt-5")])
     report = {r.key.model: r for r in engine.report()}
     assert report["gpt-5"].recent_decisions == 3
     assert report["gpt-5"].share == 1.0

@@ -23,7 +23,7 @@ ROUTE_KEYS = {"route_id", "model", "bucket", "policy", "expected_cost_usd",
               "expected_latency_ms", "fallbacks"}
 EXPLAIN_KEYS = {"eligible", "reason", "quality_mean", "quality_interval", "quality_sample",
                 "expected_cost_usd", "expected_latency_ms", "utility"}
-ARM_KEYS = {"policy", "bucket", "model", "quality_mean", "quality_interval", "evidence",
+ARM_KEYS = {"tenant", "policy", "bucket", "model", "quality_mean", "quality_interval", "evidence",
             "latency_observations", "mean_latency_ms", "mean_cost_usd", "share",
             "recent_decisions"}
 FACT_NAMES = ("quality", "latency_ms", "input_tokens", "output_tokens", "success")
@@ -123,7 +123,7 @@ async def test_route_with_prompt_has_the_documented_shape(client, config):
     catalog = names(config)
     d = await route(client, prompt="hello there")
     assert set(d) == ROUTE_KEYS  # no explanation unless asked
-    assert d["route_id"].startswith("r1.")
+    assert d["route_id"].startswith("r2.")
     assert d["model"] in catalog
     assert d["bucket"] == "chat:low"
     assert d["policy"] == "default"
@@ -477,9 +477,9 @@ def _other_key(rid: str) -> str:
 @pytest.mark.parametrize("make", [
     pytest.param(lambda rid: "nonsense", id="garbage"),
     pytest.param(lambda rid: "", id="empty"),
-    pytest.param(lambda rid: "r1..", id="empty-parts"),
-    pytest.param(lambda rid: "r1.%%%.###", id="not-base64"),
-    pytest.param(lambda rid: "r2" + rid[2:], id="wrong-prefix"),
+    pytest.param(lambda rid: "r2..", id="empty-parts"),
+    pytest.param(lambda rid: "r2.%%%.###", id="not-base64"),
+    pytest.param(lambda rid: "r1" + rid[2:], id="wrong-prefix"),
     pytest.param(lambda rid: rid[:-3], id="truncated-mac"),
     pytest.param(lambda rid: rid[:-2] + ("AA" if rid[-2:] != "AA" else "BB"), id="altered-mac"),
     pytest.param(lambda rid: rid[:-2] + "é", id="non-ascii"),

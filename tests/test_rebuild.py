@@ -101,12 +101,12 @@ def engine_state(app) -> dict[ArmKey, Evidence]:
     """The evidence the running engine decides with, read out of its tables."""
     engine = app[ENGINE]
     out = {}
-    for (policy, bucket), table in engine._tables.items():
+    for (tenant, policy, bucket), table in engine._tables.items():
         for i, model in enumerate(engine.catalog.names):
             values = dict(zip(FIELDS, table.evidence[:, i].tolist(), strict=True))
             ev = Evidence(**values, updated_at=float(table.updated_at[i]))
             if ev != Evidence():
-                out[ArmKey(policy, bucket, model)] = ev
+                out[ArmKey(policy, bucket, model, tenant)] = ev
     return out
 
 
@@ -153,11 +153,11 @@ async def test_rebuild_finds_and_repairs_a_corrupted_snapshot(app_config, clock,
         else:
             victim = ArmKey("default", "classify:high", "gpt-5")
             assert victim not in live
-            columns = ", ".join(["policy", "bucket", "model",
+            columns = ", ".join(["tenant", "policy", "bucket", "model",
                                  *(f.name for f in fields(Evidence))])
-            marks = ", ".join("?" * (3 + len(fields(Evidence))))
+            marks = ", ".join("?" * (4 + len(fields(Evidence))))
             conn.execute(f"INSERT INTO arms ({columns}) VALUES ({marks})",
-                         (victim.policy, victim.bucket, victim.model,
+                         (victim.tenant, victim.policy, victim.bucket, victim.model,
                           *([1.0] * len(FIELDS)), clock()))
     conn.close()
 
@@ -199,7 +199,8 @@ async def test_rebuild_cli_check(app_config, clock, db_path, tmp_path):
 
     bad = run_cli(db_path, tmp_path, "--check")
     assert bad.returncode == 1, bad.stdout + bad.stderr
-    assert f"differs: {victim.policy} / {victim.bucket} / {victim.model}" in bad.stdout
+    assert (f"differs: {victim.tenant} / {victim.policy} / {victim.bucket} / {victim.model}"
+            in bad.stdout)
     with opened(db_path) as db:
         assert read_arms(db) != live  # --check only looks
 
