@@ -12,10 +12,11 @@ import numpy as np
 import structlog
 from aiohttp import web
 
+from bandit_router.auth import KeyRing
 from bandit_router.config import Config
 from bandit_router.engine import Engine
 from bandit_router.handlers import ROUTES, error_middleware
-from bandit_router.keys import CONFIG, ENGINE, LOG_SAMPLER, ROUTE_IDS, STORE
+from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, ROUTE_IDS, STORE
 from bandit_router.route_id import RouteIds
 from bandit_router.store import DECISION_FLUSH_S, SqliteStore
 
@@ -31,6 +32,7 @@ def create_app(config: Config, store: SqliteStore | None = None,
     app[CONFIG] = config
     app[STORE] = store or SqliteStore(config, clock=clock)
     app[LOG_SAMPLER] = random.Random(config.routing.seed)
+    app[KEYS] = KeyRing(config.auth)
     app.add_routes(ROUTES)
     app.cleanup_ctx.append(lambda a: _lifecycle(a, clock))
     return app

@@ -13,6 +13,9 @@ from typing import Literal
 from bandit_router.tomlcheck import ConfigError, Table
 
 Mode = Literal["utility", "cheapest_adequate"]
+SCOPES = ("route", "feedback", "admin")
+DEFAULT_TENANT = "default"
+MIN_KEY_CHARS = 16
 CONFIG_ENV = "BANDIT_ROUTER_CONFIG"
 
 
@@ -134,6 +137,26 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One caller's key: who it is (for logs), whose arms it reaches, what it may do."""
+
+    name: str
+    tenant: str
+    scopes: frozenset[str]
+    secret: str = field(repr=False)  # never printed or logged
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    keys: tuple[ApiKey, ...] = ()
+
+    @property
+    def open(self) -> bool:
+        """No keys configured: every request is allowed, as the default tenant."""
+        return not self.keys
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig
     storage: StorageConfig
@@ -142,6 +165,7 @@ class Config:
     models: tuple[Model, ...]
     buckets: BucketRules
     policies: MappingProxyType[str, PolicyConfig]
+    auth: AuthConfig = AuthConfig()
     source: str = "<memory>"
 
     def model(self, name: str) -> Model:
@@ -305,6 +329,41 @@ def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
     )
 
 
+def _api_key(t: Table) -> ApiKey:
+    scopes = t.strings("scopes")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if not scopes or unknown:
+        extra = f"; unknown: {', '.join(unknown)}" if unknown else ""
+        raise ConfigError(t.key("scopes"), f"must name some of {', '.join(SCOPES)}{extra}")
+    if t.has("key") == t.has("key_env"):
+        raise ConfigError(t.key("key_env"), "give exactly one of key_env (preferred) or key")
+    if t.has("key_env"):
+        variable = t.string("key_env")
+        secret = os.environ.get(variable, "")
+        if not secret:
+            raise ConfigError(t.key("key_env"), f"environment variable {variable} is not set")
+        t.raw_none("key")
+    else:
+        secret = t.string("key")
+        t.raw_none("key_env")
+    if len(secret) < MIN_KEY_CHARS:
+        raise ConfigError(t.key("key_env" if t.has("key_env") else "key"),
+                          f"the key must have at least {MIN_KEY_CHARS} characters")
+    return ApiKey(name=t.string("name"), tenant=t.string("tenant", DEFAULT_TENANT),
+                  scopes=frozenset(scopes), secret=secret)
+
+
+def _auth(t: Table) -> AuthConfig:
+    keys = tuple(k.read(_api_key) for k in t.array_of_tables("keys")) if t.has("keys") \
+        else t.raw_none("keys") or ()
+    for field_name in ("name", "secret"):
+        values = [getattr(k, field_name) for k in keys]
+        if len(set(values)) != len(values):
+            what = "names" if field_name == "name" else "keys"
+            raise ConfigError("auth.keys", f"two entries have the same {what}")
+    return AuthConfig(keys=keys)
+
+
 def parse(document: dict, source: str = "<memory>") -> Config:
     """Validate a parsed TOML document and build the `Config` it describes."""
     root = Table(document)
@@ -323,6 +382,7 @@ def parse(document: dict, source: str = "<memory>") -> Config:
         models=_models(root),
         buckets=buckets,
         policies=MappingProxyType(policies),
+        auth=root.table("auth").read(_auth),
         source=source,
     )
     root.done()

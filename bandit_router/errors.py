@@ -59,6 +59,11 @@ class FactConflict(RouterError):
     code = "duplicate_fact"
 
 
+class IdempotencyConflict(RouterError):
+    status = 409
+    code = "idempotency_conflict"
+
+
 class Unavailable(RouterError):
     status = 503
     code = "unavailable"

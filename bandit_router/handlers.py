@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -9,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from bandit_router import __version__
+from bandit_router.auth import Principal, authenticate
 from bandit_router.errors import (
     BodyTooLarge,
     InvalidJson,
@@ -18,8 +20,9 @@ from bandit_router.errors import (
     UnknownField,
     UnsupportedMediaType,
 )
-from bandit_router.keys import CONFIG, ENGINE, LOG_SAMPLER, ROUTE_IDS, STORE
+from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, ROUTE_IDS, STORE
 from bandit_router.route_id import UnknownRoute
+from bandit_router.validate import Fields
 from bandit_router.wire import arm_json, decision_json, parse_feedback, parse_route
 from bandit_router.writer import StorageError
 
@@ -86,15 +89,22 @@ def _query(request: web.Request, allowed: set[str]) -> dict[str, str]:
     return {k: request.query[k] for k in allowed if k in request.query}
 
 
+def _caller(request: web.Request, scope: str | None) -> Principal:
+    return authenticate(request.app[KEYS], request, scope)
+
+
 @ROUTES.post("/v1/route")
 async def route(request: web.Request) -> web.Response:
     app = request.app
+    caller = _caller(request, "route")
     req = parse_route(await read_json(request), app[CONFIG].server.max_messages)
+    if caller.tenant != req.tenant:
+        req = replace(req, tenant=caller.tenant)
     decision = app[ENGINE].decide(req)
     app[STORE].log_decision(decision)
     if app[LOG_SAMPLER].random() < app[CONFIG].logging.decision_sample_rate:
-        log.info("decision", route_id=decision.route_id, policy=decision.policy,
-                 bucket=decision.bucket, model=decision.model,
+        log.info("decision", route_id=decision.route_id, tenant=decision.tenant,
+                 policy=decision.policy, bucket=decision.bucket, model=decision.model,
                  expected_cost_usd=decision.expected_cost_usd,
                  expected_latency_ms=decision.expected_latency_ms)
     return json_response(decision_json(decision))
@@ -103,32 +113,57 @@ async def route(request: web.Request) -> web.Response:
 @ROUTES.post("/v1/feedback")
 async def feedback(request: web.Request) -> web.Response:
     app = request.app
-    route_id, facts = parse_feedback(await read_json(request))
+    caller = _caller(request, "feedback")
+    route_id, facts, idempotency_key = parse_feedback(await read_json(request))
     try:
         ticket = app[ROUTE_IDS].read(route_id)
     except UnknownRoute as exc:
         raise RouteNotFound(str(exc), "route_id") from exc
+    if ticket.tenant != caller.tenant:  # another tenant's decision: as good as unknown
+        raise RouteNotFound("unknown route_id", "route_id")
     ttl_h = app[CONFIG].storage.decision_ttl_hours
     if app[ENGINE].now() - ticket.created_at > ttl_h * 3600.0:
         raise RouteNotFound(f"route_id expired: decisions older than {ttl_h:g} h "
                             f"(storage.decision_ttl_hours) take no feedback", "route_id")
-    result = await app[STORE].record_feedback(route_id, ticket, facts)
+    result = await app[STORE].record_feedback(route_id, ticket, facts, idempotency_key)
     applied = {fact: int(v) if fact.endswith("_tokens") else bool(v) if fact == "success" else v
                for fact, v in result.resolution.applied}
-    log.info("feedback", route_id=route_id, policy=ticket.policy, bucket=ticket.bucket,
-             model=ticket.model, applied=applied, feedback_id=result.feedback_id)
+    log.info("feedback", route_id=route_id, tenant=ticket.tenant, policy=ticket.policy,
+             bucket=ticket.bucket, model=ticket.model, applied=applied,
+             feedback_id=result.feedback_id, replayed=result.replayed)
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return json_response({
         "route_id": route_id, "policy": ticket.policy, "bucket": ticket.bucket,
         "model": ticket.model, "applied": applied,
         "quality_from_success": result.resolution.derived_quality,
-    })
+    }, headers=headers)
 
 
 @ROUTES.get("/v1/arms")
 async def arms(request: web.Request) -> web.Response:
+    caller = _caller(request, None)  # any key may read its own tenant's arms
     query = _query(request, {"policy", "bucket"})
-    reports = request.app[ENGINE].report(policy=query.get("policy"), bucket=query.get("bucket"))
+    reports = request.app[ENGINE].report(policy=query.get("policy"), bucket=query.get("bucket"),
+                                         tenant=caller.tenant)
     return json_response({"arms": [arm_json(r) for r in reports]})
+
+
+@ROUTES.post("/v1/admin/reset")
+async def reset(request: web.Request) -> web.Response:
+    """Forget what the caller's tenant learned for the matching arms (admin scope)."""
+    app = request.app
+    caller = _caller(request, "admin")
+    body = Fields(await read_json(request), allowed=frozenset({"policy", "bucket", "model"}))
+    policy, bucket, model = (body.string(k, max_len=256) for k in ("policy", "bucket", "model"))
+    if policy is not None:
+        app[ENGINE].policy(policy)
+    if bucket is not None:
+        app[ENGINE].check_bucket(bucket)
+    keys = await app[STORE].reset(caller.tenant, policy, bucket, model)
+    log.info("arms_reset", tenant=caller.tenant, key=caller.name, arms=len(keys),
+             policy=policy, bucket=bucket, model=model)
+    return json_response({"reset": [{"policy": k.policy, "bucket": k.bucket, "model": k.model}
+                                    for k in keys]})
 
 
 @ROUTES.get("/healthz")

@@ -6,6 +6,7 @@ import random
 
 from aiohttp import web
 
+from bandit_router.auth import KeyRing
 from bandit_router.config import Config
 from bandit_router.engine import Engine
 from bandit_router.route_id import RouteIds
@@ -16,3 +17,4 @@ STORE = web.AppKey("store", SqliteStore)
 ENGINE = web.AppKey("engine", Engine)
 ROUTE_IDS = web.AppKey("route_ids", RouteIds)
 LOG_SAMPLER = web.AppKey("log_sampler", random.Random)
+KEYS = web.AppKey("keys", KeyRing)

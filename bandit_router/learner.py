@@ -61,6 +61,10 @@ class ArmBook:
     def states(self) -> dict[ArmKey, Evidence]:
         return dict(self._states)
 
+    def arms(self) -> set[ArmKey]:
+        """Every arm with evidence, staged changes included."""
+        return set(self._states) | set(self._staged)
+
     def apply(self, event: FeedbackEvent) -> dict[ArmKey, Evidence]:
         """Learn from one event and commit it at once (for in-process use)."""
         self.stage(*self.learn(event))

@@ -91,6 +91,20 @@ def m003_tenants(db: Database) -> None:
     db.execute("ALTER TABLE arms_v3 RENAME TO arms")
 
 
+@migrations()
+def m004_idempotency(db: Database) -> None:
+    """Answers to feedback sent with an idempotency key, so a retry gets the same answer."""
+    db.execute("""CREATE TABLE idempotency (
+    tenant TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    response TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (tenant, key)
+)""")
+    db.execute("CREATE INDEX idempotency_created_at ON idempotency (created_at)")
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)
 

@@ -83,6 +83,8 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
             half_life_s: float, cap: float, change_window: float = 0.0) -> Evidence:
     """Fold one feedback message's facts into the evidence: decay to `now`, add, cap, and
     (with a `change_window`) forget the past when recent quality says the arm changed."""
+    if any(fact == "reset" for fact, _ in facts):  # an administrator cleared this arm
+        return Evidence(updated_at=max(now, ev.updated_at))
     ev = decayed(ev, now, half_life_s)
     add = dict.fromkeys(FIELDS, 0.0)
     quality = None

@@ -8,21 +8,23 @@ same transaction as the event, so log and snapshot can never disagree.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from sqlite_utils import Database
 
 from bandit_router import migrations
 from bandit_router.config import Config
-from bandit_router.errors import FactConflict
+from bandit_router.errors import FactConflict, IdempotencyConflict
 from bandit_router.feedback import DuplicateFact, Resolution, resolve
 from bandit_router.learner import ArmBook
 from bandit_router.posterior import FIELDS, Evidence
-from bandit_router.route_id import new_key
+from bandit_router.route_id import new_key, new_nonce
 from bandit_router.types import ArmKey, Decision, Facts, FeedbackEvent, RouteTicket
 from bandit_router.writer import StorageError, Writer
 
@@ -102,6 +104,17 @@ class Loaded:
 class FeedbackResult:
     feedback_id: int
     resolution: Resolution
+    replayed: bool = False  # the stored answer to an earlier send with the same idempotency key
+
+    def to_json(self) -> bytes:
+        r = self.resolution
+        return orjson.dumps([self.feedback_id, [list(f) for f in r.applied], r.derived_quality])
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> FeedbackResult:
+        feedback_id, applied, derived = orjson.loads(data)
+        return cls(feedback_id, Resolution(tuple((f, v) for f, v in applied), derived),
+                   replayed=True)
 
 
 class _Load:
@@ -146,6 +159,7 @@ class _Prune:
         self.before = before
 
     def run(self, db: Database) -> int:
+        db.execute("DELETE FROM idempotency WHERE created_at < ?", [self.before])
         return db.execute("DELETE FROM decisions WHERE created_at < ?", [self.before]).rowcount
 
 
@@ -153,11 +167,38 @@ class _RecordFeedback:
     refusable = True
 
     def __init__(self, book: ArmBook, clock: Callable[[], float], route_id: str,
-                 ticket: RouteTicket, facts: Facts) -> None:
+                 ticket: RouteTicket, facts: Facts, idempotency_key: str | None) -> None:
         self.book, self.clock = book, clock
         self.route_id, self.ticket, self.facts = route_id, ticket, facts
+        self.idempotency_key = idempotency_key
+        self.request_hash = hashlib.sha256(orjson.dumps(
+            [route_id, [list(f) for f in facts.items()]])).hexdigest()
+
+    def _replay(self, db: Database) -> FeedbackResult | None:
+        """The stored answer if this idempotency key was used before, for this same request."""
+        row = db.execute("SELECT request_hash, response FROM idempotency "
+                         "WHERE tenant = ? AND key = ?",
+                         [self.ticket.tenant, self.idempotency_key]).fetchone()
+        if row is None:
+            return None
+        if row[0] != self.request_hash:
+            raise IdempotencyConflict("this idempotency_key was already used for a different "
+                                      "feedback", "idempotency_key")
+        return FeedbackResult.from_json(row[1])
 
     def run(self, db: Database) -> FeedbackResult:
+        if self.idempotency_key is not None:
+            replayed = self._replay(db)
+            if replayed is not None:
+                return replayed
+        result = self._apply(db)
+        if self.idempotency_key is not None:
+            db.execute("INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
+                       [self.ticket.tenant, self.idempotency_key, self.request_hash,
+                        result.to_json().decode(), self.clock()])
+        return result
+
+    def _apply(self, db: Database) -> FeedbackResult:
         seen = dict(db.execute("SELECT fact, derived FROM feedback_facts WHERE route_id = ?",
                                [self.route_id]).fetchall())
         try:
@@ -180,6 +221,38 @@ class _RecordFeedback:
         write_arms(db, {key: evidence})
         self.book.stage(key, evidence)  # last: only once every statement has succeeded
         return FeedbackResult(feedback_id, resolution)
+
+
+class _Reset:
+    refusable = False
+
+    def __init__(self, book: ArmBook, clock: Callable[[], float], tenant: str,
+                 policy: str | None, bucket: str | None, model: str | None) -> None:
+        self.book, self.clock = book, clock
+        self.tenant, self.policy, self.bucket, self.model = tenant, policy, bucket, model
+
+    def _matches(self, key: ArmKey) -> bool:
+        return key.tenant == self.tenant and all(
+            want is None or want == have for want, have in
+            ((self.policy, key.policy), (self.bucket, key.bucket), (self.model, key.model)))
+
+    def run(self, db: Database) -> list[ArmKey]:
+        keys = sorted((k for k in self.book.arms() if self._matches(k)),
+                      key=lambda k: (k.policy, k.bucket, k.model))
+        now = self.clock()
+        for key in keys:
+            route_id = f"reset:{new_nonce()}"
+            ticket = RouteTicket(key.policy, key.bucket, key.model, now, 0, "", key.tenant)
+            _, evidence = self.book.learn(FeedbackEvent(route_id, ticket, (("reset", 1.0),), now))
+            feedback_id = db.execute(
+                "INSERT INTO feedback (route_id, received_at, policy, bucket, model, tenant) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [route_id, now, key.policy, key.bucket, key.model, key.tenant]).lastrowid
+            db.execute("INSERT INTO feedback_facts (route_id, fact, value, feedback_id) "
+                       "VALUES (?, 'reset', 1.0, ?)", [route_id, feedback_id])
+            write_arms(db, {key: evidence})
+            self.book.stage(key, evidence)
+        return keys
 
 
 class SqliteStore:
@@ -233,10 +306,17 @@ class SqliteStore:
             return
         self._writer.submit(_LogDecisions(batch))
 
-    async def record_feedback(self, route_id: str, ticket: RouteTicket,
-                              facts: Facts) -> FeedbackResult:
+    async def record_feedback(self, route_id: str, ticket: RouteTicket, facts: Facts,
+                              idempotency_key: str | None = None) -> FeedbackResult:
         """Apply and commit one feedback message; returns once it is durable."""
-        job = _RecordFeedback(self._book, self._clock, route_id, ticket, facts)
+        job = _RecordFeedback(self._book, self._clock, route_id, ticket, facts,
+                              idempotency_key)
+        return await asyncio.wrap_future(self._writer.submit(job))
+
+    async def reset(self, tenant: str, policy: str | None = None, bucket: str | None = None,
+                    model: str | None = None) -> list[ArmKey]:
+        """Forget what the tenant's matching arms learned (logged, so a rebuild agrees)."""
+        job = _Reset(self._book, self._clock, tenant, policy, bucket, model)
         return await asyncio.wrap_future(self._writer.submit(job))
 
     async def prune(self, before: float) -> int:

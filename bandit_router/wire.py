@@ -24,7 +24,8 @@ ROUTE_FIELDS = frozenset({"prompt", "messages", "task", "bucket", "policy", "con
                           "weights", "input_tokens", "max_output_tokens", "explain"})
 CONSTRAINT_FIELDS = frozenset({"models", "exclude", "max_cost_usd", "max_latency_ms"})
 WEIGHT_FIELDS = frozenset({"cost", "latency"})
-FEEDBACK_FIELDS = frozenset({"route_id", *FACTS})
+FEEDBACK_FIELDS = frozenset({"route_id", "idempotency_key", *FACTS})
+MAX_IDEMPOTENCY_KEY = 128
 
 MAX_TOKENS = 100_000_000
 MAX_LATENCY_MS = 86_400_000.0  # a day; anything longer is a unit mistake
@@ -101,9 +102,13 @@ def parse_route(data: Any, max_messages: int) -> RouteRequest:
     )
 
 
-def parse_feedback(data: Any) -> tuple[str, Facts]:
+def parse_feedback(data: Any) -> tuple[str, Facts, str | None]:
+    """The route_id, the facts, and the client's idempotency key (if any)."""
     body = Fields(data, allowed=FEEDBACK_FIELDS)
     route_id = body.string("route_id", required=True, max_len=MAX_ROUTE_ID)
+    idempotency_key = body.string("idempotency_key", max_len=MAX_IDEMPOTENCY_KEY)
+    if idempotency_key == "":
+        raise InvalidField("idempotency_key must not be empty", "idempotency_key")
     facts = Facts(
         quality=body.number("quality", 0.0, 1.0),
         latency_ms=body.number("latency_ms", 0.0, MAX_LATENCY_MS),
@@ -113,7 +118,7 @@ def parse_feedback(data: Any) -> tuple[str, Facts]:
     )
     if not facts.items():
         raise MissingField(f"feedback needs at least one of {', '.join(FACTS)}", "quality")
-    return route_id, facts
+    return route_id, facts, idempotency_key
 
 
 def _explanation(arm: ArmExplanation) -> dict:

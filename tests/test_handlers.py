@@ -690,6 +690,9 @@ FEEDBACK_BODY_ERRORS = [
     ({"output_tokens": {"n": 3}}, True, "invalid_field", "output_tokens"),
     ({"output_tokens": 10**12}, True, "invalid_field", "output_tokens"),
     ({"success": "false"}, True, "invalid_field", "success"),
+    ({"idempotency_key": 7, "quality": 1.0}, True, "invalid_field", "idempotency_key"),
+    ({"idempotency_key": "", "quality": 1.0}, True, "invalid_field", "idempotency_key"),
+    ({"idempotency_key": "k" * 129, "quality": 1.0}, True, "invalid_field", "idempotency_key"),
     ({"success": 0}, True, "invalid_field", "success"),
     ({"quality": 0.5, "latency_ms": -2}, True, "invalid_field", "latency_ms"),
 ]

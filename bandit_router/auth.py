@@ -1,0 +1,83 @@
+"""API keys: who is calling, for which tenant, allowed to do what.
+
+Keys come from the config (`[[auth.keys]]`, secrets read from the environment). They are
+looked up by their SHA-256 digest and confirmed with a constant-time comparison, and never
+logged. With no keys configured the service is open and everyone is the default tenant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bandit_router.config import DEFAULT_TENANT, SCOPES, AuthConfig
+from bandit_router.errors import RouterError
+
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+PRINCIPAL = "principal"  # the request-scoped key under which the caller is stored
+
+
+class Unauthorized(RouterError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(RouterError):
+    status = 403
+    code = "forbidden"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str | None  # the key's name; None when the service is open
+    tenant: str
+    scopes: frozenset[str]
+
+
+OPEN = Principal(None, DEFAULT_TENANT, frozenset(SCOPES))
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+
+
+class KeyRing:
+    def __init__(self, config: AuthConfig) -> None:
+        self.open = config.open
+        self._by_digest = {_digest(k.secret): Principal(k.name, k.tenant, k.scopes)
+                           for k in config.keys}
+
+    def find(self, presented: str) -> Principal | None:
+        digest = _digest(presented)
+        for known, principal in self._by_digest.items():
+            # every key is compared, in constant time: no early exit to time
+            if hmac.compare_digest(known, digest):
+                return principal
+        return None
+
+
+def presented_key(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return request.headers.get("X-API-Key") or None
+
+
+def authenticate(ring: KeyRing, request: web.Request, scope: str | None) -> Principal:
+    """The caller, or Unauthorized/Forbidden. `scope` None: any valid key will do."""
+    if ring.open or request.path in PUBLIC_PATHS:
+        return OPEN
+    secret = presented_key(request)
+    if secret is None:
+        raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>' "
+                           "or 'X-API-Key: <key>'")
+    principal = ring.find(secret)
+    if principal is None:
+        raise Unauthorized("invalid API key")
+    if scope is not None and scope not in principal.scopes:
+        raise Forbidden(f"this key may not {scope}; its scopes: "
+                        f"{', '.join(sorted(principal.scopes))}")
+    return principal
