@@ -110,6 +110,8 @@ class Engine:
         """Install new evidence. Arms whose model, policy or bucket the config no longer has
         are kept aside (`orphans`): stored and shown, never used."""
         for key, ev in changes.items():
+            if not posterior.sound(ev):  # never let a damaged value reach a posterior
+                ev = posterior.repaired(ev)
             i = self._usable(key.policy, key.bucket, key.model)
             if i is None:
                 self.orphans[key] = ev

@@ -95,7 +95,7 @@ class Pool:
             difficulty = (self._difficulty_sum[r] - own * (y - self.strength)) / \
                 (self._difficulty_weight[r] - own)
             logit = strength + difficulty
-        mean = 1.0 / (1.0 + np.exp(-logit))
+        mean = np.clip(1.0 / (1.0 + np.exp(-np.nan_to_num(logit))), 1e-6, 1.0 - 1e-6)
         if optimistic:
             mean = np.maximum(mean, 1.0 / (1.0 + np.exp(-self._prior_logit)))
         # A Beta whose variance matches the cells' spread (delta method) has this strength.

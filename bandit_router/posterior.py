@@ -55,6 +55,22 @@ def decay_factor(elapsed_s, half_life_s: float):
     return np.exp2(-np.maximum(elapsed_s, 0.0) / half_life_s)
 
 
+def sound(ev: Evidence) -> bool:
+    """Every statistic finite and every count and sum that must be non-negative, so."""
+    values = [getattr(ev, name) for name in FIELDS]
+    if not all(math.isfinite(v) for v in values) or not math.isfinite(ev.updated_at):
+        return False
+    return all(v >= 0 for v in values)  # log-latency too: latencies count from 1 ms
+
+
+def repaired(ev: Evidence) -> Evidence:
+    """An unsound arm (a damaged snapshot row) forgets what it cannot trust: non-finite or
+    negative statistics are dropped to zero, so the posterior falls back toward its prior."""
+    fixed = {name: (v if math.isfinite(v) and v >= 0 else 0.0)
+             for name, v in ((name, getattr(ev, name)) for name in FIELDS)}
+    return Evidence(**fixed, updated_at=ev.updated_at if math.isfinite(ev.updated_at) else 0.0)
+
+
 def decayed(ev: Evidence, now: float, half_life_s: float) -> Evidence:
     f = float(decay_factor(now - ev.updated_at, half_life_s))
     if f == 1.0:
@@ -89,7 +105,12 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
     add = dict.fromkeys(FIELDS, 0.0)
     quality = None
     for fact, value in facts:
+        # The HTTP layer already refuses these; the log, a replay or a test might not.
+        # A NaN or a negative count must never reach a posterior.
+        if not math.isfinite(value) or value < 0:
+            continue
         if fact == "quality":
+            value = min(value, 1.0)
             quality = value
             add["q_pos"] += value
             add["q_neg"] += 1.0 - value
@@ -147,6 +168,7 @@ def pooled_prior(prior: Prior, base_mean, pooled_pos, pooled_neg, pool_strength:
 
 
 NORMAL_FROM = 25.0  # Beta(a, b) with a, b >= this is drawn from its normal approximation
+_TINY, _HUGE = 1e-6, 1e12
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +190,9 @@ class BetaSampler:
 
     @classmethod
     def of(cls, alpha: np.ndarray, beta: np.ndarray) -> BetaSampler:
+        # Last line of defence: a Beta needs a, b > 0 and finite, or numpy raises on every draw.
+        alpha = np.clip(np.nan_to_num(alpha, nan=_TINY, posinf=_HUGE), _TINY, _HUGE)
+        beta = np.clip(np.nan_to_num(beta, nan=_TINY, posinf=_HUGE), _TINY, _HUGE)
         n = alpha + beta
         mean = alpha / n
         exact = (alpha < NORMAL_FROM) | (beta < NORMAL_FROM)

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import structlog
 from sqlite_utils import Database
 
-from bandit_router import migrations
+from bandit_router import migrations, posterior
 from bandit_router.config import Config
 from bandit_router.errors import FactConflict, IdempotencyConflict
 from bandit_router.feedback import DuplicateFact, Resolution, resolve
@@ -28,6 +29,7 @@ from bandit_router.route_id import new_key, new_nonce
 from bandit_router.types import ArmKey, Decision, Facts, FeedbackEvent, RouteTicket
 from bandit_router.writer import StorageError, Writer
 
+log = structlog.get_logger("bandit_router.store")
 DECISION_BATCH = 256  # decisions written per job
 DECISION_FLUSH_S = 0.2  # ... and at least this often
 MAX_QUEUED_JOBS = 10_000  # beyond this backlog, new decisions are dropped (and counted)
@@ -134,7 +136,21 @@ class _Load:
             "rowid AS r, ROW_NUMBER() OVER (PARTITION BY tenant, policy, bucket "
             "ORDER BY rowid DESC) AS rn "
             "FROM decisions) WHERE rn <= ? ORDER BY r", [self.window]).fetchall()
-        return Loaded(route_key=bytes(key), arms=read_arms(db), recent=recent)
+        return Loaded(route_key=bytes(key), arms=_sound_arms(db), recent=recent)
+
+
+def _sound_arms(db: Database) -> dict[ArmKey, Evidence]:
+    """The snapshot, with any damaged row (NaN, negative counts) repaired and written back:
+    one bad row must not make every decision in its bucket fail."""
+    arms = read_arms(db)
+    broken = {k: posterior.repaired(ev) for k, ev in arms.items() if not posterior.sound(ev)}
+    for key in broken:
+        log.error("arm_repaired", tenant=key.tenant, policy=key.policy, bucket=key.bucket,
+                  model=key.model, why="its snapshot held non-finite or negative statistics; "
+                                       "`bandit-router rebuild` restores it from the log")
+    if broken:
+        write_arms(db, broken)
+    return {**arms, **broken}
 
 
 class _LogDecisions:
