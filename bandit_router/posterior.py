@@ -17,9 +17,11 @@ import numpy as np
 from scipy.special import betaincinv
 
 from bandit_router.config import Prior
+from bandit_router.types import MAX_LATENCY_MS, MAX_TOKENS
 
 _MIN_LATENCY_MS = 1.0  # log-latency needs a positive value; sub-millisecond answers count as 1 ms
 _MIN_LOG_VAR = 1e-6
+_MAX_LOG_LATENCY = math.log(MAX_LATENCY_MS)
 CHANGE_Z = 4.0  # how many standard errors recent quality must stray to count as a change
 
 
@@ -60,13 +62,14 @@ def sound(ev: Evidence) -> bool:
     values = [getattr(ev, name) for name in FIELDS]
     if not all(math.isfinite(v) for v in values) or not math.isfinite(ev.updated_at):
         return False
-    return all(v >= 0 for v in values)  # log-latency too: latencies count from 1 ms
+    # non-negative, log-latency too: latencies count from 1 ms
+    return all(0 <= v <= _EVIDENCE_LIMIT for v in values)
 
 
 def repaired(ev: Evidence) -> Evidence:
     """An unsound arm (a damaged snapshot row) forgets what it cannot trust: non-finite or
     negative statistics are dropped to zero, so the posterior falls back toward its prior."""
-    fixed = {name: (v if math.isfinite(v) and v >= 0 else 0.0)
+    fixed = {name: (v if math.isfinite(v) and 0 <= v <= _EVIDENCE_LIMIT else 0.0)
              for name, v in ((name, getattr(ev, name)) for name in FIELDS)}
     return Evidence(**fixed, updated_at=ev.updated_at if math.isfinite(ev.updated_at) else 0.0)
 
@@ -109,8 +112,8 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
         # A NaN or a negative count must never reach a posterior.
         if not math.isfinite(value) or value < 0:
             continue
+        value = min(value, _FACT_LIMITS.get(fact, value))
         if fact == "quality":
-            value = min(value, 1.0)
             quality = value
             add["q_pos"] += value
             add["q_neg"] += 1.0 - value
@@ -167,6 +170,9 @@ def pooled_prior(prior: Prior, base_mean, pooled_pos, pooled_neg, pool_strength:
             (1.0 - base_mean) * prior.quality_strength + scale * pooled_neg)
 
 
+_FACT_LIMITS = {"quality": 1.0, "latency_ms": MAX_LATENCY_MS, "input_tokens": MAX_TOKENS,
+                "output_tokens": MAX_TOKENS}
+_EVIDENCE_LIMIT = 1e15  # no statistic of a real arm comes near; anything beyond is damage
 NORMAL_FROM = 25.0  # Beta(a, b) with a, b >= this is drawn from its normal approximation
 _TINY, _HUGE = 1e-6, 1e12
 
@@ -227,9 +233,12 @@ def latency_params(n, total, total_sq, prior_latency_ms, prior: Prior):
     mu0 = np.log(prior_latency_ms)
     n0 = prior.latency_strength
     count = n0 + n
-    mean = (n0 * mu0 + total) / count
+    # Observed log-latencies lie in [0, log(a day)]; clipping keeps damaged statistics from
+    # overflowing exp() and costs a sound posterior nothing.
+    mean = np.clip((n0 * mu0 + total) / count, 0.0, _MAX_LOG_LATENCY)
     second = (n0 * (prior.latency_log_sd ** 2 + mu0 * mu0) + total_sq) / count
-    return mean, np.maximum(second - mean * mean, _MIN_LOG_VAR), count
+    var = np.clip(second - mean * mean, _MIN_LOG_VAR, _MAX_LOG_LATENCY ** 2)
+    return mean, var, count
 
 
 def typical_latency_ms(mean):

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success")
 DEFAULT_TENANT = "default"  # everyone's tenant when no API keys are configured
+MAX_TOKENS = 100_000_000  # token counts beyond this are refused (and clamped, if they slip in)
+MAX_LATENCY_MS = 86_400_000.0  # a day; anything longer is a unit mistake
 
 
 @dataclass(frozen=True, slots=True)
