@@ -12,6 +12,7 @@ import numpy as np
 import structlog
 from aiohttp import web
 
+from bandit_router import gateway
 from bandit_router.auth import KeyRing
 from bandit_router.config import Config
 from bandit_router.engine import Engine
@@ -34,7 +35,9 @@ def create_app(config: Config, store: SqliteStore | None = None,
     app[LOG_SAMPLER] = random.Random(config.routing.seed)
     app[KEYS] = KeyRing(config.auth)
     app.add_routes(ROUTES)
+    app.add_routes(gateway.ROUTES)
     app.cleanup_ctx.append(lambda a: _lifecycle(a, clock))
+    app.cleanup_ctx.append(gateway.lifecycle)  # opened after the store, closed before it
     return app
 
 

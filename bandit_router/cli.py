@@ -137,7 +137,9 @@ def _serve(config: Config) -> int:
     try:
         web.run_app(create_app(config), host=config.server.host, port=config.server.port,
                     print=lambda msg: log_listening(config), access_log=None,
-                    handle_signals=True)
+                    handle_signals=True,
+                    # a client that hangs up cancels its handler, and so its upstream call
+                    handler_cancellation=True)
     finally:
         sink.close()
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -49,6 +50,15 @@ class RoutingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where the gateway sends a model's calls: an OpenAI-compatible API."""
+
+    base_url: str  # e.g. https://api.openai.com/v1 (the gateway appends /chat/completions)
+    model: str  # the model's name there
+    api_key: str | None = field(default=None, repr=False)  # from the environment; never logged
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     """One catalog entry: a model and its public prices (USD per million tokens)."""
 
@@ -59,6 +69,7 @@ class Model:
     context_tokens: int
     latency_ms: float
     quality_prior: float | None = None  # prior mean quality; None = the policy's
+    upstream: Upstream | None = None  # for the OpenAI-compatible gateway; None = not callable
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +148,23 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    alias: str = "auto"  # `model` naming the default policy; "<alias>-<policy>" names others
+    attempts: int = 3  # upstream calls per request, the decision's model then its fallbacks
+    connect_timeout_s: float = 5.0
+    timeout_s: float = 120.0  # a whole call (a non-streamed answer, or between stream chunks)
+
+    def policy_of(self, model: str, policies: Mapping[str, object], default: str) -> str | None:
+        """The policy a `model` alias names, or None when it is not an alias."""
+        if model == self.alias:
+            return default
+        prefix = f"{self.alias}-"
+        if model.startswith(prefix) and model[len(prefix):] in policies:
+            return model[len(prefix):]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKey:
     """One caller's key: who it is (for logs), whose arms it reaches, what it may do."""
 
@@ -166,10 +194,18 @@ class Config:
     buckets: BucketRules
     policies: MappingProxyType[str, PolicyConfig]
     auth: AuthConfig = AuthConfig()
+    gateway: GatewayConfig = GatewayConfig()
     source: str = "<memory>"
 
     def model(self, name: str) -> Model:
         return next(m for m in self.models if m.name == name)
+
+    def aliases(self) -> dict[str, str]:
+        """Gateway `model` aliases and the policies they name."""
+        default = self.routing.default_policy
+        out = {self.gateway.alias: default}
+        out.update({f"{self.gateway.alias}-{p}": p for p in self.policies})
+        return out
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -221,7 +257,24 @@ def _model(t: Table) -> Model:
         latency_ms=t.number("latency_ms", above=0),
         quality_prior=t.number("quality_prior", lo=0.01, hi=0.99) if t.has("quality_prior")
         else t.raw_none("quality_prior"),
+        upstream=t.table("upstream").read(lambda u: _upstream(u, t.string("name")))
+        if t.has("upstream") else t.raw_none("upstream"),
     )
+
+
+def _upstream(t: Table, model: str) -> Upstream:
+    base_url = t.string("base_url").rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(t.key("base_url"), "must be an http:// or https:// URL")
+    api_key = None
+    if t.has("key_env"):
+        variable = t.string("key_env")
+        api_key = os.environ.get(variable) or None
+        if api_key is None:
+            raise ConfigError(t.key("key_env"), f"environment variable {variable} is not set")
+    else:
+        t.raw_none("key_env")
+    return Upstream(base_url=base_url, model=t.string("model", model), api_key=api_key)
 
 
 def _models(root: Table) -> tuple[Model, ...]:
@@ -353,6 +406,16 @@ def _api_key(t: Table) -> ApiKey:
                   scopes=frozenset(scopes), secret=secret)
 
 
+def _gateway(t: Table) -> GatewayConfig:
+    d = GatewayConfig()
+    return GatewayConfig(
+        alias=t.string("alias", d.alias),
+        attempts=t.integer("attempts", d.attempts, lo=1, hi=10),
+        connect_timeout_s=t.number("connect_timeout_s", d.connect_timeout_s, above=0),
+        timeout_s=t.number("timeout_s", d.timeout_s, above=0),
+    )
+
+
 def _auth(t: Table) -> AuthConfig:
     keys = tuple(k.read(_api_key) for k in t.array_of_tables("keys")) if t.has("keys") \
         else t.raw_none("keys") or ()
@@ -383,9 +446,13 @@ def parse(document: dict, source: str = "<memory>") -> Config:
         buckets=buckets,
         policies=MappingProxyType(policies),
         auth=root.table("auth").read(_auth),
+        gateway=root.table("gateway").read(_gateway),
         source=source,
     )
     root.done()
+    taken = sorted(set(config.aliases()) & {m.name for m in config.models})
+    if taken:
+        raise ConfigError("gateway.alias", f"alias {taken[0]!r} is also a model's name")
     return config
 
 

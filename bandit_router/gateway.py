@@ -1,0 +1,154 @@
+"""The OpenAI-compatible gateway: `POST /v1/chat/completions` routes a call like
+`/v1/route`, forwards it to the chosen model's upstream (then to its fallbacks if it fails),
+and feeds latency, tokens and success back without the client doing anything."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import orjson
+import structlog
+from aiohttp import web
+
+from bandit_router.auth import authenticate
+from bandit_router.config import Config
+from bandit_router.errors import RouterError, UnknownModel
+from bandit_router.handlers import read_json
+from bandit_router.keys import CONFIG, ENGINE, KEYS, ROUTE_IDS, STORE
+from bandit_router.route_id import new_nonce
+from bandit_router.types import (
+    MAX_TOKENS,
+    Constraints,
+    Decision,
+    Facts,
+    RouteRequest,
+    RouteTicket,
+)
+from bandit_router.upstream import Call, Upstreams
+from bandit_router.validate import Fields
+from bandit_router.wire import parse_route
+
+log = structlog.get_logger("bandit_router.gateway")
+ROUTES = web.RouteTableDef()
+UPSTREAMS = web.AppKey("upstreams", Upstreams)
+PENDING = web.AppKey("pending_feedback", set)
+
+
+class NoUpstream(RouterError):
+    status = 400
+    code = "no_upstream"
+
+
+def _openai_error(status: int, message: str, code: str, field: str | None = None,
+                  **kw) -> web.Response:
+    # OpenAI's error shape, which its SDKs parse, plus our `field`.
+    return web.Response(status=status, content_type="application/json", body=orjson.dumps(
+        {"error": {"message": message, "type": "upstream_error", "param": field, "code": code,
+                   "field": field}}), **kw)
+
+
+def _route_request(config: Config, body: Fields, tenant: str) -> RouteRequest:
+    """The chat request as a route request: its messages are the prompt; `max_tokens`
+    bounds the expected answer; `model` is a policy's alias or one catalog model."""
+    model = body.string("model", required=True, max_len=256)
+    max_tokens = body.integer("max_completion_tokens", 1, MAX_TOKENS) or \
+        body.integer("max_tokens", 1, MAX_TOKENS)
+    route = {"messages": body.raw("messages", required=True)}
+    if max_tokens is not None:
+        route["max_output_tokens"] = max_tokens
+    request = replace(parse_route(route, config.server.max_messages), tenant=tenant)
+    policy = config.aliases().get(model)
+    if policy is not None:
+        return replace(request, policy=policy)
+    if model not in {m.name for m in config.models}:
+        raise UnknownModel(f"unknown model {model!r}: use an alias "
+                           f"({', '.join(config.aliases())}) or a catalog model", "model")
+    return replace(request, constraints=Constraints(models=frozenset({model})))
+
+
+def _ticket(decision: Decision, model: str) -> RouteTicket:
+    nonce = "" if model == decision.model else new_nonce()
+    return RouteTicket(decision.policy, decision.bucket, model, decision.created_at,
+                       decision.input_tokens, nonce, decision.tenant)
+
+
+def _learn(app: web.Application, route_id: str, ticket: RouteTicket, call: Call) -> None:
+    """Feed the call's measurements back in the background; the answer does not wait."""
+    facts = Facts(latency_ms=call.latency_ms, input_tokens=call.input_tokens,
+                  output_tokens=call.output_tokens, success=call.ok)
+
+    async def record() -> None:
+        try:
+            await app[STORE].record_feedback(route_id, ticket, facts)
+        except Exception as exc:  # a storage fault must not fail the forwarded answer
+            log.error("gateway_feedback_failed", route_id=route_id, error=str(exc))
+
+    task = asyncio.create_task(record())
+    app[PENDING].add(task)
+    task.add_done_callback(app[PENDING].discard)
+
+
+@ROUTES.post("/v1/chat/completions")
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    app, config = request.app, request.app[CONFIG]
+    caller = authenticate(app[KEYS], request, "route")
+    raw = await read_json(request)
+    body = Fields(raw)
+    stream = bool(body.boolean("stream"))
+    decision = app[ENGINE].decide(_route_request(config, body, caller.tenant))
+    app[STORE].log_decision(decision)
+    models = [m for m in (decision.model, *decision.fallbacks)
+              if config.model(m).upstream is not None][:config.gateway.attempts]
+    if not models:
+        raise NoUpstream(f"no upstream is configured for {decision.model} or its fallbacks "
+                         "(models[].upstream in the config)", "model")
+    failures = []
+    for model in models:
+        ticket = _ticket(decision, model)
+        route_id = decision.route_id if model == decision.model else app[ROUTE_IDS].issue(ticket)
+        headers = {"x-route-id": route_id, "x-routed-model": model,
+                   "x-route-bucket": decision.bucket}
+        call = await app[UPSTREAMS].call(config.model(model).upstream, raw, model, headers,
+                                         request if stream else None)
+        log.info("gateway_call", route_id=route_id, model=model, ok=call.ok,
+                 status=call.status, reason=call.reason, latency_ms=round(call.latency_ms, 1),
+                 first_token_ms=call.first_token_ms, stream=stream)
+        if call.ok or call.retryable or call.streamed is not None:
+            _learn(app, route_id, ticket, call)  # a client error (4xx) is not the model's
+        if call.streamed is not None:
+            return call.streamed
+        if call.ok:
+            return web.Response(body=call.body, content_type="application/json", headers=headers)
+        if not call.retryable:  # the upstream refused the request itself: pass it on
+            return web.Response(status=call.status or 502, body=call.body,
+                                content_type="application/json", headers=headers)
+        failures.append(f"{model}: {call.reason}")
+    return _openai_error(502, "every upstream attempt failed: " + "; ".join(failures),
+                         "upstream_failed", headers={"x-route-bucket": decision.bucket})
+
+
+@ROUTES.get("/v1/models")
+async def models(request: web.Request) -> web.Response:
+    authenticate(request.app[KEYS], request, None)
+    config = request.app[CONFIG]
+    data = [{"id": alias, "object": "model", "owned_by": "bandit-router",
+             "policy": policy} for alias, policy in config.aliases().items()]
+    data += [{"id": m.name, "object": "model", "owned_by": m.provider,
+              "routable": m.upstream is not None} for m in config.models]
+    return web.Response(body=orjson.dumps({"object": "list", "data": data}),
+                        content_type="application/json")
+
+
+async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The shared client session; at shutdown, pending feedback is written first."""
+    app[UPSTREAMS] = Upstreams(app[CONFIG].gateway)
+    app[PENDING] = set()
+    await app[UPSTREAMS].start()
+    yield
+    if app[PENDING]:
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*app[PENDING], return_exceptions=True)
+    await app[UPSTREAMS].close()
