@@ -168,11 +168,16 @@ async def reset(request: web.Request) -> web.Response:
 
 @ROUTES.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
+    """200 while the service routes; "degraded" (still 200: routing needs no database) while
+    writes fail, with the reason; 503 once the storage writer has stopped."""
     store = request.app[STORE]
-    ok = store.healthy
-    return json_response({"status": "ok" if ok else "unavailable", "version": __version__,
-                          "storage": "ok" if ok else "writer stopped",
+    alive, error = store.healthy, store.storage_error
+    status = "unavailable" if not alive else "degraded" if error else "ok"
+    return json_response({"status": status, "version": __version__,
+                          "storage": "writer stopped" if not alive else
+                                     "failing" if error else "ok",
+                          "storage_error": error,
                           "write_queue": store.queue_depth,
                           "decisions_buffered": store.decisions_buffered,
                           "decisions_dropped": store.dropped_decisions},
-                         status=200 if ok else 503)
+                         status=200 if alive else 503)

@@ -41,18 +41,46 @@ _UPSERT_ARM = (
     + ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS, "updated_at")))
 
 
+BUSY_TIMEOUT_S = 5.0  # how long a write waits for a lock another process holds
+
+
 def connect(path: str, synchronous: str = "full") -> Database:
     """Open (creating if needed) and migrate the database at `path`."""
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
-        db = Database(sqlite3.connect(path, timeout=5.0))
+        db = Database(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S))
         db.enable_wal()
         db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         migrations.apply(db)
     except sqlite3.DatabaseError as exc:
-        raise StorageError(f"cannot open database {path!r}: {exc}") from exc
+        raise StorageError(f"cannot open database {path!r}: {exc}{_hint(exc)}") from exc
     return db
+
+
+def connect_for_writing(path: str, synchronous: str = "full") -> Database:
+    """`connect`, then prove that the file takes writes: SQLite opens a read-only file
+    read-only without complaint, and would otherwise fail only at the first feedback."""
+    db = connect(path, synchronous)
+    conn = db.conn
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM meta WHERE 0")  # a write statement that changes nothing
+        conn.execute("ROLLBACK")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StorageError(f"cannot write to database {path!r}: {exc}{_hint(exc)}") from exc
+    return db
+
+
+def _hint(exc: sqlite3.DatabaseError) -> str:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        return (" (the file and its directory must be writable: SQLite keeps its write-ahead "
+                "log and shared-memory files next to it)")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return " (the file is damaged or not a bandit-router database; restore it from a backup)"
+    return ""
 
 
 def arm_row(key: ArmKey, ev: Evidence) -> tuple:
@@ -284,17 +312,22 @@ class SqliteStore:
         self._decisions: list[Decision] = []
         self.dropped_decisions = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._writer = Writer(lambda: connect(self.path, config.storage.synchronous),
+        self._writer = Writer(lambda: connect_for_writing(self.path, config.storage.synchronous),
                               config.storage.max_batch, on_commit=self._committed,
-                              on_rollback=lambda: self._book.discard())
+                              on_rollback=lambda: self._book.discard(),
+                              on_reopen=self._resync)
 
     async def open(self, publish: Callable[[dict[ArmKey, Evidence]], None]) -> Loaded:
         """Start the writer, load what was learned; `publish` then receives every commit's
         new evidence on the event loop, before the feedback that caused it is answered."""
         self._loop = asyncio.get_running_loop()
         await asyncio.wrap_future(self._writer.start())
-        loaded = await asyncio.wrap_future(
-            self._writer.submit(_Load(self._config.routing.recent_window)))
+        try:
+            loaded = await asyncio.wrap_future(
+                self._writer.submit(_Load(self._config.routing.recent_window)))
+        except StorageError as exc:
+            await self.close()
+            raise StorageError(f"cannot load database {self.path!r}: {exc}") from exc
         self._book = ArmBook(self._config.policies, loaded.arms)
         self._publish = publish
         return loaded
@@ -303,6 +336,16 @@ class SqliteStore:
         changes = self._book.commit()
         if changes and self._loop is not None:
             self._loop.call_soon_threadsafe(self._publish, changes)
+
+    def _resync(self, db: Database) -> None:
+        """On a new connection (after a storage fault), take the snapshot as the truth: a
+        commit that reported an error may still have reached the disk."""
+        changed = {k: ev for k, ev in read_arms(db).items() if self._book.get(k) != ev}
+        if changed:
+            log.warning("resynced_arms", arms=len(changed))
+            for key, ev in changed.items():
+                self._book.stage(key, ev)
+            self._committed()
 
     def log_decision(self, decision: Decision) -> None:
         """Keep a decision for the log; the route answer does not wait for it. Decisions
@@ -345,6 +388,11 @@ class SqliteStore:
     @property
     def healthy(self) -> bool:
         return self._writer.alive
+
+    @property
+    def storage_error(self) -> str | None:
+        """Why the last write failed, while the writer has not committed since."""
+        return self._writer.last_error if self._writer.failing else None
 
     @property
     def queue_depth(self) -> int:

@@ -4,6 +4,13 @@ Callers on the event loop submit jobs and await their futures; the thread takes 
 has queued up (up to `max_batch`), runs each job in its own savepoint inside one
 transaction, commits once, and only then resolves the futures. An acknowledgement
 therefore always means "committed", and a burst of writes costs one commit.
+
+A batch whose transaction fails (disk full, database locked past the busy timeout, an I/O
+error) answers every job in it with `StorageError` and changes nothing. The thread lives
+on: after an error that can leave the connection itself unusable (read-only, I/O, corrupt,
+cannot open) it closes the connection and opens a new one before the next batch, so the
+service recovers by itself once the fault is gone. `failing` and `last_error` say how the
+last batch went (for /healthz).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
@@ -37,22 +45,38 @@ class StorageError(RuntimeError):
 
 
 _STOP = object()
+# SQLite errors after which the connection is replaced before the next batch: a file that was
+# opened read-only stays read-only, and after an I/O error or corruption a fresh connection
+# (with a fresh view of the WAL) is the safe way back.
+_REOPEN_AFTER = ("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CORRUPT", "SQLITE_NOTADB",
+                 "SQLITE_CANTOPEN")
+
+
+def _needs_reopen(exc: BaseException) -> bool:
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    return name.startswith(_REOPEN_AFTER)
 
 
 class Writer:
     def __init__(self, open_db: Callable[[], Database], max_batch: int,
                  on_commit: Callable[[], None] = lambda: None,
-                 on_rollback: Callable[[], None] = lambda: None) -> None:
+                 on_rollback: Callable[[], None] = lambda: None,
+                 on_reopen: Callable[[Database], None] = lambda db: None) -> None:
         self._open_db = open_db
         self._max_batch = max_batch
         self._on_commit = on_commit
         self._on_rollback = on_rollback
+        self._on_reopen = on_reopen
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._main, name="bandit-router-writer",
                                         daemon=True)
         self._ready: Future[None] = Future()
         self.db: Database | None = None
         self.commits = 0
+        self.failing = False  # the last batch failed
+        self.last_error: str | None = None  # the last batch failure's reason
+        self.last_error_at: float | None = None
+        self.reopens = 0
 
     def start(self) -> Future[None]:
         self._thread.start()
@@ -92,7 +116,8 @@ class Writer:
                 if stop:
                     return
         finally:
-            self.db.conn.close()
+            if self.db is not None:
+                self.db.conn.close()
 
     def _take(self) -> tuple[list, bool]:
         first = self._queue.get()
@@ -119,24 +144,65 @@ class Writer:
             return
         outcomes: list[tuple[Future, Any, BaseException | None]] = []
         try:
-            with self.db.atomic():
+            if self.db is None:
+                self._reopen()
+            conn = self.db.conn
+            # IMMEDIATE: take the write lock first, so that a lock held by another process
+            # is waited for (up to the busy timeout) instead of failing mid-batch.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
                 for job, future in batch:
                     outcomes.append((future, *self._run_one(job)))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # some errors (disk full, I/O) roll back by themselves
+                    conn.execute("ROLLBACK")
+                raise
         except Exception as exc:
-            self._on_rollback()
-            log.error("commit_failed", error=str(exc), jobs=len(batch))
-            failure = StorageError(f"database write failed: {exc}")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
+            self._failed(batch, exc)
             return
         self.commits += 1
+        self.failing = False
         self._on_commit()
         for future, result, error in outcomes:
             if error is None:
                 future.set_result(result)
             else:
                 future.set_exception(error)
+
+    def _failed(self, batch: list[tuple[Job, Future]], exc: Exception) -> None:
+        self._on_rollback()
+        reason = getattr(exc, "sqlite_errorname", None)
+        log.error("commit_failed", error=str(exc), sqlite_error=reason, jobs=len(batch))
+        self.failing, self.last_error_at = True, time.time()
+        self.last_error = str(exc)
+        failure = exc if isinstance(exc, StorageError) else StorageError(
+            f"database write failed: {exc}")
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(failure)
+        if self.db is not None and _needs_reopen(exc):
+            log.warning("reconnecting", why="the connection may be unusable after this error")
+            try:
+                self.db.conn.close()
+            except sqlite3.Error as close_exc:
+                log.warning("close_failed", error=str(close_exc))
+            self.db = None  # reopened before the next batch
+
+    def _reopen(self) -> None:
+        try:
+            db = self._open_db()
+        except Exception as exc:  # the client's reason names SQLite's error, not our path
+            log.error("reconnect_failed", error=str(exc))
+            raise StorageError(f"database unavailable: {exc.__cause__ or exc}") from exc
+        try:
+            self._on_reopen(db)
+        except Exception:
+            db.conn.close()
+            raise
+        self.db = db
+        self.reopens += 1
+        log.info("reconnected")
 
     def _run_one(self, job: Job) -> tuple[Any, BaseException | None]:
         if not getattr(job, "refusable", True):
