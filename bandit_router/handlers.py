@@ -9,7 +9,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from bandit_router import __version__
+from bandit_router import __version__, openapi
 from bandit_router.auth import Principal, authenticate
 from bandit_router.errors import (
     BodyTooLarge,
@@ -23,12 +23,25 @@ from bandit_router.errors import (
 from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, ROUTE_IDS, STORE
 from bandit_router.route_id import UnknownRoute
 from bandit_router.validate import Fields
-from bandit_router.wire import arm_json, decision_json, parse_feedback, parse_route
+from bandit_router.wire import (
+    ARMS_QUERY,
+    MAX_RESET_NAME,
+    RESET_FIELDS,
+    arm_json,
+    decision_json,
+    parse_feedback,
+    parse_route,
+)
 from bandit_router.writer import StorageError
 
 log = structlog.get_logger("bandit_router")
 ROUTES = web.RouteTableDef()
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+class UnreadableBody(InvalidJson):
+    """The body could not be read to its end, so the connection cannot carry another
+    request: the answer closes it."""
 
 
 def json_response(payload: Any, status: int = 200, **kwargs: Any) -> web.Response:
@@ -47,7 +60,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except RouterError as exc:
-        return json_response(exc.payload(), status=exc.status)
+        response = json_response(exc.payload(), status=exc.status)
+        if isinstance(exc, UnreadableBody):
+            response.force_close()
+        return response
     except StorageError as exc:
         log.error("storage_unavailable", error=str(exc), path=request.path)
         return _error(503, Unavailable.code, f"storage unavailable: {exc}")
@@ -75,6 +91,12 @@ async def read_json(request: web.Request) -> Any:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise BodyTooLarge(f"request body exceeds server.max_body_bytes ({limit})") from exc
+    except (web.RequestPayloadError, ConnectionResetError) as exc:
+        # the caller's fault, not ours: data that does not match its Content-Encoding, or a
+        # body cut short by a client that hung up; a 400, not a 500 and a logged traceback
+        raise UnreadableBody("the request body could not be read: it does not match its "
+                             "Content-Encoding, or the connection closed before it "
+                             "ended") from exc
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -142,7 +164,7 @@ async def feedback(request: web.Request) -> web.Response:
 @ROUTES.get("/v1/arms")
 async def arms(request: web.Request) -> web.Response:
     caller = _caller(request, None)  # any key may read its own tenant's arms
-    query = _query(request, {"policy", "bucket"})
+    query = _query(request, ARMS_QUERY)
     reports = request.app[ENGINE].report(policy=query.get("policy"), bucket=query.get("bucket"),
                                          tenant=caller.tenant)
     return json_response({"arms": [arm_json(r) for r in reports]})
@@ -153,8 +175,9 @@ async def reset(request: web.Request) -> web.Response:
     """Forget what the caller's tenant learned for the matching arms (admin scope)."""
     app = request.app
     caller = _caller(request, "admin")
-    body = Fields(await read_json(request), allowed=frozenset({"policy", "bucket", "model"}))
-    policy, bucket, model = (body.string(k, max_len=256) for k in ("policy", "bucket", "model"))
+    body = Fields(await read_json(request), allowed=RESET_FIELDS)
+    policy, bucket, model = (body.string(k, max_len=MAX_RESET_NAME)
+                             for k in ("policy", "bucket", "model"))
     if policy is not None:
         app[ENGINE].policy(policy)
     if bucket is not None:
@@ -181,3 +204,8 @@ async def healthz(request: web.Request) -> web.Response:
                           "decisions_buffered": store.decisions_buffered,
                           "decisions_dropped": store.dropped_decisions},
                          status=200 if alive else 503)
+
+@ROUTES.get("/openapi.json")
+async def openapi_document(request: web.Request) -> web.Response:
+    """The OpenAPI document of this API, for this server's config (public)."""
+    return json_response(openapi.build(request.app[CONFIG]))

@@ -7,6 +7,9 @@ from typing import Any
 
 from bandit_router.errors import InvalidField, MissingField, UnknownField
 
+MAX_STRING = 256  # the default longest string field, in characters
+MAX_STRINGS = 256  # the default longest array of strings
+
 
 def _kind(value: Any) -> str:
     if value is None:
@@ -39,7 +42,7 @@ class Fields:
             raise MissingField(f"{self.name(key)} is required", self.name(key))
         return value
 
-    def string(self, key: str, required: bool = False, max_len: int = 256) -> str | None:
+    def string(self, key: str, required: bool = False, max_len: int = MAX_STRING) -> str | None:
         value = self.raw(key, required)
         if value is None:
             return None
@@ -101,7 +104,7 @@ class Fields:
                                f"are accepted", self.name(key))
         return value
 
-    def strings(self, key: str, max_items: int = 256) -> list[str] | None:
+    def strings(self, key: str, max_items: int = MAX_STRINGS) -> list[str] | None:
         items = self.array(key, max_items)
         if items is None:
             return None

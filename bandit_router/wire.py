@@ -29,8 +29,17 @@ MAX_IDEMPOTENCY_KEY = 128
 
 MAX_TOKENS = 100_000_000
 MAX_LATENCY_MS = 86_400_000.0  # a day; anything longer is a unit mistake
+RESET_FIELDS = frozenset({"policy", "bucket", "model"})
+ARMS_QUERY = frozenset({"policy", "bucket"})
+
 MAX_WEIGHT = 1000.0
 MAX_ROUTE_ID = 512
+MAX_COST_USD = 1e6
+MAX_TEXT = 1 << 30  # a prompt or a text part, in characters
+MAX_ROLE = 64  # a message's role, a content part's type
+MAX_TASK = 64
+MAX_NAME = 128  # a bucket or policy name in a route request
+MAX_RESET_NAME = 256
 
 
 def _content(value: Any, path: str) -> str:
@@ -44,14 +53,14 @@ def _content(value: Any, path: str) -> str:
     texts = []
     for i, part in enumerate(value):
         fields = Fields(part, f"{path}[{i}]")
-        kind = fields.string("type", required=True, max_len=64)
+        kind = fields.string("type", required=True, max_len=MAX_ROLE)
         if kind == "text":
-            texts.append(fields.string("text", required=True, max_len=1 << 30))
+            texts.append(fields.string("text", required=True, max_len=MAX_TEXT))
     return "\n".join(texts)
 
 
 def _messages(body: Fields, max_messages: int) -> tuple[Message, ...]:
-    prompt = body.string("prompt", max_len=1 << 30)
+    prompt = body.string("prompt", max_len=MAX_TEXT)
     raw = body.array("messages", max_messages)
     if prompt is not None and raw is not None:
         raise InvalidField("send either prompt or messages, not both", "messages")
@@ -63,7 +72,7 @@ def _messages(body: Fields, max_messages: int) -> tuple[Message, ...]:
     out = []
     for i, item in enumerate(raw):
         fields = Fields(item, f"messages[{i}]")
-        role = fields.string("role", required=True, max_len=64)
+        role = fields.string("role", required=True, max_len=MAX_ROLE)
         out.append(Message(role, _content(fields.raw("content"), f"messages[{i}].content")))
     return tuple(out)
 
@@ -79,7 +88,7 @@ def _constraints(body: Fields) -> Constraints:
     return Constraints(
         models=frozenset(models) if models is not None else None,
         exclude=frozenset(c.strings("exclude") or ()),
-        max_cost_usd=c.number("max_cost_usd", 0.0, 1e6, above=True),
+        max_cost_usd=c.number("max_cost_usd", 0.0, MAX_COST_USD, above=True),
         max_latency_ms=c.number("max_latency_ms", 0.0, MAX_LATENCY_MS, above=True),
     )
 
@@ -89,9 +98,9 @@ def parse_route(data: Any, max_messages: int) -> RouteRequest:
     weights = body.object("weights", WEIGHT_FIELDS)
     return RouteRequest(
         messages=_messages(body, max_messages),
-        task=body.string("task", max_len=64),
-        bucket=body.string("bucket", max_len=128),
-        policy=body.string("policy", max_len=128),
+        task=body.string("task", max_len=MAX_TASK),
+        bucket=body.string("bucket", max_len=MAX_NAME),
+        policy=body.string("policy", max_len=MAX_NAME),
         constraints=_constraints(body),
         weights=WeightsOverride(
             cost=weights.number("cost", 0.0, MAX_WEIGHT),

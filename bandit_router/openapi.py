@@ -1,0 +1,456 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json`.
+
+Built from the same constants the server checks requests with (field sets and limits in
+`wire` and `validate`, the error classes' statuses and codes, the config's limits and names),
+so the document cannot drift from the server without a test noticing (tests/test_openapi.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bandit_router import __version__, wire
+from bandit_router.auth import PUBLIC_PATHS  # importing auth registers Unauthorized, Forbidden
+from bandit_router.config import SCOPES, Config, ServerConfig
+from bandit_router.errors import RouterError
+from bandit_router.types import FACTS
+from bandit_router.validate import MAX_STRINGS
+
+OPENAPI_VERSION = "3.1.0"
+MAX_CHAT_MODEL = 256  # the gateway's `model` field
+JSON = "application/json"
+# statuses of errors raised outside RouterError: aiohttp's HTTP exceptions (handlers.py maps
+# them to these codes; any other one is "http_error") and the catch-all 500
+HTTP_ERROR_CODES = {404: ("not_found",), 405: ("method_not_allowed",), 413: ("body_too_large",),
+                    500: ("internal",)}
+# the error statuses each operation can answer (besides "default")
+_BODY_ERRORS = (400, 401, 403, 413, 415)
+OPERATION_ERRORS = {
+    ("post", "/v1/route"): (*_BODY_ERRORS, 422, 503),
+    ("post", "/v1/feedback"): (*_BODY_ERRORS, 404, 409, 503),
+    ("get", "/v1/arms"): (400, 401),
+    ("post", "/v1/admin/reset"): (*_BODY_ERRORS, 503),
+    ("post", "/v1/chat/completions"): (*_BODY_ERRORS, 422),
+    ("get", "/v1/models"): (401,),
+}
+SCOPE_OF = {("post", "/v1/route"): "route", ("post", "/v1/feedback"): "feedback",
+            ("get", "/v1/arms"): None, ("post", "/v1/admin/reset"): "admin",
+            ("post", "/v1/chat/completions"): "route", ("get", "/v1/models"): None}
+UPSTREAM_FAILED = "upstream_failed"  # the gateway's 502, in OpenAI's error shape
+_STATUS_TEXT = {400: "Bad request: the body or a field is invalid",
+                401: "No API key, or an unknown one (only when keys are configured)",
+                403: "The key lacks this operation's scope (only when keys are configured)",
+                404: "Unknown, tampered, expired or another tenant's route_id",
+                409: "A fact already counted for this route_id, or an idempotency_key resent "
+                     "with different content",
+                413: "Body larger than server.max_body_bytes (refused before it is read)",
+                415: "Content-Type is not JSON",
+                422: "No model satisfies the constraints (the message says why for each)",
+                503: "Storage unavailable; nothing was acknowledged"}
+
+
+def _error_classes() -> list[type[RouterError]]:
+    out, todo = [], [RouterError]
+    while todo:
+        cls = todo.pop()
+        out.append(cls)
+        todo.extend(cls.__subclasses__())
+    return out
+
+
+def error_codes() -> dict[int, tuple[str, ...]]:
+    """Every error code the server can answer, by HTTP status."""
+    from bandit_router import gateway  # noqa: F401  (registers its errors; imports handlers)
+
+    by_status: dict[int, set[str]] = {}
+    for cls in _error_classes():
+        by_status.setdefault(cls.status, set()).add(cls.code)
+    for status, codes in HTTP_ERROR_CODES.items():
+        by_status.setdefault(status, set()).update(codes)
+    return {status: tuple(sorted(codes)) for status, codes in sorted(by_status.items())}
+
+
+# --- small schema helpers -------------------------------------------------------------------
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _string(max_len: int, description: str = "", **extra: Any) -> dict:
+    out: dict[str, Any] = {"type": "string", "maxLength": max_len, **extra}
+    if description:
+        out["description"] = description
+    return out
+
+
+def _names(max_len: int, names: list[str] | None, description: str) -> dict:
+    out = _string(max_len, description)
+    if names is not None:
+        out["enum"] = names
+    return out
+
+
+def _object(properties: dict, required: tuple[str, ...] = (), closed: bool = True,
+            **extra: Any) -> dict:
+    out: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        out["required"] = list(required)
+    if closed:
+        out["additionalProperties"] = False
+    out.update(extra)
+    return out
+
+
+def _json(schema: dict, description: str, **extra: Any) -> dict:
+    return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
+
+
+NUMBER = {"type": "number"}
+INTEGER = {"type": "integer"}
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+INTERVAL = {"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}
+
+
+# --- request bodies -------------------------------------------------------------------------
+
+def _message() -> dict:
+    text_part = _object({"type": _string(wire.MAX_ROLE, "\"text\"; other part types (images, "
+                                                        "audio...) are accepted and ignored"),
+                         "text": _string(wire.MAX_TEXT)},
+                        required=("type",), closed=False,
+                        **{"if": {"properties": {"type": {"const": "text"}}},
+                           "then": {"required": ["text"]}})
+    return _object({
+        "role": _string(wire.MAX_ROLE, "system, user, assistant, tool..."),
+        "content": {"anyOf": [{"type": "string", "maxLength": wire.MAX_TEXT},
+                              {"type": "array", "items": text_part},
+                              {"type": "null"}],
+                    "description": "a string, or an array of content parts; null counts as "
+                                   "empty"},
+    }, required=("role",), closed=False,
+        description="An OpenAI-style chat message; other keys (name, tool_calls...) are "
+                    "accepted and ignored.")
+
+
+def _route_request(server: ServerConfig, config: Config | None) -> dict:
+    policies = list(config.policies) if config else None
+    buckets = list(config.buckets.names) if config else None
+    models = [m.name for m in config.models] if config else None
+    model = {"type": "string", **({"enum": models} if models else {})}
+    message = _message()
+    constraints = _object({
+        "models": {"type": "array", "items": model, "minItems": 1, "maxItems": MAX_STRINGS,
+                   "description": "allow-list of catalog models"},
+        "exclude": {"type": "array", "items": model, "maxItems": MAX_STRINGS,
+                    "description": "models never to pick"},
+        "max_cost_usd": {"type": "number", "exclusiveMinimum": 0,
+                         "maximum": wire.MAX_COST_USD,
+                         "description": "only models whose expected cost is at most this"},
+        "max_latency_ms": {"type": "number", "exclusiveMinimum": 0,
+                           "maximum": wire.MAX_LATENCY_MS,
+                           "description": "only models whose typical latency is at most this"},
+    })
+    weights = _object({name: {"type": "number", "minimum": 0, "maximum": wire.MAX_WEIGHT}
+                       for name in sorted(wire.WEIGHT_FIELDS)},
+                      description="override the policy's cost and latency weights")
+    properties = {
+        "prompt": _string(wire.MAX_TEXT, "the prompt; or use messages (exactly one of the two)"),
+        "messages": {"type": "array", "items": message, "minItems": 1,
+                     "maxItems": server.max_messages,
+                     "description": "OpenAI-style messages (at most server.max_messages)"},
+        "task": _string(wire.MAX_TASK, "optional task hint (\"code\", \"summarize\"...); an "
+                                       "unknown hint is ignored"),
+        "bucket": _names(wire.MAX_NAME, buckets, "explicit bucket, task:level"),
+        "policy": _names(wire.MAX_NAME, policies, "policy name (default: "
+                                                  "routing.default_policy)"),
+        "constraints": constraints,
+        "weights": weights,
+        "input_tokens": {"type": "integer", "minimum": 0, "maximum": wire.MAX_TOKENS,
+                         "description": "the prompt's token count, if known"},
+        "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS,
+                              "description": "the caller's output limit"},
+        "explain": {"type": "boolean", "description": "include every model's posterior, "
+                                                      "sample and utility"},
+    }
+    return _object(properties, oneOf=[{"required": ["prompt"]}, {"required": ["messages"]}],
+                   description="A request to route. A field set to null counts as absent.")
+
+
+def _feedback_request() -> dict:
+    facts = {
+        "quality": {"type": "number", "minimum": 0, "maximum": 1,
+                    "description": "how good the answer was"},
+        "latency_ms": {"type": "number", "minimum": 0, "maximum": wire.MAX_LATENCY_MS},
+        "input_tokens": {"type": "integer", "minimum": 0, "maximum": wire.MAX_TOKENS},
+        "output_tokens": {"type": "integer", "minimum": 0, "maximum": wire.MAX_TOKENS},
+        "success": {"type": "boolean",
+                    "description": "false counts as quality 0 unless a quality is sent too"},
+    }
+    assert tuple(facts) == FACTS
+    return _object({
+        "route_id": _string(wire.MAX_ROUTE_ID, "from the route answer"),
+        "idempotency_key": _string(wire.MAX_IDEMPOTENCY_KEY, "optional client key: a resend "
+                                                             "with the same key and content is "
+                                                             "answered again, not re-applied",
+                                   minLength=1),
+        **facts,
+    }, required=("route_id",), anyOf=[{"required": [f]} for f in FACTS],
+        description="Facts about a routed call; at least one. Each fact counts once per "
+                    "route_id. A field set to null counts as absent.")
+
+
+def _reset_request(config: Config | None) -> dict:
+    policies = list(config.policies) if config else None
+    buckets = list(config.buckets.names) if config else None
+    fields = {"policy": _names(wire.MAX_RESET_NAME, policies, "only this policy's arms"),
+              "bucket": _names(wire.MAX_RESET_NAME, buckets, "only this bucket's arms"),
+              "model": _string(wire.MAX_RESET_NAME, "only this model's arms")}
+    assert set(fields) == wire.RESET_FIELDS
+    return _object(fields, description="Which of the caller's tenant's arms to reset; {} "
+                                       "resets them all.")
+
+
+def _chat_request(server: ServerConfig, config: Config | None) -> dict:
+    names = [*config.aliases(), *(m.name for m in config.models)] if config else None
+    tokens = {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS}
+    return _object({
+        "model": _names(MAX_CHAT_MODEL, names, "an alias (routes with a policy) or a catalog "
+                                                "model (passed through, still measured)"),
+        "messages": {"type": "array", "items": _message(), "minItems": 1,
+                     "maxItems": server.max_messages},
+        "max_completion_tokens": {**tokens, "description": "bounds the expected answer"},
+        "max_tokens": {**tokens, "description": "the older name of max_completion_tokens"},
+        "stream": {"type": "boolean", "description": "pass the upstream's events through"},
+    }, required=("model", "messages"), closed=False,
+        description="An OpenAI chat completion request. Other fields (temperature, tools...) "
+                    "are passed to the upstream as they are.")
+
+
+# --- responses ------------------------------------------------------------------------------
+
+def _response_schemas() -> dict[str, dict]:
+    explanation = _object({
+        "eligible": {"type": "boolean"}, "reason": {"type": ["string", "null"]},
+        "quality_mean": NUMBER, "quality_interval": INTERVAL,
+        "quality_sample": NULLABLE_NUMBER, "expected_cost_usd": NUMBER,
+        "expected_latency_ms": NUMBER, "utility": NULLABLE_NUMBER,
+    }, required=("eligible", "reason", "quality_mean", "quality_interval", "quality_sample",
+                 "expected_cost_usd", "expected_latency_ms", "utility"), closed=False)
+    decision = _object({
+        "route_id": {"type": "string", "description": "opaque; send it back with feedback"},
+        "model": {"type": "string"}, "bucket": {"type": "string"},
+        "policy": {"type": "string"}, "expected_cost_usd": NUMBER,
+        "expected_latency_ms": NUMBER,
+        "fallbacks": {"type": "array", "items": {"type": "string"},
+                      "description": "the other eligible models, best first"},
+        "explanation": {"type": "object", "additionalProperties": _ref("ArmExplanation"),
+                        "description": "per model, only with explain: true"},
+    }, required=("route_id", "model", "bucket", "policy", "expected_cost_usd",
+                 "expected_latency_ms", "fallbacks"), closed=False)
+    applied = _object({
+        "quality": NUMBER, "latency_ms": NUMBER, "input_tokens": INTEGER,
+        "output_tokens": INTEGER, "success": {"type": "boolean"}},
+        description="the facts applied (quality may come from success: false)")
+    feedback = _object({
+        "route_id": {"type": "string"}, "policy": {"type": "string"},
+        "bucket": {"type": "string"}, "model": {"type": "string"},
+        "applied": applied, "quality_from_success": {"type": "boolean"},
+    }, required=("route_id", "policy", "bucket", "model", "applied", "quality_from_success"),
+        closed=False)
+    arm = _object({
+        "tenant": {"type": "string"}, "policy": {"type": "string"},
+        "bucket": {"type": "string"}, "model": {"type": "string"},
+        "quality_mean": NUMBER, "quality_interval": INTERVAL, "evidence": NUMBER,
+        "latency_observations": NUMBER, "mean_latency_ms": NUMBER,
+        "mean_cost_usd": NULLABLE_NUMBER, "share": NUMBER, "recent_decisions": INTEGER,
+    }, required=("tenant", "policy", "bucket", "model", "quality_mean", "quality_interval",
+                 "evidence", "latency_observations", "mean_latency_ms", "mean_cost_usd",
+                 "share", "recent_decisions"), closed=False)
+    arm_key = _object({"policy": {"type": "string"}, "bucket": {"type": "string"},
+                       "model": {"type": "string"}}, required=("policy", "bucket", "model"),
+                      closed=False)
+    health = _object({
+        "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+        "version": {"type": "string"},
+        "storage": {"type": "string"},
+        "storage_error": {"type": ["string", "null"]},
+        "write_queue": INTEGER, "decisions_buffered": INTEGER, "decisions_dropped": INTEGER,
+    }, required=("status", "version", "storage", "write_queue"), closed=False)
+    every_code = sorted({c for codes in error_codes().values() for c in codes} | {"http_error"})
+    error = _object({"error": _object({
+        "code": {"type": "string", "description": "stable, machine-readable: "
+                                                  + ", ".join(every_code)},
+        "message": {"type": "string", "description": "for humans"},
+        "field": {"type": ["string", "null"],
+                  "description": "the offending field, dotted with indexes "
+                                 "(constraints.models, messages[2].role), or null"},
+    }, required=("code", "message", "field"))}, required=("error",),
+        description="Every error the API answers, whatever the status.")
+    return {"Decision": decision, "ArmExplanation": explanation, "FeedbackResult": feedback,
+            "Arm": arm, "Arms": _object({"arms": {"type": "array", "items": _ref("Arm")}},
+                                        required=("arms",), closed=False),
+            "ArmKey": arm_key,
+            "ResetResult": _object({"reset": {"type": "array", "items": _ref("ArmKey")}},
+                                   required=("reset",), closed=False),
+            "Health": health, "Error": error,
+            "ModelList": _object({
+                "object": {"const": "list"},
+                "data": {"type": "array", "items": _object({
+                    "id": {"type": "string"}, "object": {"const": "model"},
+                    "owned_by": {"type": "string"},
+                    "policy": {"type": "string", "description": "for an alias"},
+                    "routable": {"type": "boolean",
+                                 "description": "for a model: it has an upstream"},
+                }, required=("id", "object", "owned_by"), closed=False)}},
+                required=("object", "data"), closed=False),
+            "UpstreamError": _object({"error": _object({
+                "code": {"type": "string", "enum": [UPSTREAM_FAILED]},
+                "message": {"type": "string"}, "field": {"type": ["string", "null"]},
+                "type": {"type": "string"}, "param": {"type": ["string", "null"]},
+            }, required=("code", "message", "field"), closed=False)}, required=("error",),
+                description="OpenAI's error shape, which its SDKs read, with our code and "
+                            "field")}
+
+
+def _error_response(status: int, codes: tuple[str, ...]) -> dict:
+    schema = {"allOf": [_ref("Error"), {"properties": {"error": {"properties": {
+        "code": {"enum": list(codes)}}}}}]}
+    return _json(schema, f"{_STATUS_TEXT[status]}. Codes: {', '.join(codes)}.")
+
+
+# --- the document ---------------------------------------------------------------------------
+
+def _security(config: Config | None) -> list[dict]:
+    """Either key form; with no keys configured, none is needed (the empty requirement)."""
+    keyed = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+    return keyed if config is not None and not config.auth.open else [*keyed, {}]
+
+
+def _operation(op_id: str, summary: str, ok: dict, method: str, path: str,
+               config: Config | None, codes: dict[int, tuple[str, ...]],
+               body: dict | None = None, **extra: Any) -> dict:
+    out: dict[str, Any] = {"operationId": op_id, "summary": summary, **extra}
+    if body is not None:
+        out["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+    responses = {"200": ok}
+    if path in PUBLIC_PATHS:
+        out["security"] = []
+    else:
+        scope = SCOPE_OF[(method, path)]
+        out["security"] = _security(config)
+        out["x-scope"] = scope
+        for status in OPERATION_ERRORS[(method, path)]:
+            wanted = codes[status]
+            if status == 404:
+                wanted = tuple(c for c in wanted if c != "not_found")
+            responses[str(status)] = _error_response(status, wanted)
+    responses["default"] = {"$ref": "#/components/responses/Error"}
+    out["responses"] = responses
+    return out
+
+
+def build(config: Config | None = None) -> dict:
+    """The OpenAPI document. With a `config`, it names that deployment's policies, buckets
+    and models and uses its limits; without, the defaults and free-form names."""
+    server = config.server if config is not None else ServerConfig()
+    codes = error_codes()
+    keyed = config is not None and not config.auth.open
+    auth_note = ("API keys are configured on this server: every /v1 operation needs one."
+                 if keyed else
+                 "No API keys are configured on this server: the security schemes apply only "
+                 "when keys are configured, and requests without a key are served.")
+
+    def op(*args: Any, **kwargs: Any) -> dict:
+        return _operation(*args, config=config, codes=codes, **kwargs)
+
+    paths = {
+        "/v1/route": {"post": op(
+            "route", "Pick a model for a prompt",
+            _json(_ref("Decision"), "The decision"), "post", "/v1/route",
+            body=_route_request(server, config),
+            description="Scope: route. The request body is at most server.max_body_bytes "
+                        f"({server.max_body_bytes}) bytes.")},
+        "/v1/feedback": {"post": op(
+            "feedback", "Report how a routed call went",
+            _json(_ref("FeedbackResult"), "The facts were committed and applied",
+                  headers={"Idempotent-Replayed": {
+                      "description": "true when this answers a resend of an idempotency_key",
+                      "schema": {"type": "string", "enum": ["true"]}}}),
+            "post", "/v1/feedback", body=_feedback_request(),
+            description="Scope: feedback. Answered after the feedback is committed.")},
+        "/v1/arms": {"get": op(
+            "arms", "What the router has learned, for the caller's tenant",
+            _json(_ref("Arms"), "One row per (policy, bucket, model) arm"), "get", "/v1/arms",
+            parameters=[{"name": name, "in": "query", "required": False,
+                         "schema": _names(wire.MAX_RESET_NAME, names, f"only this {name}")}
+                        for name, names in (
+                            ("policy", list(config.policies) if config else None),
+                            ("bucket", list(config.buckets.names) if config else None))],
+            description="Any valid key. Other query parameters are refused (400).")},
+        "/v1/admin/reset": {"post": op(
+            "reset", "Forget what the caller's tenant learned for the matching arms",
+            _json(_ref("ResetResult"), "The arms that were reset"), "post", "/v1/admin/reset",
+            body=_reset_request(config), description="Scope: admin.")},
+        "/v1/chat/completions": {"post": op(
+            "chat_completions", "OpenAI-compatible: route, then forward to the model's upstream",
+            {"description": "The upstream's answer, unchanged but for model (the one that "
+                            "answered); an SSE stream with stream: true",
+             "headers": {name: {"description": text, "schema": {"type": "string"}}
+                         for name, text in (("x-route-id", "send it back with feedback"),
+                                            ("x-routed-model", "the model that answered"),
+                                            ("x-route-bucket", "the request's bucket"))},
+             "content": {JSON: {"schema": {"type": "object"}},
+                         "text/event-stream": {"schema": {"type": "string"}}}},
+            "post", "/v1/chat/completions", body=_chat_request(server, config),
+            description="Scope: route. 400 no_upstream when neither the chosen model nor its "
+                        "fallbacks have an upstream (models[].upstream). An upstream's own "
+                        "refusal of the request (a 4xx other than 429) is passed on as it came, "
+                        "with its status and body; 502 when every attempt failed.")},
+        "/v1/models": {"get": op(
+            "models", "The gateway's aliases and the catalog's models",
+            _json(_ref("ModelList"), "OpenAI's model list"), "get", "/v1/models",
+            description="Any valid key.")},
+        "/healthz": {"get": op(
+            "healthz", "Liveness and storage health (public)",
+            _json(_ref("Health"), "Serving (status ok, or degraded while writes fail)"),
+            "get", "/healthz", description="Needs no key.")},
+        "/openapi.json": {"get": op(
+            "openapi", "This document (public)",
+            _json({"type": "object"}, "The OpenAPI document"), "get", "/openapi.json",
+            description="Needs no key.")},
+    }
+    paths["/v1/chat/completions"]["post"]["responses"]["502"] = _json(
+        _ref("UpstreamError"), "Every upstream attempt failed (429, 5xx, timeouts)")
+    paths["/healthz"]["get"]["responses"]["503"] = _json(
+        _ref("Health"), "The storage writer has stopped")
+    paths["/v1/route"]["post"]["responses"]["200"]["links"] = {
+        "feedback": {"operationId": "feedback",
+                     "requestBody": {"route_id": "$response.body#/route_id", "quality": 1.0},
+                     "description": "report how the routed call went"}}
+    assert {s for s in SCOPE_OF.values() if s} <= set(SCOPES)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "bandit-router",
+            "version": __version__,
+            "description": "Self-hosted LLM router: picks the cheapest model that is good "
+                           "enough, learning from live feedback. All bodies are JSON; every "
+                           "error is {\"error\": {\"code\", \"message\", \"field\"}}. "
+                           + auth_note,
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _response_schemas(),
+            "responses": {"Error": _json(_ref("Error"), "Any other error (404 not_found for "
+                                                        "an unknown path, 405 "
+                                                        "method_not_allowed, 500 internal)")},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer",
+                               "description": "'Authorization: Bearer <key>'. Applies only "
+                                              "when [[auth.keys]] are configured."},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                                 "description": "'X-API-Key: <key>'. Applies only when "
+                                                "[[auth.keys]] are configured."},
+            },
+        },
+    }
