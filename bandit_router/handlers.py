@@ -205,6 +205,7 @@ async def healthz(request: web.Request) -> web.Response:
                           "decisions_dropped": store.dropped_decisions},
                          status=200 if alive else 503)
 
+
 @ROUTES.get("/openapi.json")
 async def openapi_document(request: web.Request) -> web.Response:
     """The OpenAPI document of this API, for this server's config (public)."""
