@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -126,7 +127,16 @@ def _config(upstream: FakeUpstream) -> str:
     head = text[:text.index("[[models]]")]
     tail = text[text.index("# Buckets are"):]
     assert doc["routing"]["seed"] == 0
-    return head + "\n".join(lines) + "\n[gateway]\nattempts = 4\ntimeout_s = 1.0\n\n" + tail
+    head = _set(head, "attempts", "4")
+    head = _set(head, "timeout_s", "1.0")
+    return head + "\n".join(lines) + "\n" + tail
+
+
+def _set(text: str, key: str, value: str) -> str:
+    """`text` with the bundled `key = ...` line (in [gateway]) set to `value`."""
+    changed, n = re.subn(rf"(?m)^{key} = [^#\n]*", f"{key} = {value}  ", text, count=1)
+    assert n == 1, key
+    return changed
 
 
 class Gateway:
