@@ -7,6 +7,8 @@ from typing import Any
 from bandit_router.errors import InvalidField, MissingField
 from bandit_router.types import (
     FACTS,
+    MAX_LATENCY_MS,
+    MAX_TOKENS,
     NO_CONSTRAINTS,
     NO_OVERRIDE,
     ArmExplanation,
@@ -27,8 +29,6 @@ WEIGHT_FIELDS = frozenset({"cost", "latency"})
 FEEDBACK_FIELDS = frozenset({"route_id", "idempotency_key", *FACTS})
 MAX_IDEMPOTENCY_KEY = 128
 
-MAX_TOKENS = 100_000_000
-MAX_LATENCY_MS = 86_400_000.0  # a day; anything longer is a unit mistake
 RESET_FIELDS = frozenset({"policy", "bucket", "model"})
 ARMS_QUERY = frozenset({"policy", "bucket"})
 
