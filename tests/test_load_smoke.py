@@ -28,5 +28,13 @@ def test_bench_load_quick_runs_and_loses_no_feedback(tmp_path: Path):
     durability = results["durability"]
     assert durability["acknowledged"] > 0 and durability["acknowledged_all_committed"]
     assert results["router_exit_code"] == 0
+    gateway = results["gateway"]
+    for row in gateway["by_connections"].values():
+        for run in (row["direct"], row["gateway"]):
+            assert run["ok"] > 0 and run["not_ok"] == 0 and run["socket_errors"] == 0
+    # Every call the gateway answered taught the router something, with no client feedback.
+    assert gateway["automatic_feedback_committed"] >= gateway["answered"] > 0
+    assert gateway["exit_code"] == 0
     assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
-    assert "## POST /v1/route" in (tmp_path / "results.md").read_text()
+    report = (tmp_path / "results.md").read_text()
+    assert "## POST /v1/route" in report and "what the gateway adds" in report

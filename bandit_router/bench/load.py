@@ -8,12 +8,18 @@ characters). Feedback goes to route_ids minted with the router's own key (read f
 database), one fresh route_id per message, so every message is a new fact that must be
 committed before it is acknowledged; afterwards the database must hold at least every
 acknowledged feedback.
+
+The gateway run measures what `POST /v1/chat/completions` adds to a provider call: wrk sends
+the same chat requests once straight to a fast local OpenAI-compatible upstream and once to
+a second router process whose models all forward to that upstream (`model: "auto"`). The
+upstream and wrk share CPU 1 in both runs; the gateway alone has CPU 0.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -94,6 +100,7 @@ class LoadSettings:
     config: str | None = None
     pin: bool = True
     seed: int = 0
+    gateway: bool = True
 
 
 def prompts(n: int, seed: int) -> list[str]:
@@ -206,6 +213,59 @@ def _feedback_bodies(route_ids: list[str], seed: int) -> list[bytes]:
                           "output_tokens": int(rng.integers(10, 800))}) for r in route_ids]
 
 
+def gateway_config(config_path: str | None, upstream_url: str) -> str:
+    """The router config with every catalog model forwarded to `upstream_url`."""
+    text = Path(config_path or Path(__file__).parents[2] / "config.toml").read_text()
+    line = f'upstream = {{ base_url = "{upstream_url}/v1" }}\n'
+    return re.sub(r"(?m)^\[\[models\]\]\n", lambda m: m.group(0) + line, text)
+
+
+def _chat_bodies(texts: list[str], model: str) -> list[bytes]:
+    return [orjson.dumps({"model": model, "max_tokens": 256,
+                          "messages": [{"role": "user", "content": t}]}) for t in texts]
+
+
+def _server(name: str, args: list[str], cpu: int, work: Path, pin: bool) -> Server:
+    port = _free_port()
+    return Server(name, _pinned([sys.executable, "-m", *args, "--port", str(port)], cpu, pin),
+                  port, work / f"{name}.log")
+
+
+def run_gateway(settings: LoadSettings, work: Path, script: Path, progress=print) -> dict:
+    """wrk → upstream directly, then wrk → gateway (`auto`) → the same upstream."""
+    upstream = _server("upstream", ["bandit_router.bench.baseline_server"], 1, work,
+                       settings.pin)
+    config = work / "gateway.toml"
+    config.write_text(gateway_config(settings.config, upstream.url))
+    db = work / "gateway.db"
+    gateway = _server("gateway", ["bandit_router", "serve", "--config", str(config),
+                                  "--db", str(db)], 0, work, settings.pin)
+    texts = prompts(settings.prompts, settings.seed)
+    first_model = load_config(str(config)).models[0].name
+    bodies = {"direct": _write_lines(work / "chat-direct.jsonl", _chat_bodies(texts, first_model)),
+              "gateway": _write_lines(work / "chat-auto.jsonl", _chat_bodies(texts, "auto"))}
+    rows: dict = {}
+    try:
+        for c in settings.concurrencies:
+            row = {name: _wrk(server, "/v1/chat/completions", bodies[name], script, c, settings)
+                   for name, server in (("direct", upstream), ("gateway", gateway))}
+            row.update(added_p50_ms=(row["gateway"]["p50_us"] - row["direct"]["p50_us"]) / 1000,
+                       added_p99_ms=(row["gateway"]["p99_us"] - row["direct"]["p99_us"]) / 1000,
+                       throughput_ratio=row["gateway"]["throughput"]
+                       / row["direct"]["throughput"])
+            rows[str(c)] = row
+            progress(f"gateway c={c}: {row['gateway']['throughput']:.0f} req/s "
+                     f"(direct {row['direct']['throughput']:.0f}); added p50 "
+                     f"{row['added_p50_ms']:.2f} ms, p99 {row['added_p99_ms']:.2f} ms")
+    finally:
+        upstream.stop()
+        code = gateway.stop()
+    with sqlite3.connect(db) as conn:
+        learned = conn.execute("SELECT count(*) FROM feedback").fetchone()[0]
+    return {"by_connections": rows, "exit_code": code, "answered": sum(
+        r["gateway"]["ok"] for r in rows.values()), "automatic_feedback_committed": learned}
+
+
 def run(settings: LoadSettings, work: Path | None = None, progress=print) -> dict:
     if not shutil.which("wrk"):
         raise RuntimeError("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
@@ -261,6 +321,8 @@ def run(settings: LoadSettings, work: Path | None = None, progress=print) -> dic
                     "in_flight_at_stop_bound": sum(settings.concurrencies)},
         settings=asdict(settings), machine={"cpus": os.cpu_count(), "pinned": settings.pin},
         generator="wrk 4 (one thread, Lua script), pinned to CPU 1; servers pinned to CPU 0")
+    if settings.gateway:
+        results["gateway"] = run_gateway(settings, work, script, progress)
     return results
 
 
@@ -308,6 +370,8 @@ def markdown(results: dict) -> str:
                      f"{lr['ttl_s_simulated']:g} s time-to-live (the rest pruned). Resident "
                      "memory along the run (MB): " + ", ".join(
                          f"{n // 1000}k: {mb:.0f}" for n, mb in lr["rss_mb_samples"][1::2]))
+    if "gateway" in results:
+        lines += ["", *_gateway_markdown(results["gateway"])]
     if "micro" in results:
         lines += ["", "## In-process microbenchmark (µs)", "",
                   "| what | p50 | p99 |", "|---|---:|---:|"]
@@ -317,19 +381,44 @@ def markdown(results: dict) -> str:
     return "\n".join([*lines, "", "![latency](latency.png)", ""])
 
 
+def _gateway_markdown(g: dict) -> list[str]:
+    lines = ["## POST /v1/chat/completions: what the gateway adds", "",
+             "The same chat requests sent straight to a fast local OpenAI-compatible upstream "
+             "(direct) and through the gateway with `model: \"auto\"` (route, forward over "
+             "the pooled session, learn from the answer). Added latency = gateway − direct at "
+             "the same percentile.", "",
+             "| connections | direct req/s | gateway req/s | gateway / direct | direct p50 ms "
+             "| gateway p50 ms | **added p50 ms** | direct p99 ms | gateway p99 ms | "
+             "**added p99 ms** |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c, row in g["by_connections"].items():
+        d, w = row["direct"], row["gateway"]
+        lines.append(f"| {c} | {d['throughput']:.0f} | {w['throughput']:.0f} | "
+                     f"{row['throughput_ratio']:.0%} | {_ms(d['p50_us'])} | {_ms(w['p50_us'])}"
+                     f" | **{row['added_p50_ms']:.2f}** | {_ms(d['p99_us'])} | "
+                     f"{_ms(w['p99_us'])} | **{row['added_p99_ms']:.2f}** |")
+    return [*lines, "", f"- Calls answered through the gateway: {g['answered']:,}; automatic "
+            f"feedback rows committed: {g['automatic_feedback_committed']:,}; gateway exit "
+            f"code {g['exit_code']}."]
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, endpoint in zip(axes, ("route", "feedback"), strict=True):
-        conns = [int(c) for c in results[endpoint]]
-        for name, style in (("router", "-"), ("baseline", "--")):
+    panels = [("route", results["route"], ("router", "baseline")),
+              ("feedback", results["feedback"], ("router", "baseline"))]
+    if "gateway" in results:
+        panels.append(("chat/completions", results["gateway"]["by_connections"],
+                       ("gateway", "direct")))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5))
+    for ax, (endpoint, rows, names) in zip(axes, panels, strict=True):
+        conns = [int(c) for c in rows]
+        for name, style in zip(names, ("-", "--"), strict=True):
             for pct, color in (("p50_us", "tab:blue"), ("p95_us", "tab:orange"),
                                ("p99_us", "tab:red")):
-                ys = [results[endpoint][str(c)][name][pct] / 1000 for c in conns]
+                ys = [rows[str(c)][name][pct] / 1000 for c in conns]
                 ax.plot(conns, ys, style, color=color, marker="o",
                         label=f"{name} {pct[:3]}")
         ax.set_xscale("log", base=2)
@@ -338,7 +427,8 @@ def plot(results: dict, path: Path) -> None:
         ax.set_ylabel("latency (ms)")
         ax.set_title(f"POST /v1/{endpoint}")
         ax.grid(alpha=0.3, which="both")
-    axes[1].legend(fontsize=7)
+    for ax in axes[1:]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
