@@ -43,11 +43,13 @@ def create_app(config: Config, store: SqliteStore | None = None,
 
 async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncIterator[None]:
     config, store = app[CONFIG], app[STORE]
-    loaded = await store.open(publish=lambda changes: app[ENGINE].absorb(changes))
+    loaded = await store.open(publish=lambda changes: app[ENGINE].absorb(changes),
+                              on_spend=lambda spent: _spent(app[ENGINE], spent))
     app[ROUTE_IDS] = RouteIds(loaded.route_key)
     engine = Engine(config, app[ROUTE_IDS], np.random.default_rng(config.routing.seed), clock)
     engine.absorb(loaded.arms)
     engine.remember(loaded.recent)
+    _spent(engine, loaded.spend)
     app[ENGINE] = engine
     for key in engine.orphans:
         log.warning("orphaned_arm", tenant=key.tenant, policy=key.policy, bucket=key.bucket,
@@ -63,6 +65,11 @@ async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncI
             await task
     await store.close()
     log.info("stopped", db=store.path)
+
+
+def _spent(engine: Engine, spent: list[tuple[str, str, float, float]]) -> None:
+    for tenant, policy, usd, at in spent:
+        engine.spent(tenant, policy, usd, at)
 
 
 async def _flush_forever(store: SqliteStore) -> None:

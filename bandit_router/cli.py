@@ -30,6 +30,20 @@ def _parser() -> argparse.ArgumentParser:
     _common(rebuild)
     rebuild.add_argument("--check", action="store_true",
                          help="only compare the snapshot with a rebuild; exit 1 if they differ")
+    report = commands.add_parser(
+        "report", help="spend, savings against a reference model, quality, traffic shares and "
+                       "budgets, from the database (works while the service runs)")
+    _common(report)
+    report.add_argument("--window", default="day", choices=("hour", "day", "week", "month"),
+                        help="the last hour, day (24 h), week or month (30 days), in whole "
+                             "UTC hours (default: day)")
+    report.add_argument("--tenant", default="default", help="whose spend (default: default)")
+    report.add_argument("--policy", help="only this policy")
+    report.add_argument("--bucket", help="only this bucket")
+    report.add_argument("--reference", help="the model savings are measured against "
+                                            "(default: spend.reference_model, else the "
+                                            "priciest model)")
+    report.add_argument("--json", action="store_true", help="print GET /v1/stats's JSON")
     bench = commands.add_parser("bench", help="benchmarks on real or simulated outcomes")
     kinds = bench.add_subparsers(dest="bench_command", required=True)
     replay = kinds.add_parser(
@@ -167,6 +181,31 @@ def _rebuild(config: Config, check: bool) -> int:
     return 1 if check and result.differing else 0
 
 
+def _report(config: Config, args: argparse.Namespace) -> int:
+    import json
+    import os
+    import time
+
+    from bandit_router.savings_report import render
+    from bandit_router.stats import usage_stats
+    from bandit_router.store import connect
+
+    path = config.storage.path
+    if not os.path.exists(path):
+        raise StorageError(f"no database at {path!r} (pass --db, or run from the service's "
+                           "working directory)")
+    if args.reference is not None and args.reference not in {m.name for m in config.models}:
+        raise ConfigError("--reference", f"{args.reference!r} is not a model in the catalog")
+    db = connect(path, config.storage.synchronous)
+    try:
+        stats = usage_stats(db.conn, config, time.time(), args.window, args.tenant,
+                            args.policy, args.bucket, args.reference)
+    finally:
+        db.conn.close()
+    print(json.dumps(stats, indent=1) if args.json else render(stats, args.tenant), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "bench":
@@ -175,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         config = _config(args)
         if args.command == "serve":
             return _serve(config)
+        if args.command == "report":
+            return _report(config, args)
         return _rebuild(config, args.check)
     except (ConfigError, StorageError) as exc:
         print(f"bandit-router: error: {exc}", file=sys.stderr)

@@ -14,6 +14,9 @@ from typing import Literal
 from bandit_router.tomlcheck import ConfigError, Table
 
 Mode = Literal["utility", "cheapest_adequate"]
+Window = Literal["hour", "day", "month"]
+WINDOWS: tuple[Window, ...] = ("hour", "day", "month")
+WhenSpent = Literal["cheapest", "refuse"]
 SCOPES = ("route", "feedback", "admin")
 DEFAULT_TENANT = "default"
 MIN_KEY_CHARS = 16
@@ -165,6 +168,30 @@ class GatewayConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetConfig:
+    """A spending limit per calendar window (UTC), paced: as spend runs ahead of an even
+    pace, the cost weight of the decisions it covers rises; behind it, it relaxes."""
+
+    name: str
+    limit_usd: float
+    window: Window = "day"
+    tenant: str | None = None  # None: every tenant's spend counts
+    policy: str | None = None  # None: every policy's
+    when_spent: WhenSpent = "cheapest"  # once spent: the cheapest eligible model, or 429
+    pacing: bool = True
+    max_cost_weight: float = 5.0  # the highest cost weight pacing may set
+
+    def covers(self, tenant: str, policy: str) -> bool:
+        return (self.tenant is None or self.tenant == tenant) and \
+            (self.policy is None or self.policy == policy)
+
+
+@dataclass(frozen=True, slots=True)
+class SpendConfig:
+    reference_model: str | None = None  # savings are against it; None = the priciest model
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKey:
     """One caller's key: who it is (for logs), whose arms it reaches, what it may do."""
 
@@ -195,10 +222,18 @@ class Config:
     policies: MappingProxyType[str, PolicyConfig]
     auth: AuthConfig = AuthConfig()
     gateway: GatewayConfig = GatewayConfig()
+    budgets: tuple[BudgetConfig, ...] = ()
+    spend: SpendConfig = SpendConfig()
     source: str = "<memory>"
 
     def model(self, name: str) -> Model:
         return next(m for m in self.models if m.name == name)
+
+    def reference_model(self) -> Model:
+        """The model savings are measured against: the configured one, else the priciest."""
+        if self.spend.reference_model is not None:
+            return self.model(self.spend.reference_model)
+        return max(self.models, key=lambda m: (m.input_per_mtok + m.output_per_mtok, m.name))
 
     def aliases(self) -> dict[str, str]:
         """Gateway `model` aliases and the policies they name."""
@@ -416,6 +451,45 @@ def _gateway(t: Table) -> GatewayConfig:
     )
 
 
+def _budget(t: Table, policies: Mapping[str, object]) -> BudgetConfig:
+    d = BudgetConfig("", 0.0)
+    policy = t.string("policy") if t.has("policy") else t.raw_none("policy")
+    if policy is not None and policy not in policies:
+        raise ConfigError(t.key("policy"), f"{policy!r} is not one of the [policies]")
+    return BudgetConfig(
+        name=t.string("name"),
+        limit_usd=t.number("limit_usd", above=0),
+        window=t.string("window", d.window, choices=WINDOWS),  # type: ignore[arg-type]
+        tenant=t.string("tenant") if t.has("tenant") else t.raw_none("tenant"),
+        policy=policy,
+        when_spent=t.string("when_spent", d.when_spent,  # type: ignore[arg-type]
+                            choices=("cheapest", "refuse")),
+        pacing=t.boolean("pacing", d.pacing),
+        max_cost_weight=t.number("max_cost_weight", d.max_cost_weight, above=0, hi=1000),
+    )
+
+
+def _budgets(root: Table, policies: Mapping[str, object]) -> tuple[BudgetConfig, ...]:
+    if not root.has("budgets"):
+        root.raw_none("budgets")
+        return ()
+    budgets = tuple(t.read(lambda b: _budget(b, policies))
+                    for t in root.array_of_tables("budgets"))
+    names = [b.name for b in budgets]
+    if len(set(names)) != len(names):
+        raise ConfigError("budgets", "two budgets have the same name")
+    return budgets
+
+
+def _spend(t: Table, models: tuple[Model, ...]) -> SpendConfig:
+    if not t.has("reference_model"):
+        return SpendConfig(reference_model=t.raw_none("reference_model"))
+    name = t.string("reference_model")
+    if name not in {m.name for m in models}:
+        raise ConfigError(t.key("reference_model"), f"{name!r} is not a model in the catalog")
+    return SpendConfig(reference_model=name)
+
+
 def _auth(t: Table) -> AuthConfig:
     keys = tuple(k.read(_api_key) for k in t.array_of_tables("keys")) if t.has("keys") \
         else t.raw_none("keys") or ()
@@ -437,16 +511,19 @@ def parse(document: dict, source: str = "<memory>") -> Config:
     if routing.default_policy not in policies:
         raise ConfigError("routing.default_policy",
                           f"{routing.default_policy!r} is not one of the [policies]")
+    models = _models(root)
     config = Config(
         server=root.table("server").read(_server),
         storage=root.table("storage").read(_storage),
         logging=root.table("logging").read(_logging),
         routing=routing,
-        models=_models(root),
+        models=models,
         buckets=buckets,
         policies=MappingProxyType(policies),
         auth=root.table("auth").read(_auth),
         gateway=root.table("gateway").read(_gateway),
+        budgets=_budgets(root, policies),
+        spend=root.table("spend").read(lambda t: _spend(t, models)),
         source=source,
     )
     root.done()

@@ -16,9 +16,16 @@ import numpy as np
 from bandit_router import posterior
 from bandit_router.arms import QUALITY_ROWS, BucketArms, Reading
 from bandit_router.buckets import bucket_of
+from bandit_router.budget import NO_PACING, Budgets, Pacing, window_bounds
 from bandit_router.catalog import Catalog
 from bandit_router.config import Config, Model, PolicyConfig, Prior, Weights
-from bandit_router.errors import NoEligibleModel, UnknownBucket, UnknownModel, UnknownPolicy
+from bandit_router.errors import (
+    BudgetExhausted,
+    NoEligibleModel,
+    UnknownBucket,
+    UnknownModel,
+    UnknownPolicy,
+)
 from bandit_router.features import extract, matcher
 from bandit_router.policy import ArmPosteriors, thompson
 from bandit_router.pooling import Pool
@@ -31,6 +38,7 @@ from bandit_router.types import (
     ArmExplanation,
     ArmKey,
     ArmReport,
+    BudgetEffect,
     Decision,
     Features,
     RouteRequest,
@@ -66,6 +74,19 @@ def base_quality(prior: Prior, models: tuple[Model, ...]) -> np.ndarray:
     return np.where(np.isnan(own), tilted, own)
 
 
+def _refusal(budget, now: float) -> BudgetExhausted:
+    end = window_bounds(budget.window, now)[1]
+    return BudgetExhausted(
+        f"budget {budget.name!r} ({budget.limit_usd:g} USD per {budget.window}) is spent; "
+        f"it renews in {end - now:.0f} s", headers={"Retry-After": str(max(1, round(end - now)))})
+
+
+def _effect(pacing: Pacing, cost_weight: float) -> BudgetEffect:
+    return BudgetEffect(budget=pacing.priced_by or pacing.exhausted.name,
+                        cost_weight=cost_weight + pacing.price,
+                        spent=pacing.exhausted is not None)
+
+
 class Engine:
     def __init__(self, config: Config, route_ids: RouteIds, rng: np.random.Generator,
                  clock: Callable[[], float] = time.time) -> None:
@@ -85,6 +106,7 @@ class Engine:
         self.orphans: dict[ArmKey, Evidence] = {}
         self._buckets = frozenset(config.buckets.names)
         self._cues = matcher(config.buckets)
+        self.budgets = Budgets(config.budgets, clock())
         # route_ids must be unique: a random prefix per engine, then a counter
         self._nonce_prefix, self._issued = new_nonce()[:8], 0
 
@@ -121,6 +143,10 @@ class Engine:
             table.set(i, ev)
             pool = (key.tenant, key.policy)
             self._unfitted[pool] = self._unfitted.get(pool, 0.0) + abs(ev.quality_n - before) + 1e-9
+
+    def spent(self, tenant: str, policy: str, usd: float, at: float) -> None:
+        """Count spend (committed feedback, priced) against the budgets covering it."""
+        self.budgets.charge(tenant, policy, usd, at)
 
     def remember(self, decisions: Iterable[tuple[str, str, str, str]]) -> None:
         """Replay earlier (tenant, policy, bucket, model) decisions into the recent-traffic
@@ -159,6 +185,9 @@ class Engine:
         # Not registered until a decision is made: a refused request (422, unknown model)
         # must not add empty arms to /v1/arms that a restart would not bring back.
         tenant = request.tenant
+        pacing = self.budgets.pacing(tenant, policy.name, now)
+        if pacing.exhausted is not None and pacing.exhausted.when_spent == "refuse":
+            raise _refusal(pacing.exhausted, now)
         table = self._tables.get((tenant, policy.name, bucket)) or BucketArms(
             len(self.catalog), self.config.routing.recent_window)
         scored = self._score(table, tenant, policy, bucket, features, now)
@@ -169,8 +198,10 @@ class Engine:
             latency=(policy.weights.latency if request.weights.latency is None
                      else request.weights.latency))
         choice = thompson(self._rng, scored.arms, eligible, weights, policy.mode,
-                          policy.target_for(bucket))
+                          policy.target_for(bucket), pacing.price)
         order = choice.order.tolist()
+        if pacing.exhausted is not None:  # spent: the cheapest eligible model, then the next
+            order = sorted(order, key=lambda i: scored.arms.expected_cost[i])
         best = order[0]
         self._tables.setdefault((tenant, policy.name, bucket), table).record(best)
         created = round(now * 1000) / 1000
@@ -187,7 +218,8 @@ class Engine:
             expected_latency_ms=float(scored.arms.expected_latency[best]),
             fallbacks=tuple([self.catalog.names[i] for i in order[1:]]),
             input_tokens=features.input_tokens, created_at=created, explanation=explanation,
-            tenant=tenant)
+            tenant=tenant, budget=_effect(pacing, weights.cost) if pacing is not NO_PACING
+            else None)
 
     def _pool(self, tenant: str, policy: PolicyConfig, exact: bool = False) -> Pool:
         """A tenant's pooled view of a policy's models. Refitted (in a fixed order, so the
@@ -266,6 +298,9 @@ class Engine:
             raise UnknownModel(f"unknown model {unknown[0]!r}; the catalog has "
                                f"{', '.join(self.catalog.names)}", field)
         mask = features.input_tokens + _reserved(features, output_tokens) <= self.catalog.context
+        if features.output_tokens is None and not mask.any():
+            # The answer's length was only a guess (and may be wild): insist on the prompt.
+            mask = features.input_tokens <= self.catalog.context
         if c.models is not None:
             mask &= self.catalog.mask(c.models)
         if c.exclude:

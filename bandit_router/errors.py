@@ -7,10 +7,12 @@ class RouterError(Exception):
     status = 400
     code = "invalid_request"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.headers = headers  # extra response headers (e.g. Retry-After)
 
     def payload(self) -> dict:
         return {"error": {"code": self.code, "message": self.message, "field": self.field}}
@@ -77,3 +79,10 @@ class UnsupportedMediaType(RouterError):
 class BodyTooLarge(RouterError):
     status = 413
     code = "body_too_large"
+
+
+class BudgetExhausted(RouterError):
+    """A budget with `when_spent = "refuse"` is spent for its current window."""
+
+    status = 429
+    code = "budget_exhausted"

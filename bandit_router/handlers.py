@@ -11,17 +11,27 @@ from aiohttp import web
 
 from bandit_router import __version__, openapi
 from bandit_router.auth import Principal, authenticate
+from bandit_router.config import Config, Model
 from bandit_router.errors import (
     BodyTooLarge,
+    InvalidField,
     InvalidJson,
     RouteNotFound,
     RouterError,
     Unavailable,
     UnknownField,
+    UnknownModel,
     UnsupportedMediaType,
 )
 from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, ROUTE_IDS, STORE
 from bandit_router.route_id import UnknownRoute
+from bandit_router.stats import (
+    STATS_QUERY,
+    WINDOW_HOURS,
+    budget_json,
+    stats_json,
+    window_start,
+)
 from bandit_router.validate import Fields
 from bandit_router.wire import (
     ARMS_QUERY,
@@ -60,7 +70,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except RouterError as exc:
-        response = json_response(exc.payload(), status=exc.status)
+        response = json_response(exc.payload(), status=exc.status, headers=exc.headers)
         if isinstance(exc, UnreadableBody):
             response.force_close()
         return response
@@ -168,6 +178,44 @@ async def arms(request: web.Request) -> web.Response:
     reports = request.app[ENGINE].report(policy=query.get("policy"), bucket=query.get("bucket"),
                                          tenant=caller.tenant)
     return json_response({"arms": [arm_json(r) for r in reports]})
+
+
+@ROUTES.get("/v1/stats")
+async def stats(request: web.Request) -> web.Response:
+    """Spend, savings against a reference model, quality and traffic shares over a window,
+    for the caller's tenant; and the budgets that cover it."""
+    app = request.app
+    caller = _caller(request, None)
+    query = _query(request, STATS_QUERY)
+    engine, config = app[ENGINE], app[CONFIG]
+    window = query.get("window", "day")
+    if window not in WINDOW_HOURS:
+        raise InvalidField(f"window must be one of {', '.join(WINDOW_HOURS)}", "window")
+    policy, bucket = query.get("policy"), query.get("bucket")
+    if policy is not None:
+        engine.policy(policy)
+    if bucket is not None:
+        engine.check_bucket(bucket)
+    reference = _reference(config, query.get("reference"))
+    now = engine.now()
+    since = window_start(window, now)
+    app[STORE].flush_decisions()  # queued ahead of the read: every answered route counts
+    rows = await app[STORE].usage(since, caller.tenant, policy, bucket)
+    body = stats_json(rows, window, since, now, reference)
+    body["budgets"] = [
+        budget_json(s, engine.policy(s.budget.policy).weights.cost)
+        for s in engine.budgets.status(now) if s.budget.tenant in (None, caller.tenant)]
+    return json_response(body)
+
+
+def _reference(config: Config, name: str | None) -> Model:
+    if name is None:
+        return config.reference_model()
+    try:
+        return config.model(name)
+    except StopIteration:
+        raise UnknownModel(f"unknown model {name!r}; the catalog has "
+                           f"{', '.join(m.name for m in config.models)}", "reference") from None
 
 
 @ROUTES.post("/v1/admin/reset")

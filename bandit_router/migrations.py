@@ -105,6 +105,31 @@ def m004_idempotency(db: Database) -> None:
     db.execute("CREATE INDEX idempotency_created_at ON idempotency (created_at)")
 
 
+@migrations()
+def m005_usage(db: Database) -> None:
+    """Spend and traffic per UTC hour (for /v1/stats, reports and budgets), and each
+    feedback message's priced charge in the log."""
+    for column in ("spend_usd", "tokened_spend_usd"):
+        db.execute(f"ALTER TABLE feedback ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
+    db.execute("""CREATE TABLE usage (
+    tenant TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    model TEXT NOT NULL,
+    hour REAL NOT NULL,
+    decisions INTEGER NOT NULL DEFAULT 0,
+    routes_with_feedback INTEGER NOT NULL DEFAULT 0,
+    spend_usd REAL NOT NULL DEFAULT 0,
+    tokened_spend_usd REAL NOT NULL DEFAULT 0,
+    input_tokens REAL NOT NULL DEFAULT 0,
+    output_tokens REAL NOT NULL DEFAULT 0,
+    quality_sum REAL NOT NULL DEFAULT 0,
+    quality_n INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, policy, bucket, model, hour)
+)""")
+    db.execute("CREATE INDEX usage_hour ON usage (hour)")
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)
 

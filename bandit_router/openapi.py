@@ -13,6 +13,7 @@ from bandit_router import __version__, wire
 from bandit_router.auth import PUBLIC_PATHS  # importing auth registers Unauthorized, Forbidden
 from bandit_router.config import SCOPES, Config, ServerConfig
 from bandit_router.errors import RouterError
+from bandit_router.stats import WINDOW_HOURS
 from bandit_router.types import FACTS
 from bandit_router.validate import MAX_STRINGS
 
@@ -26,16 +27,18 @@ HTTP_ERROR_CODES = {404: ("not_found",), 405: ("method_not_allowed",), 413: ("bo
 # the error statuses each operation can answer (besides "default")
 _BODY_ERRORS = (400, 401, 403, 413, 415)
 OPERATION_ERRORS = {
-    ("post", "/v1/route"): (*_BODY_ERRORS, 422, 503),
+    ("post", "/v1/route"): (*_BODY_ERRORS, 422, 429, 503),
     ("post", "/v1/feedback"): (*_BODY_ERRORS, 404, 409, 503),
     ("get", "/v1/arms"): (400, 401),
     ("post", "/v1/admin/reset"): (*_BODY_ERRORS, 503),
-    ("post", "/v1/chat/completions"): (*_BODY_ERRORS, 422),
+    ("post", "/v1/chat/completions"): (*_BODY_ERRORS, 422, 429),
     ("get", "/v1/models"): (401,),
+    ("get", "/v1/stats"): (400, 401, 503),
 }
 SCOPE_OF = {("post", "/v1/route"): "route", ("post", "/v1/feedback"): "feedback",
             ("get", "/v1/arms"): None, ("post", "/v1/admin/reset"): "admin",
-            ("post", "/v1/chat/completions"): "route", ("get", "/v1/models"): None}
+            ("post", "/v1/chat/completions"): "route", ("get", "/v1/models"): None,
+            ("get", "/v1/stats"): None}
 UPSTREAM_FAILED = "upstream_failed"  # the gateway's 502, in OpenAI's error shape
 _STATUS_TEXT = {400: "Bad request: the body or a field is invalid",
                 401: "No API key, or an unknown one (only when keys are configured)",
@@ -46,6 +49,8 @@ _STATUS_TEXT = {400: "Bad request: the body or a field is invalid",
                 413: "Body larger than server.max_body_bytes (refused before it is read)",
                 415: "Content-Type is not JSON",
                 422: "No model satisfies the constraints (the message says why for each)",
+                429: "A budget with when_spent = \"refuse\" is spent for its window "
+                     "(Retry-After: seconds until it renews)",
                 503: "Storage unavailable; nothing was acknowledged"}
 
 
@@ -185,6 +190,9 @@ def _feedback_request() -> dict:
         "output_tokens": {"type": "integer", "minimum": 0, "maximum": wire.MAX_TOKENS},
         "success": {"type": "boolean",
                     "description": "false counts as quality 0 unless a quality is sent too"},
+        "cost_usd": {"type": "number", "minimum": 0, "maximum": wire.MAX_COST_USD,
+                     "description": "what the call cost; wins over the tokens priced from "
+                                    "the catalog"},
     }
     assert tuple(facts) == FACTS
     return _object({
@@ -245,11 +253,18 @@ def _response_schemas() -> dict[str, dict]:
                       "description": "the other eligible models, best first"},
         "explanation": {"type": "object", "additionalProperties": _ref("ArmExplanation"),
                         "description": "per model, only with explain: true"},
+        "budget": _object({
+            "name": {"type": "string"},
+            "cost_weight": {**NUMBER, "description": "the cost weight used, pacing included"},
+            "spent": {"type": "boolean", "description": "the budget is spent: the cheapest "
+                                                        "eligible model was chosen"},
+        }, required=("name", "cost_weight", "spent"), closed=False,
+            description="only when a budget shaped the decision"),
     }, required=("route_id", "model", "bucket", "policy", "expected_cost_usd",
                  "expected_latency_ms", "fallbacks"), closed=False)
     applied = _object({
         "quality": NUMBER, "latency_ms": NUMBER, "input_tokens": INTEGER,
-        "output_tokens": INTEGER, "success": {"type": "boolean"}},
+        "output_tokens": INTEGER, "success": {"type": "boolean"}, "cost_usd": NUMBER},
         description="the facts applied (quality may come from success: false)")
     feedback = _object({
         "route_id": {"type": "string"}, "policy": {"type": "string"},
@@ -287,6 +302,7 @@ def _response_schemas() -> dict[str, dict]:
     }, required=("code", "message", "field"))}, required=("error",),
         description="Every error the API answers, whatever the status.")
     return {"Decision": decision, "ArmExplanation": explanation, "FeedbackResult": feedback,
+            **_stats_schemas(),
             "Arm": arm, "Arms": _object({"arms": {"type": "array", "items": _ref("Arm")}},
                                         required=("arms",), closed=False),
             "ArmKey": arm_key,
@@ -310,6 +326,60 @@ def _response_schemas() -> dict[str, dict]:
             }, required=("code", "message", "field"), closed=False)}, required=("error",),
                 description="OpenAI's error shape, which its SDKs read, with our code and "
                             "field")}
+
+
+def _stats_schemas() -> dict[str, dict]:
+    figures = {
+        "decisions": INTEGER, "feedback": {**INTEGER, "description": "routes with feedback"},
+        "feedback_rate": NULLABLE_NUMBER, "spend_usd": NUMBER,
+        "reference_usd": {**NUMBER, "description": "the same tokens at the reference model's "
+                                                   "prices"},
+        "savings_usd": {**NUMBER, "description": "reference_usd minus the spend of calls "
+                                                 "with token counts"},
+        "savings_pct": NULLABLE_NUMBER, "mean_quality": NULLABLE_NUMBER,
+        "input_tokens": NUMBER, "output_tokens": NUMBER}
+    shares = {"type": "object", "additionalProperties": NUMBER}
+    group = _object({"tenant": {"type": "string"}, "policy": {"type": "string"},
+                     "bucket": {"type": "string"}, **figures, "share": shares,
+                     "spend_by_model": shares},
+                    required=("tenant", "policy", "bucket", *figures, "share"), closed=False)
+    point = _object({"hour": NUMBER, "tenant": {"type": "string"},
+                     "policy": {"type": "string"}, "bucket": {"type": "string"},
+                     "model": {"type": "string"}, "decisions": INTEGER, "spend_usd": NUMBER},
+                    required=("hour", "policy", "bucket", "model", "decisions"), closed=False)
+    budget = _object({
+        "name": {"type": "string"}, "tenant": {"type": ["string", "null"]},
+        "policy": {"type": ["string", "null"]},
+        "window": {"type": "string", "enum": ["hour", "day", "month"]},
+        "start": NUMBER, "end": NUMBER, "limit_usd": NUMBER, "spent_usd": NUMBER,
+        "remaining_usd": NUMBER, "pace": NULLABLE_NUMBER, "pacing": {"type": "boolean"},
+        "cost_weight_added": NULLABLE_NUMBER, "cost_weight": NULLABLE_NUMBER,
+        "exhausted": {"type": "boolean"},
+        "when_spent": {"type": "string", "enum": ["cheapest", "refuse"]},
+    }, required=("name", "window", "limit_usd", "spent_usd", "remaining_usd", "exhausted"),
+        closed=False)
+    stats = _object({
+        "window": {"type": "string"}, "since": NUMBER, "until": NUMBER,
+        "reference_model": {"type": "string"}, "totals": _object(figures, closed=False),
+        "groups": {"type": "array", "items": group},
+        "series": {"type": "array", "items": point},
+        "budgets": {"type": "array", "items": _ref("BudgetStatus")},
+    }, required=("window", "since", "until", "reference_model", "totals", "groups", "series",
+                 "budgets"), closed=False)
+    return {"Stats": stats, "BudgetStatus": budget}
+
+
+def _stats_parameters(config: Config | None) -> list[dict]:
+    models = [m.name for m in config.models] if config else None
+    return [
+        {"name": "window", "in": "query", "required": False,
+         "schema": {"type": "string", "enum": list(WINDOW_HOURS), "default": "day"}},
+        *({"name": name, "in": "query", "required": False,
+           "schema": _names(wire.MAX_RESET_NAME, names, text)}
+          for name, names, text in (
+              ("policy", list(config.policies) if config else None, "only this policy"),
+              ("bucket", list(config.buckets.names) if config else None, "only this bucket"),
+              ("reference", models, "the model savings are measured against")))]
 
 
 def _error_response(status: int, codes: tuple[str, ...]) -> dict:
@@ -387,6 +457,14 @@ def build(config: Config | None = None) -> dict:
                             ("policy", list(config.policies) if config else None),
                             ("bucket", list(config.buckets.names) if config else None))],
             description="Any valid key. Other query parameters are refused (400).")},
+        "/v1/stats": {"get": op(
+            "stats", "Spend, savings, quality and traffic shares over a window; budgets",
+            _json(_ref("Stats"), "For the caller's tenant"), "get", "/v1/stats",
+            parameters=_stats_parameters(config),
+            description="Any valid key. Windows are whole UTC hours, the current one "
+                        "included: hour (1), day (24), week (168), month (720). Savings are "
+                        "against spend.reference_model (default: the priciest model). Other "
+                        "query parameters are refused (400).")},
         "/v1/admin/reset": {"post": op(
             "reset", "Forget what the caller's tenant learned for the matching arms",
             _json(_ref("ResetResult"), "The arms that were reset"), "post", "/v1/admin/reset",

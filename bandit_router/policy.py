@@ -33,12 +33,17 @@ class Choice(NamedTuple):
 
 
 def thompson(rng: np.random.Generator, arms: ArmPosteriors, eligible: np.ndarray,
-             weights: Weights, mode: Mode, quality_target: float) -> Choice:
+             weights: Weights, mode: Mode, quality_target: float,
+             price: float = 0.0) -> Choice:
     """Draw quality and latency for each eligible arm and rank the arms.
 
     `utility` mode ranks by sampled utility. `cheapest_adequate` ranks the arms whose
     sampled quality clears `quality_target` by expected cost (cheapest first), then the
     rest by sampled quality, so the head is the cheapest adequate arm, or the best one.
+
+    `price` is a budget's dual price on cost (see budget.py). It adds to the cost weight;
+    in `cheapest_adequate` mode, where the weight plays no part, it is charged against the
+    sampled quality instead, so a pricier arm must clear the target by more.
     """
     every = eligible.size == arms.alpha.size  # the usual case: no fancy indexing needed
     sampler = arms.sampler or posterior.BetaSampler.of(arms.alpha, arms.beta)
@@ -52,6 +57,8 @@ def thompson(rng: np.random.Generator, arms: ArmPosteriors, eligible: np.ndarray
                                               arms.latency_count[sub], z)
         latency_ref = float(arms.expected_latency[sub].max())
     cost_ref = float(cost.max())
+    if price > 0 and mode == "utility":
+        weights = Weights(cost=weights.cost + price, latency=weights.latency)
     if latency is None and cost_ref > 0:  # the usual utility, in two array operations
         u = cost * (-weights.cost / cost_ref)
         u += q
@@ -62,8 +69,9 @@ def thompson(rng: np.random.Generator, arms: ArmPosteriors, eligible: np.ndarray
         if every:  # indices of eligible arms are the ranks themselves
             return Choice(order=ranked, quality_sample=q, utility=u, eligible=eligible)
     else:
-        adequate = q >= quality_target
+        charged = q - price * cost / cost_ref if price > 0 and cost_ref > 0 else q
+        adequate = charged >= quality_target
         # lexsort: last key is primary. Adequate first; among them cost, among the rest -q.
-        secondary = np.where(adequate, cost, -q)
+        secondary = np.where(adequate, cost, -charged)
         ranked = np.lexsort((-u, secondary, ~adequate))
     return Choice(order=eligible[ranked], quality_sample=q, utility=u, eligible=eligible)

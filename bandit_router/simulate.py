@@ -106,6 +106,11 @@ class RouterChooser:
         self._last = self.engine.decide(request, features)
         return self._last.model
 
+    @property
+    def last(self) -> Decision | None:
+        """The last decision made."""
+        return self._last
+
     def learn(self, outcome: Outcome, now: float) -> None:
         d = self._last
         assert d is not None, "learn() before choose()"

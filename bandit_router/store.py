@@ -26,6 +26,8 @@ from bandit_router.feedback import DuplicateFact, Resolution, resolve
 from bandit_router.learner import ArmBook
 from bandit_router.posterior import FIELDS, Evidence
 from bandit_router.route_id import new_key, new_nonce
+from bandit_router.spend import Prices, charge, hour_of
+from bandit_router.stats import Tally, UsageRow, read_usage
 from bandit_router.types import ArmKey, Decision, Facts, FeedbackEvent, RouteTicket
 from bandit_router.writer import StorageError, Writer
 
@@ -42,6 +44,15 @@ _UPSERT_ARM = (
 
 
 BUSY_TIMEOUT_S = 5.0  # how long a write waits for a lock another process holds
+SPEND_MEMORY_S = 32 * 86400.0  # spend loaded at start: enough for the longest budget window
+_USAGE_COLUMNS = ("tenant", "policy", "bucket", "model", "hour", "decisions",
+                  "routes_with_feedback", "spend_usd", "tokened_spend_usd", "input_tokens",
+                  "output_tokens", "quality_sum", "quality_n")
+_ADD_USAGE = (
+    f"INSERT INTO usage ({', '.join(_USAGE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _USAGE_COLUMNS)}) "
+    f"ON CONFLICT (tenant, policy, bucket, model, hour) DO UPDATE SET "
+    + ", ".join(f"{c} = {c} + excluded.{c}" for c in _USAGE_COLUMNS[5:]))
 
 
 def connect(path: str, synchronous: str = "full") -> Database:
@@ -121,6 +132,17 @@ def write_arms(db: Database, states: Mapping[ArmKey, Evidence]) -> None:
     db.conn.executemany(_UPSERT_ARM, [arm_row(k, ev) for k, ev in states.items()])
 
 
+def add_usage(db: Database, rows: list[tuple[str, str, str, str, float, Tally]]) -> None:
+    """Add to the hourly usage of (tenant, policy, bucket, model, hour)."""
+    db.conn.executemany(_ADD_USAGE, [
+        (*key, t.decisions, t.routes_with_feedback, t.spend_usd, t.tokened_spend_usd,
+         t.input_tokens, t.output_tokens, t.quality_sum, t.quality_n) for *key, t in rows])
+
+
+# A charge to count against the budgets once committed: (tenant, policy, usd, at).
+Spent = tuple[str, str, float, float]
+
+
 @dataclass(frozen=True, slots=True)
 class Loaded:
     """What the service needs from the database before it starts serving."""
@@ -128,6 +150,7 @@ class Loaded:
     route_key: bytes
     arms: dict[ArmKey, Evidence]
     recent: list[tuple[str, str, str, str]]  # (tenant, policy, bucket, model), oldest first
+    spend: list[Spent]  # per hour, over the last SPEND_MEMORY_S, at the start of each hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +173,9 @@ class FeedbackResult:
 class _Load:
     refusable = False
 
-    def __init__(self, recent_window: int) -> None:
+    def __init__(self, recent_window: int, now: float) -> None:
         self.window = recent_window
+        self.now = now
 
     def run(self, db: Database) -> Loaded:
         row = db.execute("SELECT value FROM meta WHERE key = 'route_key'").fetchone()
@@ -164,7 +188,11 @@ class _Load:
             "rowid AS r, ROW_NUMBER() OVER (PARTITION BY tenant, policy, bucket "
             "ORDER BY rowid DESC) AS rn "
             "FROM decisions) WHERE rn <= ? ORDER BY r", [self.window]).fetchall()
-        return Loaded(route_key=bytes(key), arms=_sound_arms(db), recent=recent)
+        spend = db.execute(
+            "SELECT tenant, policy, sum(spend_usd), hour FROM usage WHERE hour >= ? "
+            "GROUP BY tenant, policy, hour HAVING sum(spend_usd) != 0 ORDER BY hour",
+            [hour_of(self.now - SPEND_MEMORY_S)]).fetchall()
+        return Loaded(route_key=bytes(key), arms=_sound_arms(db), recent=recent, spend=spend)
 
 
 def _sound_arms(db: Database) -> dict[ArmKey, Evidence]:
@@ -194,6 +222,11 @@ class _LogDecisions:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(d.route_id, d.created_at, d.policy, d.bucket, d.model, d.input_tokens,
               d.expected_cost_usd, d.expected_latency_ms, d.tenant) for d in self.decisions])
+        counts: dict[tuple, int] = {}
+        for d in self.decisions:
+            key = (d.tenant, d.policy, d.bucket, d.model, hour_of(d.created_at))
+            counts[key] = counts.get(key, 0) + 1
+        add_usage(db, [(*key, Tally(decisions=n)) for key, n in counts.items()])
 
 
 class _Prune:
@@ -207,12 +240,26 @@ class _Prune:
         return db.execute("DELETE FROM decisions WHERE created_at < ?", [self.before]).rowcount
 
 
+class _ReadUsage:
+    refusable = False
+
+    def __init__(self, since: float, tenant: str | None, policy: str | None,
+                 bucket: str | None) -> None:
+        self.args = (since, tenant, policy, bucket)
+
+    def run(self, db: Database) -> list[UsageRow]:
+        return read_usage(db.conn, *self.args)
+
+
 class _RecordFeedback:
     refusable = True
 
     def __init__(self, book: ArmBook, clock: Callable[[], float], route_id: str,
-                 ticket: RouteTicket, facts: Facts, idempotency_key: str | None) -> None:
+                 ticket: RouteTicket, facts: Facts, idempotency_key: str | None,
+                 prices: Callable[[str], Prices | None],
+                 stage_spend: Callable[[Spent], None]) -> None:
         self.book, self.clock = book, clock
+        self.prices, self.stage_spend = prices, stage_spend
         self.route_id, self.ticket, self.facts = route_id, ticket, facts
         self.idempotency_key = idempotency_key
         self.request_hash = hashlib.sha256(orjson.dumps(
@@ -243,8 +290,9 @@ class _RecordFeedback:
         return result
 
     def _apply(self, db: Database) -> FeedbackResult:
-        seen = dict(db.execute("SELECT fact, derived FROM feedback_facts WHERE route_id = ?",
-                               [self.route_id]).fetchall())
+        rows = db.execute("SELECT fact, value, derived FROM feedback_facts WHERE route_id = ?",
+                          [self.route_id]).fetchall()
+        seen = {fact: derived for fact, _, derived in rows}
         try:
             resolution = resolve(self.facts, seen, quality_derived=bool(seen.get("quality")))
         except DuplicateFact as exc:
@@ -252,10 +300,14 @@ class _RecordFeedback:
         event = FeedbackEvent(self.route_id, self.ticket, resolution.applied, self.clock())
         key, evidence = self.book.learn(event)
         t = self.ticket
+        before = {fact: value for fact, value, _ in rows}
+        prices = self.prices(t.model)
+        delta = charge({**before, **dict(resolution.applied)}, prices) - charge(before, prices)
         feedback_id = db.execute(
-            "INSERT INTO feedback (route_id, received_at, policy, bucket, model, tenant) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [self.route_id, event.at, t.policy, t.bucket, t.model, t.tenant]).lastrowid
+            "INSERT INTO feedback (route_id, received_at, policy, bucket, model, tenant, "
+            "spend_usd, tokened_spend_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [self.route_id, event.at, t.policy, t.bucket, t.model, t.tenant, delta.spend_usd,
+             delta.tokened_spend_usd]).lastrowid
         db.conn.executemany(
             "INSERT INTO feedback_facts (route_id, fact, value, feedback_id, derived) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -263,7 +315,16 @@ class _RecordFeedback:
               int(resolution.derived_quality and fact == "quality"))
              for fact, value in resolution.applied])
         write_arms(db, {key: evidence})
-        self.book.stage(key, evidence)  # last: only once every statement has succeeded
+        quality = dict(resolution.applied).get("quality")
+        add_usage(db, [(t.tenant, t.policy, t.bucket, t.model, hour_of(event.at), Tally(
+            routes_with_feedback=0 if rows else 1, spend_usd=delta.spend_usd,
+            tokened_spend_usd=delta.tokened_spend_usd, input_tokens=delta.input_tokens,
+            output_tokens=delta.output_tokens, quality_sum=quality or 0.0,
+            quality_n=0 if quality is None else 1))])
+        # last: only once every statement has succeeded
+        self.book.stage(key, evidence)
+        if delta.spend_usd:
+            self.stage_spend((t.tenant, t.policy, delta.spend_usd, event.at))
         return FeedbackResult(feedback_id, resolution)
 
 
@@ -309,33 +370,54 @@ class SqliteStore:
         self._clock = clock
         self._book = ArmBook(config.policies)
         self._publish: Callable[[dict[ArmKey, Evidence]], None] = lambda changes: None
+        self._on_spend: Callable[[list[Spent]], None] = lambda spent: None
+        self._spent: list[Spent] = []  # staged by the writer, published on commit
+        self._prices = {m.name: Prices.of(m) for m in config.models}
         self._decisions: list[Decision] = []
         self.dropped_decisions = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer = Writer(lambda: connect_for_writing(self.path, config.storage.synchronous),
                               config.storage.max_batch, on_commit=self._committed,
-                              on_rollback=lambda: self._book.discard(),
+                              on_rollback=self._rolled_back,
                               on_reopen=self._resync)
 
-    async def open(self, publish: Callable[[dict[ArmKey, Evidence]], None]) -> Loaded:
+    async def open(self, publish: Callable[[dict[ArmKey, Evidence]], None],
+                   on_spend: Callable[[list[Spent]], None] = lambda spent: None) -> Loaded:
         """Start the writer, load what was learned; `publish` then receives every commit's
-        new evidence on the event loop, before the feedback that caused it is answered."""
+        new evidence on the event loop, before the feedback that caused it is answered,
+        and `on_spend` its priced spend."""
         self._loop = asyncio.get_running_loop()
         await asyncio.wrap_future(self._writer.start())
         try:
             loaded = await asyncio.wrap_future(
-                self._writer.submit(_Load(self._config.routing.recent_window)))
+                self._writer.submit(_Load(self._config.routing.recent_window, self._clock())))
         except StorageError as exc:
             await self.close()
             raise StorageError(f"cannot load database {self.path!r}: {exc}") from exc
         self._book = ArmBook(self._config.policies, loaded.arms)
-        self._publish = publish
+        self._publish, self._on_spend = publish, on_spend
         return loaded
+
+    def price_of(self, model: str) -> Prices | None:
+        """A model's prices now (writer thread); None once the catalog no longer has it."""
+        return self._prices.get(model)
 
     def _committed(self) -> None:
         changes = self._book.commit()
-        if changes and self._loop is not None:
+        spent, self._spent = self._spent, []
+        if self._loop is None:
+            return
+        if changes:
             self._loop.call_soon_threadsafe(self._publish, changes)
+        if spent:
+            self._loop.call_soon_threadsafe(self._on_spend, spent)
+
+    def _stage_spend(self, spent: Spent) -> None:
+        self._spent.append(spent)  # writer thread; published by _committed
+
+    def _rolled_back(self) -> None:
+        self._book.discard()
+        self._spent = []
 
     def _resync(self, db: Database) -> None:
         """On a new connection (after a storage fault), take the snapshot as the truth: a
@@ -369,7 +451,7 @@ class SqliteStore:
                               idempotency_key: str | None = None) -> FeedbackResult:
         """Apply and commit one feedback message; returns once it is durable."""
         job = _RecordFeedback(self._book, self._clock, route_id, ticket, facts,
-                              idempotency_key)
+                              idempotency_key, self.price_of, self._stage_spend)
         return await asyncio.wrap_future(self._writer.submit(job))
 
     async def reset(self, tenant: str, policy: str | None = None, bucket: str | None = None,
@@ -377,6 +459,12 @@ class SqliteStore:
         """Forget what the tenant's matching arms learned (logged, so a rebuild agrees)."""
         job = _Reset(self._book, self._clock, tenant, policy, bucket, model)
         return await asyncio.wrap_future(self._writer.submit(job))
+
+    async def usage(self, since: float, tenant: str | None = None, policy: str | None = None,
+                    bucket: str | None = None) -> list[UsageRow]:
+        """Hourly usage rows from `since` on (read on the writer thread, off the loop)."""
+        return await asyncio.wrap_future(
+            self._writer.submit(_ReadUsage(since, tenant, policy, bucket)))
 
     async def prune(self, before: float) -> int:
         return await asyncio.wrap_future(self._writer.submit(_Prune(before)))

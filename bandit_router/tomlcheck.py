@@ -66,6 +66,12 @@ class Table:
         _check_range(self.key(name), value, lo, hi)
         return value
 
+    def boolean(self, name: str, default: Any = _REQUIRED) -> bool:
+        value = self._raw(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(name), f"must be true or false, got {_type_name(value)}")
+        return value
+
     def optional_integer(self, name: str) -> int | None:
         return self.integer(name) if self.has(name) else self.raw_none(name)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success")
+FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success", "cost_usd")
 DEFAULT_TENANT = "default"  # everyone's tenant when no API keys are configured
 MAX_TOKENS = 100_000_000  # token counts beyond this are refused (and clamped, if they slip in)
 MAX_LATENCY_MS = 86_400_000.0  # a day; anything longer is a unit mistake
+MAX_COST_USD = 1e6  # one call's cost, or a cost limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,15 @@ class ArmExplanation:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetEffect:
+    """How a budget shaped a decision."""
+
+    budget: str
+    cost_weight: float  # the cost weight the decision used, pacing included
+    spent: bool  # the budget is spent: its hard action (the cheapest model) applied
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     route_id: str
     model: str
@@ -95,6 +105,7 @@ class Decision:
     created_at: float
     explanation: tuple[ArmExplanation, ...] | None = None
     tenant: str = DEFAULT_TENANT
+    budget: BudgetEffect | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +130,7 @@ class Facts:
     input_tokens: int | None = None
     output_tokens: int | None = None
     success: bool | None = None
+    cost_usd: float | None = None  # what the call cost, if the caller knows better than tokens
 
     def items(self) -> list[tuple[str, float]]:
         """Reported facts as (name, value), in the canonical order of FACTS."""

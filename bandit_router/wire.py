@@ -7,6 +7,7 @@ from typing import Any
 from bandit_router.errors import InvalidField, MissingField
 from bandit_router.types import (
     FACTS,
+    MAX_COST_USD,
     MAX_LATENCY_MS,
     MAX_TOKENS,
     NO_CONSTRAINTS,
@@ -34,7 +35,6 @@ ARMS_QUERY = frozenset({"policy", "bucket"})
 
 MAX_WEIGHT = 1000.0
 MAX_ROUTE_ID = 512
-MAX_COST_USD = 1e6
 MAX_TEXT = 1 << 30  # a prompt or a text part, in characters
 MAX_ROLE = 64  # a message's role, a content part's type
 MAX_TASK = 64
@@ -124,6 +124,7 @@ def parse_feedback(data: Any) -> tuple[str, Facts, str | None]:
         input_tokens=body.integer("input_tokens", 0, MAX_TOKENS),
         output_tokens=body.integer("output_tokens", 0, MAX_TOKENS),
         success=body.boolean("success"),
+        cost_usd=body.number("cost_usd", 0.0, MAX_COST_USD),
     )
     if not facts.items():
         raise MissingField(f"feedback needs at least one of {', '.join(FACTS)}", "quality")
@@ -145,6 +146,9 @@ def decision_json(d: Decision) -> dict:
         "expected_cost_usd": d.expected_cost_usd, "expected_latency_ms": d.expected_latency_ms,
         "fallbacks": list(d.fallbacks),
     }
+    if d.budget is not None:
+        out["budget"] = {"name": d.budget.budget, "cost_weight": d.budget.cost_weight,
+                         "spent": d.budget.spent}
     if d.explanation is not None:
         out["explanation"] = {arm.model: _explanation(arm) for arm in d.explanation}
     return out

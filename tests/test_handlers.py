@@ -26,7 +26,7 @@ EXPLAIN_KEYS = {"eligible", "reason", "quality_mean", "quality_interval", "quali
 ARM_KEYS = {"tenant", "policy", "bucket", "model", "quality_mean", "quality_interval", "evidence",
             "latency_observations", "mean_latency_ms", "mean_cost_usd", "share",
             "recent_decisions"}
-FACT_NAMES = ("quality", "latency_ms", "input_tokens", "output_tokens", "success")
+FACT_NAMES = ("quality", "latency_ms", "input_tokens", "output_tokens", "success", "cost_usd")
 SMALL_BODY = 4096
 SMALL_MESSAGES = 3
 
@@ -694,6 +694,9 @@ FEEDBACK_BODY_ERRORS = [
     ({"idempotency_key": "", "quality": 1.0}, True, "invalid_field", "idempotency_key"),
     ({"idempotency_key": "k" * 129, "quality": 1.0}, True, "invalid_field", "idempotency_key"),
     ({"success": 0}, True, "invalid_field", "success"),
+    ({"cost_usd": -0.01}, True, "invalid_field", "cost_usd"),
+    ({"cost_usd": "0.01"}, True, "invalid_field", "cost_usd"),
+    ({"cost_usd": 1e7}, True, "invalid_field", "cost_usd"),
     ({"quality": 0.5, "latency_ms": -2}, True, "invalid_field", "latency_ms"),
 ]
 

@@ -1,0 +1,65 @@
+"""The savings report as text for a terminal: the JSON of `GET /v1/stats`, as tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def _when(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]], text: tuple[int, ...] = ()) -> list[str]:
+    """Columns padded to their widest cell: numbers right-aligned, `text` columns left."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i in text else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
+
+
+def _figures(f: dict) -> list[str]:
+    return [f"{f['decisions']:,}", _pct(f["feedback_rate"]), f"{f['spend_usd']:.4f}",
+            f"{f['reference_usd']:.4f}", f"{f['savings_usd']:.4f}",
+            _pct(None if f["savings_pct"] is None else f["savings_pct"] / 100),
+            _num(f["mean_quality"])]
+
+
+FIGURES = ["decisions", "feedback", "spend USD", "on reference USD", "saved USD", "saved",
+           "quality"]
+
+
+def _share(share: dict[str, float]) -> str:
+    top = sorted(share.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{m} {s:.0%}" for m, s in top if s >= 0.005) or "-"
+
+
+def render(stats: dict, tenant: str) -> str:
+    out = [f"bandit-router report: tenant {tenant}, window {stats['window']} "
+           f"({_when(stats['since'])} to {_when(stats['until'])} UTC)",
+           f"savings against: {stats['reference_model']} (the same tokens at its prices)", ""]
+    out += _table(FIGURES, [_figures(stats["totals"])])
+    if stats["groups"]:
+        out += [""]
+        out += _table(["policy", "bucket", *FIGURES, "traffic share"],
+                      [[g["policy"], g["bucket"], *_figures(g), _share(g["share"])]
+                       for g in stats["groups"]], text=(0, 1, len(FIGURES) + 2))
+    if stats.get("budgets"):
+        out += ["", "budgets"]
+        out += _table(
+            ["name", "window", "limit USD", "spent USD", "remaining USD", "pace", "when spent",
+             "renews (UTC)"],
+            [[b["name"], b["window"], f"{b['limit_usd']:.2f}", f"{b['spent_usd']:.4f}",
+              f"{b['remaining_usd']:.4f}", "-" if b["pace"] is None else f"{b['pace']:.2f}x",
+              b["when_spent"], _when(b["end"])] for b in stats["budgets"]], text=(0, 1, 6))
+    return "\n".join(out) + "\n"
