@@ -44,10 +44,14 @@ class Charge:
     output_tokens: float = 0.0
 
     def __sub__(self, other: Charge) -> Charge:
-        return Charge(self.spend_usd - other.spend_usd,
-                      self.tokened_spend_usd - other.tokened_spend_usd,
-                      self.input_tokens - other.input_tokens,
-                      self.output_tokens - other.output_tokens)
+        return self + Charge(-other.spend_usd, -other.tokened_spend_usd,
+                             -other.input_tokens, -other.output_tokens)
+
+    def __add__(self, other: Charge) -> Charge:
+        return Charge(self.spend_usd + other.spend_usd,
+                      self.tokened_spend_usd + other.tokened_spend_usd,
+                      self.input_tokens + other.input_tokens,
+                      self.output_tokens + other.output_tokens)
 
     @property
     def empty(self) -> bool:

@@ -1,0 +1,103 @@
+"""`bandit-router report`: the stats of GET /v1/stats, read from the database, as tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bandit_router.app import create_app
+from bandit_router.config import Config
+from bandit_router.savings_report import render
+from tests.conftest import ROOT
+
+BUDGET = '\n[[budgets]]\nname = "team-daily"\nwindow = "day"\nlimit_usd = 2.5\n'
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text((ROOT / "config.toml").read_text() + BUDGET)
+    return path
+
+
+async def _traffic(config: Config) -> dict:
+    """Real decisions and feedback, on the real clock (the report reads the last day)."""
+    async with TestClient(TestServer(create_app(config))) as c:
+        for i, prompt in enumerate(("Say hi to the team.", "Fix this python bug: def f(x): "
+                                    "return x +", "Summarize: the build failed twice.")):
+            d = await (await c.post("/v1/route", json={"prompt": prompt})).json()
+            await c.post("/v1/feedback", json={"route_id": d["route_id"], "quality": 0.7,
+                                                "input_tokens": 1000 * (i + 1),
+                                                "output_tokens": 300})
+        return await (await c.get("/v1/stats")).json()
+
+
+def _report(db: str, config_file: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bandit_router", "report", "--db", db,
+                           "--config", str(config_file), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+async def test_report_json_matches_the_api(app_config: Config, config_file: Path):
+    from bandit_router.config import load
+
+    config = replace(load(config_file), storage=app_config.storage)
+    api = await _traffic(config)
+    proc = _report(app_config.storage.path, config_file, "--json")
+    assert proc.returncode == 0, proc.stderr
+    cli = json.loads(proc.stdout)
+    assert cli["totals"] == pytest.approx(api["totals"])
+    assert cli["groups"] == api["groups"]
+    (budget,) = cli["budgets"]
+    assert budget["name"] == "team-daily"
+    assert budget["spent_usd"] == pytest.approx(api["totals"]["spend_usd"])
+    assert budget["cost_weight"] is None  # the pacing price lives in the running service
+
+
+async def test_report_prints_tables(app_config: Config, config_file: Path):
+    from bandit_router.config import load
+
+    config = replace(load(config_file), storage=app_config.storage)
+    api = await _traffic(config)
+    proc = _report(app_config.storage.path, config_file, "--window", "week")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "window week" in out and "claude-sonnet-4-5" in out
+    assert f"{api['totals']['spend_usd']:.4f}" in out
+    assert f"{api['totals']['savings_usd']:.4f}" in out
+    for group in api["groups"]:
+        assert group["bucket"] in out
+    assert "team-daily" in out and "budgets" in out
+
+
+def test_render_without_traffic():
+    stats = {"window": "day", "since": 0.0, "until": 3600.0, "reference_model": "m",
+             "totals": {"decisions": 0, "feedback": 0, "feedback_rate": None, "spend_usd": 0.0,
+                        "reference_usd": 0.0, "savings_usd": 0.0, "savings_pct": None,
+                        "mean_quality": None},
+             "groups": [], "series": [], "budgets": []}
+    text = render(stats, "default")
+    assert "tenant default" in text and text.count("\n") == 5
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--reference", "gpt-0"), "gpt-0"),
+    (("--window", "year"), "invalid choice"),
+])
+def test_report_refuses_bad_arguments(tmp_path: Path, config_file: Path, args, message):
+    db = tmp_path / "x.db"
+    db.touch()
+    proc = _report(str(db), config_file, *args)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_report_on_a_missing_database_says_so(tmp_path: Path, config_file: Path):
+    proc = _report(str(tmp_path / "absent.db"), config_file)
+    assert proc.returncode == 2 and "no database" in proc.stderr
+    assert not (tmp_path / "absent.db").exists()
