@@ -131,3 +131,121 @@ def run_day(config: Config, label: str, requests: int, seed: int, shape: str = "
         if progress and (i + 1) % 1000 == 0:
             progress(i + 1)
     return run
+
+
+# --- the experiment: several seeds and traffic shapes -----------------------------------------
+
+SHAPES = ("even", "peak")
+SHARE_OF_UNCONSTRAINED = 0.5
+
+
+def _summary(run: DayRun, limit: float) -> dict:
+    half = int(np.searchsorted(run.times, DAY_S / 2))
+    return {"spend_usd": run.spend_usd, "spend_vs_budget": run.spend_usd / limit,
+            "spent_by_noon": run.spend_so_far[min(half, len(run.spend_so_far) - 1)] / limit,
+            "mean_quality": run.mean_quality, "refused": run.refused,
+            "max_cost_weight": max(run.cost_weight)}
+
+
+def experiment(config: Config, seeds: int, requests: int,
+               progress: Callable[[str], None] = print) -> dict:
+    """Per shape and seed: the unconstrained day, then a budget at half its spend, paced
+    and as a hard cap only. Keeps the first seed's runs for the plots."""
+    out: dict = {"requests": requests, "seeds": seeds, "share": SHARE_OF_UNCONSTRAINED,
+                 "shapes": {}}
+    for shape in SHAPES:
+        rows, shown = [], None
+        for seed in range(seeds):
+            free = run_day(config, "no budget", requests, seed, shape)
+            limit = free.spend_usd * SHARE_OF_UNCONSTRAINED
+            paced = run_day(config, "paced budget", requests, seed, shape,
+                            BudgetConfig("daily", limit))
+            capped = run_day(config, "hard cap only", requests, seed, shape,
+                             BudgetConfig("daily", limit, pacing=False))
+            rows.append({"seed": seed, "limit_usd": limit,
+                         **{name: _summary(r, limit) for name, r in
+                            (("free", free), ("paced", paced), ("capped", capped))}})
+            if shown is None:
+                shown = {"limit": limit, "runs": [free, paced, capped]}
+            progress(f"{shape} traffic, seed {seed + 1}/{seeds}: paced spend "
+                     f"{rows[-1]['paced']['spend_vs_budget']:.3f}x the budget")
+        out["shapes"][shape] = {"rows": rows, "shown": shown}
+    return out
+
+
+def _worst(rows: list[dict], run: str) -> float:
+    return max(abs(r[run]["spend_vs_budget"] - 1.0) for r in rows)
+
+
+def markdown(result: dict) -> str:
+    lines = ["# Budgets that pace: half the unconstrained spend, on a simulated day", "",
+             f"{result['requests']:,} requests over one UTC day (a mixed workload: chat, "
+             "summaries, code, maths), run by the router's own engine; outcomes from a known "
+             "world, tokens priced from the bundled catalog. For each seed the day is run "
+             f"without a budget, then with a daily budget of {result['share']:.0%} of that "
+             "spend, paced (the default) and as a hard cap only (`pacing = false`: the "
+             f"cheapest model once spent). {result['seeds']} seeds per traffic shape: "
+             "`even` arrivals, and `peak` (a daytime peak at 14:00 UTC, five times the "
+             "night's rate).", "",
+             "| traffic | run | spend / budget: mean | worst distance from budget | "
+             "spent by noon | mean quality | quality loss vs no budget |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for shape, data in result["shapes"].items():
+        rows = data["rows"]
+        free_q = float(np.mean([r["free"]["mean_quality"] for r in rows]))
+        for run, label in (("free", "no budget"), ("paced", "paced budget"),
+                           ("capped", "hard cap only")):
+            spend = float(np.mean([r[run]["spend_vs_budget"] for r in rows]))
+            noon = float(np.mean([r[run]["spent_by_noon"] for r in rows]))
+            quality = float(np.mean([r[run]["mean_quality"] for r in rows]))
+            lines.append(f"| {shape} | {label} | {spend:.3f}x | {_worst(rows, run):.1%} | "
+                         f"{noon:.0%} | {quality:.3f} | {free_q - quality:+.3f} |")
+    paced = max(_worst(d["rows"], "paced") for d in result["shapes"].values())
+    met = "met" if paced <= 0.05 else "missed"
+    lines += ["", f"Target: a paced budget ends within ±5% of its limit in every run: "
+              f"**{met}** (worst {paced:.1%}).", "", "![pacing](budget.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(result: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shape = "peak" if "peak" in result["shapes"] else next(iter(result["shapes"]))
+    shown = result["shapes"][shape]["shown"]
+    limit = shown["limit"]
+    free, paced, capped = shown["runs"]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
+    ax = axes[0]
+    for run, color in ((free, "tab:gray"), (paced, "tab:blue"), (capped, "tab:red")):
+        ax.plot(np.array(run.times) / 3600, np.array(run.spend_so_far) / limit, color=color,
+                label=run.label)
+    ax.plot([0, 24], [0, 1], "k--", lw=1, label="even pace")
+    ax.axhline(1.0, color="k", lw=0.6)
+    ax.set(xlabel="hour of the day (UTC)", ylabel="spend / daily budget",
+           title=f"Spend through the day ({shape} traffic)", xlim=(0, 24))
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.plot(np.array(paced.times) / 3600, paced.cost_weight, color="tab:blue")
+    ax.set(xlabel="hour of the day (UTC)", ylabel="cost weight",
+           title="The paced cost weight", xlim=(0, 24))
+    ax.grid(alpha=0.3)
+    ax = axes[2]
+    models = sorted(set(paced.models), key=lambda m: (free.models + paced.models).count(m))
+    hours = (np.array(paced.times) // 3600).astype(int)
+    bottom = np.zeros(24)
+    for model in reversed(models):
+        counts = np.array([sum(1 for h, m in zip(hours, paced.models, strict=True)
+                               if h == hour and m == model) for hour in range(24)], float)
+        totals = np.bincount(hours, minlength=24).astype(float)
+        share = np.divide(counts, totals, out=np.zeros(24), where=totals > 0)
+        ax.bar(range(24), share, bottom=bottom, label=model, width=1.0, align="edge")
+        bottom += share
+    ax.set(xlabel="hour of the day (UTC)", ylabel="traffic share",
+           title="Paced run: traffic share by model", xlim=(0, 24), ylim=(0, 1))
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
