@@ -57,7 +57,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncI
                                          "config; kept in the database, not used")
     log.info("started", db=store.path, config=config.source, arms=len(loaded.arms))
     tasks = [asyncio.create_task(_prune_forever(app, clock)),
-             asyncio.create_task(_flush_forever(store))]
+             asyncio.create_task(_flush_forever(store)),
+             asyncio.create_task(_sync_forever(store, config.storage.sync_interval_ms))]
     yield
     for task in tasks:
         task.cancel()
@@ -76,6 +77,12 @@ async def _flush_forever(store: SqliteStore) -> None:
     while True:
         await asyncio.sleep(DECISION_FLUSH_S)
         store.flush_decisions()
+
+
+async def _sync_forever(store: SqliteStore, interval_ms: float) -> None:
+    while True:
+        await asyncio.sleep(interval_ms / 1000.0)
+        store.sync()
 
 
 async def _prune_forever(app: web.Application, clock: Callable[[], float]) -> None:

@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--host", help="address to bind (default: server.host in the config)")
     serve.add_argument("--port", type=int, help="port (default: server.port in the config)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="processes serving the port together, sharing the store (1)")
 
     rebuild = commands.add_parser(
         "rebuild", help="rebuild the posterior snapshot from the feedback log "
@@ -127,12 +129,13 @@ def _bench(args: argparse.Namespace) -> int:
 def _common(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--config", help="config file (default: $BANDIT_ROUTER_CONFIG, "
                                       "./config.toml, or the bundled one)")
-    cmd.add_argument("--db", help="SQLite file (default: storage.path in the config)")
+    cmd.add_argument("--db", help="the store: a SQLite file or URL, or a postgresql:// URL "
+                                  "(default: storage.url in the config)")
 
 
 def _config(args: argparse.Namespace) -> Config:
     config = load(args.config)
-    storage = replace(config.storage, path=args.db) if args.db else config.storage
+    storage = replace(config.storage, url=args.db) if args.db else config.storage
     server = config.server
     if getattr(args, "host", None):
         server = replace(server, host=args.host)
@@ -141,7 +144,19 @@ def _config(args: argparse.Namespace) -> Config:
     return replace(config, storage=storage, server=server)
 
 
-def _serve(config: Config) -> int:
+def _serve(config: Config, workers: int) -> int:
+    if workers < 1:
+        raise ConfigError("--workers", f"must be at least 1; got {workers}")
+    if workers == 1:
+        return _serve_one(config)
+    from bandit_router.store import prepare
+    from bandit_router.workers import Supervisor
+
+    prepare(config)  # migrate once, before N processes open the store together
+    return Supervisor(workers, lambda: _serve_one(config, reuse_port=True)).run()
+
+
+def _serve_one(config: Config, reuse_port: bool = False) -> int:
     from aiohttp import web
 
     from bandit_router import log
@@ -151,7 +166,7 @@ def _serve(config: Config) -> int:
     try:
         web.run_app(create_app(config), host=config.server.host, port=config.server.port,
                     print=lambda msg: log_listening(config), access_log=None,
-                    handle_signals=True,
+                    handle_signals=True, reuse_port=reuse_port or None,
                     # a client that hangs up cancels its handler, and so its upstream call
                     handler_cancellation=True)
     finally:
@@ -170,7 +185,7 @@ def _rebuild(config: Config, check: bool) -> int:
     from bandit_router.rebuild import rebuild
     from bandit_router.store import connect
 
-    db = connect(config.storage.path, config.storage.synchronous)
+    db = connect(config.storage.url, config.storage.synchronous)
     result = rebuild(db, config, write=not check)
     print(f"replayed {result.events} feedback messages into {len(result.rebuilt)} arms; "
           f"{len(result.differing)} arms differed from the snapshot")
@@ -190,7 +205,7 @@ def _report(config: Config, args: argparse.Namespace) -> int:
     from bandit_router.stats import usage_stats
     from bandit_router.store import connect
 
-    path = config.storage.path
+    path = config.storage.url
     if not os.path.exists(path):
         raise StorageError(f"no database at {path!r} (pass --db, or run from the service's "
                            "working directory)")
@@ -213,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _config(args)
         if args.command == "serve":
-            return _serve(config)
+            return _serve(config, args.workers)
         if args.command == "report":
             return _report(config, args)
         return _rebuild(config, args.check)

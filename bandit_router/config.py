@@ -11,6 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from bandit_router.backend import BadLocation, locate
 from bandit_router.tomlcheck import ConfigError, Table
 
 Mode = Literal["utility", "cheapest_adequate"]
@@ -33,10 +34,12 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
-    path: str = "bandit-router.db"
+    url: str = "bandit-router.db"  # a SQLite path or URL, or a PostgreSQL URL (backend.py)
     synchronous: Literal["full", "normal"] = "full"
     max_batch: int = 512
     decision_ttl_hours: float = 168.0
+    # how often a replica folds in feedback that other replicas committed to a shared store
+    sync_interval_ms: float = 200.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,11 +260,17 @@ def _server(t: Table) -> ServerConfig:
 
 def _storage(t: Table) -> StorageConfig:
     d = StorageConfig()
+    try:
+        locate(t.string("url", d.url))
+    except BadLocation as exc:
+        raise ConfigError(t.key("url"), str(exc)) from exc
     return StorageConfig(
-        path=t.string("path", d.path),
+        url=t.string("url", d.url),
         synchronous=t.string("synchronous", d.synchronous, choices=("full", "normal")),
         max_batch=t.integer("max_batch", d.max_batch, lo=1),
         decision_ttl_hours=t.number("decision_ttl_hours", d.decision_ttl_hours, above=0),
+        sync_interval_ms=t.number("sync_interval_ms", d.sync_interval_ms, above=0,
+                                  hi=60_000),
     )
 
 

@@ -84,6 +84,11 @@ def connect_for_writing(path: str, synchronous: str = "full") -> Database:
     return db
 
 
+def prepare(config: Config) -> None:
+    """Create or migrate the store and close it again (before replicas open it)."""
+    connect_for_writing(config.storage.url, config.storage.synchronous).conn.close()
+
+
 def _hint(exc: sqlite3.DatabaseError) -> str:
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
@@ -106,26 +111,36 @@ def read_arms(db: Database) -> dict[ArmKey, Evidence]:
 
 def read_events(db: Database) -> Iterator[FeedbackEvent]:
     """The feedback log in commit order, one event per message."""
+    for _, event, _ in read_log(db):
+        yield event
+
+
+def read_log(db: Database, after: int = 0) -> Iterator[tuple[int, FeedbackEvent, float]]:
+    """(id, event, spend_usd) of each feedback message after id `after`, in commit order."""
     rows = db.execute(
-        "SELECT f.id, f.route_id, f.received_at, f.tenant, f.policy, f.bucket, f.model, ff.fact, "
-        "ff.value "
+        "SELECT f.id, f.route_id, f.received_at, f.tenant, f.policy, f.bucket, f.model, "
+        "f.spend_usd, ff.fact, ff.value "
         "FROM feedback f JOIN feedback_facts ff ON ff.feedback_id = f.id "
-        "ORDER BY f.id, ff.rowid")
+        "WHERE f.id > ? ORDER BY f.id, ff.rowid", [after])
     current, facts = None, []
-    for fid, route_id, at, tenant, policy, bucket, model, fact, value in rows:
+    for fid, route_id, at, tenant, policy, bucket, model, spend, fact, value in rows:
         if current is not None and current[0] != fid:
-            yield _event(current, facts)
+            yield _logged(current, facts)
             facts = []
-        current = (fid, route_id, at, tenant, policy, bucket, model)
+        current = (fid, route_id, at, tenant, policy, bucket, model, spend)
         facts.append((fact, value))
     if current is not None:
-        yield _event(current, facts)
+        yield _logged(current, facts)
 
 
-def _event(row: tuple, facts: list) -> FeedbackEvent:
-    _, route_id, at, tenant, policy, bucket, model = row
-    return FeedbackEvent(route_id, RouteTicket(policy, bucket, model, 0.0, 0, "", tenant),
-                         tuple(facts), at)
+def _logged(row: tuple, facts: list) -> tuple[int, FeedbackEvent, float]:
+    fid, route_id, at, tenant, policy, bucket, model, spend = row
+    ticket = RouteTicket(policy, bucket, model, 0.0, 0, "", tenant)
+    return fid, FeedbackEvent(route_id, ticket, tuple(facts), at), spend
+
+
+def last_feedback_id(db: Database) -> int:
+    return db.execute("SELECT coalesce(max(id), 0) FROM feedback").fetchone()[0]
 
 
 def write_arms(db: Database, states: Mapping[ArmKey, Evidence]) -> None:
@@ -151,6 +166,7 @@ class Loaded:
     arms: dict[ArmKey, Evidence]
     recent: list[tuple[str, str, str, str]]  # (tenant, policy, bucket, model), oldest first
     spend: list[Spent]  # per hour, over the last SPEND_MEMORY_S, at the start of each hour
+    last_feedback_id: int  # the log's end that `arms` reflects
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +208,8 @@ class _Load:
             "SELECT tenant, policy, sum(spend_usd), hour FROM usage WHERE hour >= ? "
             "GROUP BY tenant, policy, hour HAVING sum(spend_usd) != 0 ORDER BY hour",
             [hour_of(self.now - SPEND_MEMORY_S)]).fetchall()
-        return Loaded(route_key=bytes(key), arms=_sound_arms(db), recent=recent, spend=spend)
+        return Loaded(route_key=bytes(key), arms=_sound_arms(db), recent=recent, spend=spend,
+                      last_feedback_id=last_feedback_id(db))
 
 
 def _sound_arms(db: Database) -> dict[ArmKey, Evidence]:
@@ -360,12 +377,29 @@ class _Reset:
         return keys
 
 
+class _Sync:
+    """Nothing of its own: its batch's transaction folds in other replicas' feedback."""
+
+    refusable = False
+
+    def run(self, db: Database) -> None:
+        return None
+
+
 class SqliteStore:
-    """The service's storage edge. Call `open` once, then use it from the event loop."""
+    """The service's storage edge. Call `open` once, then use it from the event loop.
+
+    Several replicas (processes, machines) may share one database. The feedback log is
+    the truth and every replica folds all of it, in commit order, into its own ArmBook:
+    each write transaction first folds what others committed since this replica last
+    looked (under the write lock, so the order is the log's), and `sync` starts one such
+    transaction when this replica has written nothing for a while. Every replica's arms
+    therefore equal a rebuild from the log at the point it last looked.
+    """
 
     def __init__(self, config: Config, path: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.path = path or config.storage.path
+        self.path = path or config.storage.url
         self._config = config
         self._clock = clock
         self._book = ArmBook(config.policies)
@@ -376,10 +410,13 @@ class SqliteStore:
         self._decisions: list[Decision] = []
         self.dropped_decisions = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._seen: int | None = None  # the log's end folded into the book (None: not loaded)
+        self._seen_staged: int | None = None  # ... once the open transaction commits
         self._writer = Writer(lambda: connect_for_writing(self.path, config.storage.synchronous),
                               config.storage.max_batch, on_commit=self._committed,
                               on_rollback=self._rolled_back,
-                              on_reopen=self._resync)
+                              on_reopen=self._resync, on_begin=self._fold_others,
+                              before_commit=self._note_log_end)
 
     async def open(self, publish: Callable[[dict[ArmKey, Evidence]], None],
                    on_spend: Callable[[list[Spent]], None] = lambda spent: None) -> Loaded:
@@ -395,6 +432,7 @@ class SqliteStore:
             await self.close()
             raise StorageError(f"cannot load database {self.path!r}: {exc}") from exc
         self._book = ArmBook(self._config.policies, loaded.arms)
+        self._seen = loaded.last_feedback_id
         self._publish, self._on_spend = publish, on_spend
         return loaded
 
@@ -402,7 +440,25 @@ class SqliteStore:
         """A model's prices now (writer thread); None once the catalog no longer has it."""
         return self._prices.get(model)
 
+    def _fold_others(self, db: Database) -> None:
+        """Writer thread, first thing in a write transaction: fold in the feedback other
+        replicas committed since we last looked. Staged like our own, so a rollback
+        forgets it and the next transaction folds it again."""
+        if self._seen is None:
+            return
+        for _, event, spend in read_log(db, after=self._seen):
+            self._book.stage(*self._book.learn(event))
+            if spend:
+                t = event.ticket
+                self._spent.append((t.tenant, t.policy, spend, event.at))
+
+    def _note_log_end(self, db: Database) -> None:
+        if self._seen is not None:
+            self._seen_staged = last_feedback_id(db)
+
     def _committed(self) -> None:
+        if self._seen_staged is not None:
+            self._seen, self._seen_staged = self._seen_staged, None
         changes = self._book.commit()
         spent, self._spent = self._spent, []
         if self._loop is None:
@@ -418,11 +474,16 @@ class SqliteStore:
     def _rolled_back(self) -> None:
         self._book.discard()
         self._spent = []
+        self._seen_staged = None
 
     def _resync(self, db: Database) -> None:
         """On a new connection (after a storage fault), take the snapshot as the truth: a
         commit that reported an error may still have reached the disk."""
-        changed = {k: ev for k, ev in read_arms(db).items() if self._book.get(k) != ev}
+        with db.atomic():  # the snapshot and the log's end it reflects, read together
+            arms, end = read_arms(db), last_feedback_id(db)
+        if self._seen is not None:
+            self._seen = end
+        changed = {k: ev for k, ev in arms.items() if self._book.get(k) != ev}
         if changed:
             log.warning("resynced_arms", arms=len(changed))
             for key, ev in changed.items():
@@ -437,6 +498,12 @@ class SqliteStore:
         self._decisions.append(decision)
         if len(self._decisions) >= DECISION_BATCH:
             self.flush_decisions()
+
+    def sync(self) -> None:
+        """Fold in other replicas' feedback (unless writes are queued: their transaction
+        will). An idle transaction writes nothing, so it costs no disk sync."""
+        if not self._writer.depth:
+            self._writer.submit(_Sync())
 
     def flush_decisions(self) -> None:
         if not self._decisions:

@@ -61,8 +61,12 @@ class Writer:
     def __init__(self, open_db: Callable[[], Database], max_batch: int,
                  on_commit: Callable[[], None] = lambda: None,
                  on_rollback: Callable[[], None] = lambda: None,
-                 on_reopen: Callable[[Database], None] = lambda db: None) -> None:
+                 on_reopen: Callable[[Database], None] = lambda db: None,
+                 on_begin: Callable[[Database], None] = lambda db: None,
+                 before_commit: Callable[[Database], None] = lambda db: None) -> None:
         self._open_db = open_db
+        self._on_begin = on_begin
+        self._before_commit = before_commit
         self._max_batch = max_batch
         self._on_commit = on_commit
         self._on_rollback = on_rollback
@@ -151,8 +155,10 @@ class Writer:
             # is waited for (up to the busy timeout) instead of failing mid-batch.
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self._on_begin(self.db)
                 for job, future in batch:
                     outcomes.append((future, *self._run_one(job)))
+                self._before_commit(self.db)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:  # some errors (disk full, I/O) roll back by themselves

@@ -13,6 +13,7 @@ from bandit_router.app import create_app
 from bandit_router.config import Config, load
 from bandit_router.engine import Engine
 from bandit_router.route_id import RouteIds
+from tests.stores import store_url  # noqa: F401  (a fixture: a fresh store of each backend)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +58,7 @@ def db_path(tmp_path: Path) -> str:
 
 @pytest.fixture
 def app_config(config: Config, db_path: str) -> Config:
-    return replace(config, storage=replace(config.storage, path=db_path))
+    return replace(config, storage=replace(config.storage, url=db_path))
 
 
 @pytest.fixture

@@ -278,7 +278,7 @@ fuzz_open, fuzz_keyed = _schema(OPEN), _schema(KEYED)
 
 def _live(config: Config, tmp_path_factory) -> LiveServer:
     db = str(tmp_path_factory.mktemp("fuzz") / "router.db")
-    server = LiveServer(replace(config, storage=replace(config.storage, path=db)))
+    server = LiveServer(replace(config, storage=replace(config.storage, url=db)))
     with server:
         # the fuzzer works from the document this server serves
         served = requests.get(f"{server.url}/openapi.json", timeout=10).json()

@@ -49,7 +49,7 @@ async def test_report_json_matches_the_api(app_config: Config, config_file: Path
 
     config = replace(load(config_file), storage=app_config.storage)
     api = await _traffic(config)
-    proc = _report(app_config.storage.path, config_file, "--json")
+    proc = _report(app_config.storage.url, config_file, "--json")
     assert proc.returncode == 0, proc.stderr
     cli = json.loads(proc.stdout)
     assert cli["totals"] == pytest.approx(api["totals"])
@@ -65,7 +65,7 @@ async def test_report_prints_tables(app_config: Config, config_file: Path):
 
     config = replace(load(config_file), storage=app_config.storage)
     api = await _traffic(config)
-    proc = _report(app_config.storage.path, config_file, "--window", "week")
+    proc = _report(app_config.storage.url, config_file, "--window", "week")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "window week" in out and "claude-sonnet-4-5" in out

@@ -19,6 +19,7 @@ from sqlite_utils import Database
 
 from bandit_router import migrations
 from bandit_router.app import create_app
+from bandit_router.config import Config
 from bandit_router.keys import ENGINE, STORE
 from bandit_router.posterior import Evidence
 from bandit_router.rebuild import rebuild
@@ -209,10 +210,15 @@ async def test_migrations_are_recorded_and_applied_once(app_config, clock, db_pa
 
 # --- group commit ------------------------------------------------------------------------
 
+def without_idle_syncs(config: Config) -> Config:
+    """For tests that count commits: no idle sync transactions of their own."""
+    return replace(config, storage=replace(config.storage, sync_interval_ms=60_000))
+
+
 async def test_hundreds_of_concurrent_feedbacks_share_few_commits(app_config, clock, db_path,
                                                                   monkeypatch):
     n = 300
-    async with serving(app_config, clock) as c:
+    async with serving(without_idle_syncs(app_config), clock) as c:
         store = c.app[STORE]
         decisions = [await route(c, prompt=f"question {i}") for i in range(n)]
         gate = await hold(store)
@@ -269,7 +275,7 @@ async def test_a_duplicate_in_the_same_batch_is_refused_alone(app_config, clock,
     # without pooling, an arm's prior is the configured one, so its mean can be checked exactly
     policies = {n: replace(p, pooling="off") for n, p in app_config.policies.items()}
     app_config = replace(app_config, policies=MappingProxyType(policies))
-    async with serving(app_config, clock) as c:
+    async with serving(without_idle_syncs(app_config), clock) as c:
         store = c.app[STORE]
         target = await route(c, prompt="hello")
         others = [await route(c, prompt=f"other {i}") for i in range(20)]

@@ -43,7 +43,7 @@ def rss_mb() -> float:
 
 async def _run(config: Config, decisions: int, db: Path, progress) -> dict:
     clock = Clock()
-    config = replace(config, storage=replace(config.storage, path=str(db),
+    config = replace(config, storage=replace(config.storage, url=str(db),
                                              decision_ttl_hours=TTL_S / 3600))
     store = SqliteStore(config, clock=clock)
     loaded = await store.open(publish=lambda changes: None)

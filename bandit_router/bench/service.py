@@ -26,18 +26,21 @@ def command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "bandit_router"]
 
 
-def rebuild_check(config: Path, db: Path) -> subprocess.CompletedProcess:
+def rebuild_check(config: Path, db: Path | str) -> subprocess.CompletedProcess:
     """`bandit-router rebuild --check`: exit 0 when the snapshot equals a rebuild of the log."""
     return subprocess.run([*command(), "rebuild", "--check", "--config", str(config),
                            "--db", str(db)], capture_output=True, text=True, timeout=120)
 
 
 class Service:
-    """One database file, served by a fresh process on a fresh loopback port per `start`."""
+    """One store (a SQLite file, or a URL), served by a fresh process on a fresh loopback
+    port per `start`."""
 
-    def __init__(self, config: Path, db: Path, log: Path | None = None) -> None:
+    def __init__(self, config: Path, db: Path | str, log: Path | None = None) -> None:
         self.config, self.db = config, db
-        self.log = log or db.with_suffix(".log")
+        if log is None and not isinstance(db, Path):
+            raise ValueError("name a log file for a store given by URL")
+        self.log = log or Path(db).with_suffix(".log")
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.starts = 0

@@ -1,0 +1,77 @@
+"""`serve --workers N`: N router processes on one port, sharing one store.
+
+The parent prepares the store (migrations run once, here, not raced by N children), then
+starts N children that each bind the same port with SO_REUSEPORT, so the kernel spreads
+connections over them. Each child is a full replica: arms in memory, its own writer, and
+the shared log folded in every `storage.sync_interval_ms` (see `store.SqliteStore`).
+
+The parent only supervises: SIGTERM or SIGINT is passed on to every child (each flushes
+and exits 0), and a child that dies on its own is started again after a short pause, so
+one crash costs that child's in-flight requests and nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+
+import structlog
+
+RESTART_PAUSE_S = 1.0
+log = structlog.get_logger("bandit_router.workers")
+
+
+def _leave(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+class Supervisor:
+    def __init__(self, n: int, serve_one: Callable[[], int]) -> None:
+        self.n = n
+        self._serve_one = serve_one
+        # fork: a child inherits the parsed config; nothing threaded has started yet
+        self._context = multiprocessing.get_context("fork")
+        self._children: list[BaseProcess] = []
+        self._stopping = False
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        self._children = [self._start(i) for i in range(self.n)]
+        while not self._stopping:
+            time.sleep(0.2)
+            for i, child in enumerate(self._children):
+                if not child.is_alive() and not self._stopping:
+                    log.error("worker_died", worker=i, pid=child.pid, exitcode=child.exitcode,
+                              why="restarting it")
+                    time.sleep(RESTART_PAUSE_S)
+                    self._children[i] = self._start(i)
+        codes = []
+        for child in self._children:
+            child.join()
+            codes.append(child.exitcode)
+        return 0 if all(code == 0 for code in codes) else 1
+
+    def _start(self, index: int) -> BaseProcess:
+        child = self._context.Process(target=self._child_main, name=f"bandit-router-{index}")
+        child.start()
+        return child
+
+    def _child_main(self) -> None:
+        # Asked to stop while still starting (before the app's own handlers): it has
+        # acknowledged nothing yet, so leaving at once is a clean exit.
+        signal.signal(signal.SIGTERM, _leave)
+        signal.signal(signal.SIGINT, _leave)
+        raise SystemExit(self._serve_one())
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self._stopping = True
+        for child in self._children:
+            if child.is_alive() and child.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGTERM)
