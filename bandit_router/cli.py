@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 
 from bandit_router import __version__
+from bandit_router.backend import BadLocation
 from bandit_router.config import Config, load
 from bandit_router.tomlcheck import ConfigError
 from bandit_router.writer import StorageError
@@ -46,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
                                             "(default: spend.reference_model, else the "
                                             "priciest model)")
     report.add_argument("--json", action="store_true", help="print GET /v1/stats's JSON")
+    migrate = commands.add_parser(
+        "migrate-store", help="copy a whole store (log, posteriors, usage, route key) into a "
+                              "new, empty one, e.g. SQLite to PostgreSQL (stop the service "
+                              "first)")
+    migrate.add_argument("source", help="the store to copy: a SQLite path or URL, or a "
+                                        "postgresql:// URL")
+    migrate.add_argument("target", help="the empty store to fill (created if needed)")
+    migrate.add_argument("--config", help="config whose policies check the copy with a "
+                                          "rebuild (default: as for serve)")
     bench = commands.add_parser("bench", help="benchmarks on real or simulated outcomes")
     kinds = bench.add_subparsers(dest="bench_command", required=True)
     replay = kinds.add_parser(
@@ -221,18 +231,35 @@ def _report(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate_store(args: argparse.Namespace) -> int:
+    from bandit_router.backend import locate
+    from bandit_router.migrate_store import migrate
+
+    copied = migrate(load(args.config), args.source, args.target,
+                     progress=lambda table, n: print(f"  {table}: {n:,} rows",
+                                                     file=sys.stderr))
+    for table, n in copied.rows.items():
+        print(f"{table}: {n:,} rows copied")
+    print(f"copied {locate(args.source).shown} -> {locate(args.target).shown}; a rebuild of "
+          f"the copied log {'equals' if copied.rebuild_agrees else 'DIFFERS FROM'} the copied "
+          "posteriors")
+    return 0 if copied.rebuild_agrees else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "bench":
         return _bench(args)
     try:
+        if args.command == "migrate-store":
+            return _migrate_store(args)
         config = _config(args)
         if args.command == "serve":
             return _serve(config, args.workers)
         if args.command == "report":
             return _report(config, args)
         return _rebuild(config, args.check)
-    except (ConfigError, StorageError) as exc:
+    except (ConfigError, StorageError, BadLocation) as exc:
         print(f"bandit-router: error: {exc}", file=sys.stderr)
         return 2
 

@@ -20,6 +20,7 @@ import structlog
 from sqlite_utils import Database
 
 from bandit_router import migrations, posterior
+from bandit_router.backend import Location, locate
 from bandit_router.config import Config
 from bandit_router.errors import FactConflict, IdempotencyConflict
 from bandit_router.feedback import DuplicateFact, Resolution, resolve
@@ -52,11 +53,16 @@ _ADD_USAGE = (
     f"INSERT INTO usage ({', '.join(_USAGE_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _USAGE_COLUMNS)}) "
     f"ON CONFLICT (tenant, policy, bucket, model, hour) DO UPDATE SET "
-    + ", ".join(f"{c} = {c} + excluded.{c}" for c in _USAGE_COLUMNS[5:]))
+    + ", ".join(f"{c} = usage.{c} + excluded.{c}" for c in _USAGE_COLUMNS[5:]))
 
 
-def connect(path: str, synchronous: str = "full") -> Database:
-    """Open (creating if needed) and migrate the database at `path`."""
+def connect(url: str, synchronous: str = "full") -> Database:
+    """Open (creating if needed) and migrate the store at `url` (a SQLite path or URL, or
+    a PostgreSQL URL: see backend.py)."""
+    location = locate(url)
+    if location.kind == "postgresql":
+        return _connect_postgres(location)
+    path = location.target
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -69,10 +75,30 @@ def connect(path: str, synchronous: str = "full") -> Database:
     return db
 
 
-def connect_for_writing(path: str, synchronous: str = "full") -> Database:
+def _connect_postgres(location: Location) -> Database:
+    try:
+        from bandit_router import postgres
+    except ImportError as exc:
+        raise StorageError("a postgresql:// store needs the driver: "
+                           "pip install 'bandit-router[postgres]'") from exc
+    try:
+        db = postgres.PgDatabase(location.target)
+    except Exception as exc:  # asyncpg's and the socket's errors alike
+        raise StorageError(f"cannot connect to {location.shown}: {exc}") from exc
+    try:
+        postgres.migrate(db)
+    except Exception as exc:
+        db.close()
+        raise StorageError(f"cannot migrate {location.shown}: {exc}") from exc
+    return db  # type: ignore[return-value]  (the same surface, see postgres.py)
+
+
+def connect_for_writing(url: str, synchronous: str = "full") -> Database:
     """`connect`, then prove that the file takes writes: SQLite opens a read-only file
     read-only without complaint, and would otherwise fail only at the first feedback."""
-    db = connect(path, synchronous)
+    db = connect(url, synchronous)
+    if locate(url).kind != "sqlite":
+        return db
     conn = db.conn
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -80,7 +106,7 @@ def connect_for_writing(path: str, synchronous: str = "full") -> Database:
         conn.execute("ROLLBACK")
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise StorageError(f"cannot write to database {path!r}: {exc}{_hint(exc)}") from exc
+        raise StorageError(f"cannot write to database {url!r}: {exc}{_hint(exc)}") from exc
     return db
 
 
@@ -203,7 +229,7 @@ class _Load:
             "SELECT tenant, policy, bucket, model FROM (SELECT tenant, policy, bucket, model, "
             "rowid AS r, ROW_NUMBER() OVER (PARTITION BY tenant, policy, bucket "
             "ORDER BY rowid DESC) AS rn "
-            "FROM decisions) WHERE rn <= ? ORDER BY r", [self.window]).fetchall()
+            "FROM decisions) AS d WHERE rn <= ? ORDER BY r", [self.window]).fetchall()
         spend = db.execute(
             "SELECT tenant, policy, sum(spend_usd), hour FROM usage WHERE hour >= ? "
             "GROUP BY tenant, policy, hour HAVING sum(spend_usd) != 0 ORDER BY hour",
@@ -234,9 +260,9 @@ class _LogDecisions:
 
     def run(self, db: Database) -> None:
         db.conn.executemany(
-            "INSERT OR IGNORE INTO decisions (route_id, created_at, policy, bucket, model, "
+            "INSERT INTO decisions (route_id, created_at, policy, bucket, model, "
             "input_tokens, expected_cost_usd, expected_latency_ms, tenant) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(d.route_id, d.created_at, d.policy, d.bucket, d.model, d.input_tokens,
               d.expected_cost_usd, d.expected_latency_ms, d.tenant) for d in self.decisions])
         counts: dict[tuple, int] = {}
@@ -322,9 +348,9 @@ class _RecordFeedback:
         delta = charge({**before, **dict(resolution.applied)}, prices) - charge(before, prices)
         feedback_id = db.execute(
             "INSERT INTO feedback (route_id, received_at, policy, bucket, model, tenant, "
-            "spend_usd, tokened_spend_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "spend_usd, tokened_spend_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [self.route_id, event.at, t.policy, t.bucket, t.model, t.tenant, delta.spend_usd,
-             delta.tokened_spend_usd]).lastrowid
+             delta.tokened_spend_usd]).fetchone()[0]
         db.conn.executemany(
             "INSERT INTO feedback_facts (route_id, fact, value, feedback_id, derived) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -368,13 +394,23 @@ class _Reset:
             _, evidence = self.book.learn(FeedbackEvent(route_id, ticket, (("reset", 1.0),), now))
             feedback_id = db.execute(
                 "INSERT INTO feedback (route_id, received_at, policy, bucket, model, tenant) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [route_id, now, key.policy, key.bucket, key.model, key.tenant]).lastrowid
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                [route_id, now, key.policy, key.bucket, key.model, key.tenant]).fetchone()[0]
             db.execute("INSERT INTO feedback_facts (route_id, fact, value, feedback_id) "
                        "VALUES (?, 'reset', 1.0, ?)", [route_id, feedback_id])
             write_arms(db, {key: evidence})
             self.book.stage(key, evidence)
         return keys
+
+
+def _faults(location: Location) -> dict:
+    """How the writer tells a refused job from a lost connection, per backend."""
+    if location.kind == "sqlite":
+        return {}
+    from bandit_router import postgres
+
+    return {"integrity_errors": postgres.INTEGRITY_ERRORS,
+            "needs_reopen": lambda exc: isinstance(exc, postgres.CONNECTION_ERRORS)}
 
 
 class _Sync:
@@ -399,7 +435,8 @@ class SqliteStore:
 
     def __init__(self, config: Config, path: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.path = path or config.storage.url
+        self.location = locate(path or config.storage.url)
+        self.path = self.location.shown  # for logs: never a password
         self._config = config
         self._clock = clock
         self._book = ArmBook(config.policies)
@@ -412,11 +449,12 @@ class SqliteStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: int | None = None  # the log's end folded into the book (None: not loaded)
         self._seen_staged: int | None = None  # ... once the open transaction commits
-        self._writer = Writer(lambda: connect_for_writing(self.path, config.storage.synchronous),
+        url = path or config.storage.url
+        self._writer = Writer(lambda: connect_for_writing(url, config.storage.synchronous),
                               config.storage.max_batch, on_commit=self._committed,
                               on_rollback=self._rolled_back,
                               on_reopen=self._resync, on_begin=self._fold_others,
-                              before_commit=self._note_log_end)
+                              before_commit=self._note_log_end, **_faults(self.location))
 
     async def open(self, publish: Callable[[dict[ArmKey, Evidence]], None],
                    on_spend: Callable[[list[Spent]], None] = lambda spent: None) -> Loaded:

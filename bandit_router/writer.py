@@ -63,8 +63,12 @@ class Writer:
                  on_rollback: Callable[[], None] = lambda: None,
                  on_reopen: Callable[[Database], None] = lambda db: None,
                  on_begin: Callable[[Database], None] = lambda db: None,
-                 before_commit: Callable[[Database], None] = lambda db: None) -> None:
+                 before_commit: Callable[[Database], None] = lambda db: None,
+                 integrity_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,),
+                 needs_reopen: Callable[[BaseException], bool] = _needs_reopen) -> None:
         self._open_db = open_db
+        self._integrity_errors = integrity_errors
+        self._needs_reopen = needs_reopen
         self._on_begin = on_begin
         self._before_commit = before_commit
         self._max_batch = max_batch
@@ -178,8 +182,8 @@ class Writer:
 
     def _failed(self, batch: list[tuple[Job, Future]], exc: Exception) -> None:
         self._on_rollback()
-        reason = getattr(exc, "sqlite_errorname", None)
-        log.error("commit_failed", error=str(exc), sqlite_error=reason, jobs=len(batch))
+        reason = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+        log.error("commit_failed", error=str(exc), reason=reason, jobs=len(batch))
         self.failing, self.last_error_at = True, time.time()
         self.last_error = str(exc)
         failure = exc if isinstance(exc, StorageError) else StorageError(
@@ -187,11 +191,11 @@ class Writer:
         for _, future in batch:
             if not future.done():
                 future.set_exception(failure)
-        if self.db is not None and _needs_reopen(exc):
+        if self.db is not None and self._needs_reopen(exc):
             log.warning("reconnecting", why="the connection may be unusable after this error")
             try:
                 self.db.conn.close()
-            except sqlite3.Error as close_exc:
+            except Exception as close_exc:  # the connection is being replaced anyway
                 log.warning("close_failed", error=str(close_exc))
             self.db = None  # reopened before the next batch
 
@@ -217,7 +221,7 @@ class Writer:
         conn.execute("SAVEPOINT job")  # a refused job leaves no trace
         try:
             result = job.run(self.db)
-        except (RouterError, sqlite3.IntegrityError) as exc:
+        except (RouterError, *self._integrity_errors) as exc:
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
             return None, exc

@@ -1,0 +1,113 @@
+"""`bandit-router migrate-store FROM TO`: copy a whole store to another one, e.g. a SQLite
+file to PostgreSQL when one replica becomes several (or back again).
+
+Everything is copied, ids included: the route key (so route_ids already handed out stay
+valid), the feedback log in its order, the posterior snapshot, idempotency answers,
+hourly usage and recent decisions. The copy is one transaction on the target, which must
+be empty; the source is only read. Stop the service first (or accept that feedback
+arriving during the copy stays in the source only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bandit_router.backend import locate
+from bandit_router.config import Config
+from bandit_router.posterior import FIELDS
+from bandit_router.rebuild import rebuild
+from bandit_router.store import connect
+from bandit_router.writer import StorageError
+
+CHUNK = 5000
+# Each table's columns, in an order that respects references (facts after their feedback).
+TABLES: dict[str, tuple[str, ...]] = {
+    "meta": ("key", "value"),
+    "feedback": ("id", "route_id", "received_at", "policy", "bucket", "model", "tenant",
+                 "spend_usd", "tokened_spend_usd"),
+    "feedback_facts": ("rowid", "route_id", "fact", "value", "feedback_id", "derived"),
+    "arms": ("tenant", "policy", "bucket", "model", *FIELDS, "updated_at"),
+    "idempotency": ("tenant", "key", "request_hash", "response", "created_at"),
+    "usage": ("tenant", "policy", "bucket", "model", "hour", "decisions",
+              "routes_with_feedback", "spend_usd", "tokened_spend_usd", "input_tokens",
+              "output_tokens", "quality_sum", "quality_n"),
+    "decisions": ("rowid", "route_id", "created_at", "policy", "bucket", "model",
+                  "input_tokens", "expected_cost_usd", "expected_latency_ms", "tenant"),
+}
+_REAL_COLUMNS = {*FIELDS, "updated_at", "received_at", "spend_usd", "tokened_spend_usd",
+                 "value", "created_at", "hour", "input_tokens", "output_tokens",
+                 "quality_sum", "expected_cost_usd", "expected_latency_ms"}
+# Each table's primary key: the order rows are read in, chunk by chunk.
+_ORDER = {"meta": "key", "feedback": "id", "feedback_facts": "rowid",
+          "arms": "tenant, policy, bucket, model", "idempotency": "tenant, key",
+          "usage": "tenant, policy, bucket, model, hour", "decisions": "rowid"}
+# Columns whose values a sequence hands out on PostgreSQL: moved past the copied ones.
+_SEQUENCES = (("feedback", "id"), ("feedback_facts", "rowid"), ("decisions", "rowid"))
+
+
+@dataclass(frozen=True, slots=True)
+class Copied:
+    rows: dict[str, int]
+    rebuild_agrees: bool
+
+
+def migrate(config: Config, source: str, target: str,
+            progress: Callable[[str, int], None] = lambda table, rows: None) -> Copied:
+    if locate(source) == locate(target):
+        raise StorageError("the source and the target are the same store")
+    src = connect(source)
+    try:
+        dst = connect(target)
+        try:
+            return _copy(config, src, dst, locate(target).kind, progress)
+        finally:
+            dst.conn.close()
+    finally:
+        src.conn.close()
+
+
+def _copy(config: Config, src, dst, target_kind: str,
+          progress: Callable[[str, int], None]) -> Copied:
+    with dst.atomic():
+        for table in ("meta", "feedback", "arms", "decisions"):
+            if dst.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
+                raise StorageError(f"the target is not empty (its {table} table has rows); "
+                                   "migrate into a new, empty store")
+        counts = {table: _copy_table(src, dst, table, columns, target_kind, progress)
+                  for table, columns in TABLES.items()}
+        if target_kind == "postgresql":
+            for table, column in _SEQUENCES:
+                dst.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                            f"coalesce((SELECT max({column}) FROM {table}), 0) + 1, false)")
+        agrees = not rebuild(dst, config, write=False).differing
+    return Copied(counts, agrees)
+
+
+def _copy_table(src, dst, table: str, columns: tuple[str, ...], target_kind: str,
+                progress: Callable[[str, int], None]) -> int:
+    listed = ", ".join(columns)
+    insert = (f"INSERT INTO {table} ({listed}) "
+              f"VALUES ({', '.join('?' for _ in columns)})")
+    reals = [i for i, c in enumerate(columns) if c in _REAL_COLUMNS]
+    copied, offset = 0, 0
+    while True:
+        rows = src.execute(f"SELECT {listed} FROM {table} ORDER BY {_ORDER[table]} "
+                           f"LIMIT {CHUNK} OFFSET {offset}").fetchall()
+        if not rows:
+            break
+        if target_kind == "postgresql":  # SQLite may keep a whole number in a REAL column
+            rows = [_floats(row, reals) for row in rows]
+        dst.conn.executemany(insert, rows)
+        copied += len(rows)
+        offset += CHUNK
+        progress(table, copied)
+    return copied
+
+
+def _floats(row: tuple, reals: list[int]) -> tuple:
+    values = list(row)
+    for i in reals:
+        if isinstance(values[i], int):
+            values[i] = float(values[i])
+    return tuple(values)

@@ -1,0 +1,150 @@
+"""One storage contract, every backend: the same tests on a SQLite file and on PostgreSQL.
+
+Each test opens the store the service uses (`SqliteStore`, whose SQL runs on either
+backend) on a fresh store of each kind, and checks what it promises: the feedback log,
+idempotency, the posterior snapshot, rebuilds, migrations, and replicas sharing one store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from bandit_router import migrations
+from bandit_router.backend import locate
+from bandit_router.config import Config
+from bandit_router.errors import FactConflict, IdempotencyConflict
+from bandit_router.posterior import Evidence
+from bandit_router.rebuild import rebuild
+from bandit_router.store import SqliteStore, connect, read_arms, read_log
+from bandit_router.types import ArmKey, Facts, RouteTicket
+from tests.stores import off_loop
+
+MODELS = ("gpt-5-nano", "gpt-5-mini", "gpt-5")
+
+
+def _ticket(config: Config, i: int, tenant: str = "default") -> RouteTicket:
+    return RouteTicket("default", "chat:low", MODELS[i % len(MODELS)], 0.0, 10, f"n{i}",
+                       tenant)
+
+
+class Opened:
+    """A store opened like the service opens it, with what it published to the engine."""
+
+    def __init__(self, config: Config, url: str) -> None:
+        self.store = SqliteStore(config, path=url)
+        self.published: dict[ArmKey, Evidence] = {}
+
+    async def __aenter__(self) -> Opened:
+        await self.store.open(publish=self.published.update)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.store.close()
+
+
+def _read(url: str, fn):
+    """`fn(db)` on a fresh connection to the store, off the test's event loop."""
+    def run():
+        db = connect(url)
+        try:
+            return fn(db)
+        finally:
+            db.conn.close()
+    return off_loop(run)
+
+
+@pytest.fixture
+def url(store_url) -> str:
+    return store_url("contract")
+
+
+@pytest.fixture
+def contract_config(config: Config) -> Config:
+    return replace(config, storage=replace(config.storage, sync_interval_ms=20))
+
+
+async def test_feedback_is_logged_once_in_commit_order(contract_config, url):
+    async with Opened(contract_config, url) as o:
+        results = [await o.store.record_feedback(f"route-{i}", _ticket(contract_config, i),
+                                                 Facts(quality=i / 10, output_tokens=100 + i))
+                   for i in range(10)]
+        with pytest.raises(FactConflict):  # a fact, once told, cannot be told otherwise
+            await o.store.record_feedback("route-3", _ticket(contract_config, 3),
+                                          Facts(quality=0.99))
+    log = _read(url, lambda db: list(read_log(db)))
+    assert [fid for fid, _, _ in log] == [r.feedback_id for r in results]
+    assert [fid for fid, _, _ in log] == sorted(fid for fid, _, _ in log)
+    assert [e.route_id for _, e, _ in log] == [f"route-{i}" for i in range(10)]
+    assert [dict(e.facts)["quality"] for _, e, _ in log] == [i / 10 for i in range(10)]
+    assert all(spend > 0 for _, _, spend in log)  # priced from the catalog's token prices
+
+
+async def test_idempotency_replays_the_answer_and_refuses_a_different_request(
+        contract_config, url):
+    async with Opened(contract_config, url) as o:
+        ticket, facts = _ticket(contract_config, 1), Facts(quality=0.7)
+        first = await o.store.record_feedback("route-1", ticket, facts, idempotency_key="k1")
+        again = await o.store.record_feedback("route-1", ticket, facts, idempotency_key="k1")
+        assert (again.feedback_id, again.resolution) == (first.feedback_id, first.resolution)
+        assert again.replayed and not first.replayed
+        with pytest.raises(IdempotencyConflict):
+            await o.store.record_feedback("route-1", ticket, Facts(quality=0.1),
+                                          idempotency_key="k1")
+    assert _read(url, lambda db: len(list(read_log(db)))) == 1
+
+
+async def test_the_snapshot_is_what_was_published_and_what_a_rebuild_gives(
+        contract_config, url):
+    async with Opened(contract_config, url) as o:
+        await asyncio.gather(*(o.store.record_feedback(
+            f"route-{i}", _ticket(contract_config, i), Facts(quality=(i % 7) / 7,
+                                                             latency_ms=100.0 + i))
+            for i in range(60)))
+        await o.store.reset("default", model=MODELS[0])  # resets are in the log too
+        published = dict(o.published)
+    snapshot = _read(url, read_arms)
+    assert snapshot == published and len(snapshot) == len(MODELS)
+    result = _read(url, lambda db: rebuild(db, contract_config, write=False))
+    assert result.events == 61 and result.differing == []
+
+
+async def test_migrations_are_applied_once_and_reopening_changes_nothing(
+        contract_config, url):
+    async with Opened(contract_config, url) as o:
+        await o.store.record_feedback("route-1", _ticket(contract_config, 1),
+                                      Facts(quality=1.0))
+
+    def pending(db) -> list[str]:
+        if locate(url).kind == "sqlite":
+            return migrations.pending(db)
+        from bandit_router import postgres
+        return postgres.pending(db)
+
+    assert _read(url, pending) == []
+    assert _read(url, pending) == []  # a second connect migrated nothing again
+    async with Opened(contract_config, url):  # the service starts on it again ...
+        pass
+    assert _read(url, lambda db: len(list(read_log(db)))) == 1  # ... and nothing was lost
+
+
+async def test_two_replicas_on_one_store_fold_each_others_feedback(contract_config, url):
+    async with Opened(contract_config, url) as a, Opened(contract_config, url) as b:
+        for i in range(30):
+            replica = (a, b)[i % 2]
+            await replica.store.record_feedback(f"route-{i}", _ticket(contract_config, i),
+                                                Facts(quality=(i % 5) / 5))
+        for _ in range(200):  # what the service's sync task does every interval
+            if a.published == b.published and len(a.published) == len(MODELS):
+                break
+            a.store.sync()
+            b.store.sync()
+            await asyncio.sleep(0.02)
+        assert a.published == b.published
+        # every message counted once: 30 quality observations in all (decay over the
+        # test's few seconds is negligible)
+        assert sum(ev.q_pos + ev.q_neg for ev in a.published.values()) == pytest.approx(
+            30, rel=1e-3)
+    assert _read(url, read_arms) == a.published
