@@ -510,6 +510,12 @@ class SqliteStore:
             log.warning("resynced_arms", arms=len(changed))
             for key, ev in changed.items():
                 self._book.stage(key, ev)
+        catalog = replay(self._config.models, catalog_log.LoadChanges().run(db),
+                         os.environ).entries
+        if catalog != self._catalog.entries:  # a catalog change did reach the disk
+            log.warning("resynced_catalog")
+            self._catalog.stage(catalog)
+        if changed or catalog != self._catalog.entries:
             self._committed()
 
     def log_decision(self, decision: Decision) -> None:

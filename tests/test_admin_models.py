@@ -619,3 +619,35 @@ async def test_the_report_uses_the_runtime_catalog(app_config: Config):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["totals"] == pytest.approx(api["totals"])
+
+
+# --- storage faults ----------------------------------------------------------------------------
+
+async def test_a_change_the_database_refuses_is_503_and_changes_nothing(client, db_path):
+    """A full database: the change is not acknowledged, the catalog the engine routes with
+    and the one listed stay as they were, no audit row; with space again it goes through."""
+    from tests.test_storage_faults import on_writer
+
+    (pages,) = await on_writer(client, "PRAGMA page_count")
+    await on_writer(client, f"PRAGMA max_page_count = {pages}")
+    refused = 0
+    for i in range(400):  # audit rows until the file would have to grow
+        status, body = await call(client, "PATCH", "/v1/admin/models/gpt-5",
+                                  {"input_per_mtok": 1.0 + i})
+        if status == 503:
+            refused = i
+            break
+        assert status == 200, body
+    assert refused, "the page limit never filled the database"
+    assert body["error"]["code"] == "unavailable"
+    listed = await models_of(client)
+    assert listed["gpt-5"]["input_per_mtok"] == 1.0 + refused - 1
+    assert _engine_view(client.server.app) == _listed_view(listed)
+    status, _ = await call(client, "PATCH", "/v1/admin/models/gpt-5", {"enabled": False})
+    assert status == 503
+    assert (await route(client, constraints={"models": ["gpt-5"]}))["model"] == "gpt-5"
+    await on_writer(client, "PRAGMA max_page_count = 1073741823")
+    assert (await call(client, "PATCH", "/v1/admin/models/gpt-5", {"enabled": False}))[0] == 200
+    with sqlite3.connect(db_path) as other:
+        (rows,) = other.execute("SELECT count(*) FROM audit").fetchone()
+    assert rows == refused + 1
