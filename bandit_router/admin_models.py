@@ -45,7 +45,7 @@ async def add_model(request: web.Request) -> web.Response:
     return await _change(request, parse_add(await read_json(request), latency), caller)
 
 
-@ROUTES.patch("/v1/admin/models/{name:.+}")
+@ROUTES.patch(r"/v1/admin/models/{name:[\s\S]+}")  # any name, slashes and all
 async def update_model(request: web.Request) -> web.Response:
     """Enable or disable a model, change its prices or context window."""
     caller = _caller(request, "admin")

@@ -28,10 +28,11 @@ QUALITY_PRIOR = (0.01, 0.99)  # as in the config: keeps the Beta prior numerical
 
 
 def _name(value: str | None, field: str) -> str:
-    if value is None or not value or value != value.strip() or \
+    # "." and ".." could not be named in a URL path (clients resolve them away)
+    if value is None or not value or value != value.strip() or value in (".", "..") or \
             any(not c.isprintable() for c in value):
         raise InvalidField(f"{field} must be a non-empty name without surrounding spaces or "
-                           f"control characters", field)
+                           f"control characters, and not '.' or '..'", field)
     return value
 
 

@@ -586,7 +586,8 @@ def build(config: Config | None = None) -> dict:
                                          "next decision on"),
             "patch", "/v1/admin/models/{name}", body=_update_model_request(),
             parameters=[{"name": "name", "in": "path", "required": True,
-                         "schema": {"type": "string", "minLength": 1}}],
+                         "schema": {"type": "string", "minLength": 1,
+                                    "not": {"enum": [".", ".."]}}}],
             description="Scope: admin. A disabled model keeps its arms' evidence.")},
         "/v1/admin/audit": {"get": op(
             "audit", "The audit log of admin changes, newest first",

@@ -13,6 +13,7 @@ import tempfile
 import tomllib
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -309,6 +310,7 @@ BAD_ADDS = [
     ({**NEW, "name": ""}, 400, "invalid_field", "name"),
     ({**NEW, "name": " padded"}, 400, "invalid_field", "name"),
     ({**NEW, "name": "tab\there"}, 400, "invalid_field", "name"),
+    ({**NEW, "name": ".."}, 400, "invalid_field", "name"),
     ({k: v for k, v in NEW.items() if k != "name"}, 400, "missing_field", "name"),
     ({k: v for k, v in NEW.items() if k != "context_tokens"}, 400, "missing_field",
      "context_tokens"),
@@ -357,6 +359,16 @@ async def test_a_bad_patch_is_refused_naming_the_field(client, name, body, statu
     got, err = await call(client, "PATCH", f"/v1/admin/models/{name}", body)
     assert (got, err["error"]["code"], err["error"]["field"]) == (status, code, field), err
     assert (await models_of(client))["gpt-5"]["enabled"] is True
+
+
+async def test_any_model_name_can_be_patched(client):
+    odd = ["acme/small:v1", "a b", "50%", "é?#&"]
+    for name in odd:
+        assert (await call(client, "POST", "/v1/admin/models", {**NEW, "name": name}))[0] == 200
+        status, body = await call(client, "PATCH", f"/v1/admin/models/{quote(name, safe='')}",
+                                  {"enabled": False})
+        assert status == 200 and body["model"]["name"] == name, body
+    assert [m for m, e in (await models_of(client)).items() if not e["enabled"]] == odd
 
 
 async def test_a_second_add_of_the_same_model_is_409_even_when_concurrent(client):

@@ -353,8 +353,11 @@ def test_fuzz_every_endpoint_without_keys(case, open_server):
 @fuzz_keyed.parametrize()
 def test_fuzz_every_endpoint_with_keys(case, keyed_server):
     response = _fuzz(case, keyed_server, "keyed")
-    # the fuzzer has no key: every /v1 call is a JSON 401 (bar a method the path lacks: 405)
-    if case.path not in PUBLIC_PATHS and case.method.lower() == case.operation.method.lower():
+    # the fuzzer has no key: every /v1 call is a JSON 401 (bar a method the path lacks: 405,
+    # and a path parameter "." or "..", which the client resolves into another path: 404)
+    dot_segment = {".", ".."} & {str(v) for v in (case.path_parameters or {}).values()}
+    if case.path not in PUBLIC_PATHS and case.method.lower() == case.operation.method.lower() \
+            and not dot_segment:
         assert response.status_code == 401, response.content[:200]
         assert orjson.loads(response.content)["error"]["code"] == "unauthorized"
 
