@@ -100,14 +100,21 @@ class ChangeCatalog:
         return Applied(after, audit_json((id_, *row)))
 
 
+def last_id(db: Database) -> int:
+    """The audit log's end: replicas sharing a store compare it to see others' changes."""
+    return db.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]
+
+
 class LoadChanges:
+    """The catalog's change list, in order, and the audit log's end it reflects."""
+
     refusable = False
 
-    def run(self, db: Database) -> list[Change]:
+    def run(self, db: Database) -> tuple[list[Change], int]:
         rows = db.execute("SELECT action, model, change FROM audit WHERE action IN (?, ?) "
                           "ORDER BY id", list(_OPS)).fetchall()
         return [Change(_OPS[action], model, orjson.loads(change))  # type: ignore[arg-type]
-                for action, model, change in rows]
+                for action, model, change in rows], last_id(db)
 
 
 class ReadAudit:

@@ -213,7 +213,7 @@ def _report(config: Config, args: argparse.Namespace) -> int:
                            "working directory)")
     db = connect(path, config.storage.synchronous)
     # the catalog the service serves: runtime changes (models added, prices) on top of the file
-    changes = LoadChanges().run(db)
+    changes, _ = LoadChanges().run(db)
     config = replace(config, models=tuple(
         e.model for e in replay(config.models, changes, os.environ).entries))
     if args.reference is not None and args.reference not in {m.name for m in config.models}:

@@ -415,6 +415,8 @@ class SqliteStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: int | None = None  # the log's end folded into the book (None: not loaded)
         self._seen_staged: int | None = None  # ... once the open transaction commits
+        self._audit_seen: int | None = None  # the same for catalog changes (the audit log)
+        self._audit_seen_staged: int | None = None
         self._writer = Writer(lambda: connect_for_writing(self.path, config.storage.synchronous),
                               config.storage.max_batch, on_commit=self._committed,
                               on_rollback=self._rolled_back,
@@ -438,12 +440,14 @@ class SqliteStore:
             raise StorageError(f"cannot load database {self.path!r}: {exc}") from exc
         self._book = ArmBook(self._config.policies, loaded.arms)
         self._seen = loaded.last_feedback_id
-        changes = await asyncio.wrap_future(self._writer.submit(catalog_log.LoadChanges()))
+        changes, end = await asyncio.wrap_future(
+            self._writer.submit(catalog_log.LoadChanges()))
         replayed = replay(self._config.models, changes, os.environ)
         for note in replayed.notes:
             log.warning("catalog_change", note=note)
         # nothing is queued yet (the app serves once open returns): install it from here
         self._catalog.install(replayed.entries)
+        self._audit_seen = end
         self._publish, self._on_spend = publish, on_spend
         self._on_catalog = on_catalog
         return loaded
@@ -462,6 +466,7 @@ class SqliteStore:
         """Writer thread, first thing in a write transaction: fold in the feedback other
         replicas committed since we last looked. Staged like our own, so a rollback
         forgets it and the next transaction folds it again."""
+        self._fold_catalog(db)
         if self._seen is None:
             return
         for _, event, spend in read_log(db, after=self._seen):
@@ -470,13 +475,28 @@ class SqliteStore:
                 t = event.ticket
                 self._spent.append((t.tenant, t.policy, spend, event.at))
 
+    def _fold_catalog(self, db: Database) -> None:
+        """Catalog changes another replica committed: replay the list again (it is short),
+        so that a model disabled there is not chosen here either, from this replica's next
+        transaction or sync on."""
+        if self._audit_seen is None or catalog_log.last_id(db) == self._audit_seen:
+            return
+        changes, self._audit_seen_staged = catalog_log.LoadChanges().run(db)
+        catalog = replay(self._config.models, changes, os.environ).entries
+        if catalog != self._catalog.current():
+            self._catalog.stage(catalog)
+
     def _note_log_end(self, db: Database) -> None:
         if self._seen is not None:
             self._seen_staged = last_feedback_id(db)
+        if self._audit_seen is not None:  # our own changes, folded already
+            self._audit_seen_staged = catalog_log.last_id(db)
 
     def _committed(self) -> None:
         if self._seen_staged is not None:
             self._seen, self._seen_staged = self._seen_staged, None
+        if self._audit_seen_staged is not None:
+            self._audit_seen, self._audit_seen_staged = self._audit_seen_staged, None
         catalog = self._catalog.commit()
         if catalog is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._on_catalog, catalog)
@@ -497,6 +517,7 @@ class SqliteStore:
         self._catalog.discard()
         self._spent = []
         self._seen_staged = None
+        self._audit_seen_staged = None
 
     def _resync(self, db: Database) -> None:
         """On a new connection (after a storage fault), take the snapshot as the truth: a
@@ -510,8 +531,10 @@ class SqliteStore:
             log.warning("resynced_arms", arms=len(changed))
             for key, ev in changed.items():
                 self._book.stage(key, ev)
-        catalog = replay(self._config.models, catalog_log.LoadChanges().run(db),
-                         os.environ).entries
+        changes, audit_end = catalog_log.LoadChanges().run(db)
+        if self._audit_seen is not None:
+            self._audit_seen = audit_end
+        catalog = replay(self._config.models, changes, os.environ).entries
         if catalog != self._catalog.entries:  # a catalog change did reach the disk
             log.warning("resynced_catalog")
             self._catalog.stage(catalog)

@@ -573,7 +573,7 @@ async def _run_ops(config: Config, ops: list[tuple]) -> None:
 def test_any_sequence_of_changes_leaves_the_engine_as_persisted_after_restart(config, ops):
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "router.db")
-        asyncio.run(_run_ops(replace(config, storage=replace(config.storage, path=db)), ops))
+        asyncio.run(_run_ops(replace(config, storage=replace(config.storage, url=db)), ops))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
@@ -626,7 +626,7 @@ async def test_the_report_uses_the_runtime_catalog(app_config: Config):
         api = (await call(c, "GET", "/v1/stats?reference=acme-big"))[1]
     assert api["totals"]["reference_usd"] == pytest.approx(1000 * 20e-6 + 1000 * 80e-6)
     proc = subprocess.run([sys.executable, "-m", "bandit_router", "report", "--db",
-                           app_config.storage.path, "--config", str(ROOT / "config.toml"),
+                           app_config.storage.url, "--config", str(ROOT / "config.toml"),
                            "--reference", "acme-big", "--json"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -663,3 +663,39 @@ async def test_a_change_the_database_refuses_is_503_and_changes_nothing(client, 
     with sqlite3.connect(db_path) as other:
         (rows,) = other.execute("SELECT count(*) FROM audit").fetchone()
     assert rows == refused + 1
+
+
+# --- replicas sharing one store ----------------------------------------------------------------
+
+async def _until(predicate, seconds: float = 5.0) -> bool:
+    for _ in range(int(seconds / 0.02)):
+        if await predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_a_change_on_one_replica_reaches_the_others(app_config, clock):
+    """Two replicas on one database: a change made through one is checked against the other's
+    (under the write lock) and routed with by the other from its next sync on."""
+    async with restart(app_config, clock) as a, restart(app_config, clock) as b:
+        assert (await call(a, "POST", "/v1/admin/models", NEW))[0] == 200
+        # b has not synced yet, but its write transaction folds a's change first
+        status, err = await call(b, "POST", "/v1/admin/models", NEW)
+        assert status == 409 and err["error"]["code"] == "model_exists"
+        assert (await call(a, "PATCH", "/v1/admin/models/gpt-5", {"enabled": False}))[0] == 200
+
+        async def b_agrees() -> bool:
+            return await models_of(b) == await models_of(a)
+
+        assert await _until(b_agrees), "replica b never saw a's changes"
+        assert _engine_view(b.server.app) == _listed_view(await models_of(a))
+        chosen = {(await route(b, p))["model"] for p in PROMPTS * 25}
+        assert "gpt-5" not in chosen
+        assert (await route(b, constraints={"models": ["acme-small"]}))["model"] == "acme-small"
+        # and back: b's change reaches a
+        assert (await call(b, "PATCH", "/v1/admin/models/acme-small",
+                           {"output_per_mtok": 0.5}))[0] == 200
+        assert await _until(b_agrees)
+        assert (await models_of(a))["acme-small"]["output_per_mtok"] == 0.5
+        assert len((await call(a, "GET", "/v1/admin/audit"))[1]["entries"]) == 3
