@@ -95,7 +95,8 @@ class ChangeCatalog:
                None if before is None else _dumps(entry_json(before)),
                _dumps(entry_json(after)))
         id_ = db.execute("INSERT INTO audit (at, actor, tenant, action, model, change, before, "
-                         "after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(row)).lastrowid
+                         "after) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                         list(row)).fetchone()[0]
         self.book.stage(updated)  # last: only once the row is written
         return Applied(after, audit_json((id_, *row)))
 
