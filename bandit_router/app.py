@@ -12,7 +12,7 @@ import numpy as np
 import structlog
 from aiohttp import web
 
-from bandit_router import gateway
+from bandit_router import admin_models, gateway
 from bandit_router.auth import KeyRing
 from bandit_router.config import Config
 from bandit_router.engine import Engine
@@ -36,6 +36,7 @@ def create_app(config: Config, store: SqliteStore | None = None,
     app[KEYS] = KeyRing(config.auth)
     app.add_routes(ROUTES)
     app.add_routes(gateway.ROUTES)
+    app.add_routes(admin_models.ROUTES)
     app.cleanup_ctx.append(lambda a: _lifecycle(a, clock))
     app.cleanup_ctx.append(gateway.lifecycle)  # opened after the store, closed before it
     return app
@@ -44,9 +45,11 @@ def create_app(config: Config, store: SqliteStore | None = None,
 async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncIterator[None]:
     config, store = app[CONFIG], app[STORE]
     loaded = await store.open(publish=lambda changes: app[ENGINE].absorb(changes),
-                              on_spend=lambda spent: _spent(app[ENGINE], spent))
+                              on_spend=lambda spent: _spent(app[ENGINE], spent),
+                              on_catalog=lambda entries: app[ENGINE].set_catalog(entries))
     app[ROUTE_IDS] = RouteIds(loaded.route_key)
     engine = Engine(config, app[ROUTE_IDS], np.random.default_rng(config.routing.seed), clock)
+    engine.set_catalog(store.catalog)  # before the arms: a runtime-added model's are usable
     engine.absorb(loaded.arms)
     engine.remember(loaded.recent)
     _spent(engine, loaded.spend)

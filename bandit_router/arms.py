@@ -53,6 +53,17 @@ class BucketArms:
         self.updated_at[i] = ev.updated_at
         self.version += 1
 
+    def widened(self, columns: np.ndarray, models: int) -> BucketArms:
+        """A copy with `models` columns, where column i of this one is `columns[i]` (a
+        catalog change only adds models: evidence, traffic and recency carry over)."""
+        out = BucketArms(models, self.recent.maxlen or 1)
+        out.evidence[:, columns] = self.evidence
+        out.updated_at[columns] = self.updated_at
+        out.counts[columns] = self.counts
+        out.recent.extend(int(columns[i]) for i in self.recent)
+        out.version = self.version + 1
+        return out
+
     def record(self, i: int) -> None:
         if len(self.recent) == self.recent.maxlen:
             self.counts[self.recent[0]] -= 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -12,7 +12,10 @@ PER_MTOK = 1e-6
 
 
 class Catalog:
-    def __init__(self, models: tuple[Model, ...]) -> None:
+    """Every model of the catalog, disabled ones included (their arms keep their columns and
+    evidence); only `enabled` ones are ever eligible."""
+
+    def __init__(self, models: tuple[Model, ...], enabled: Sequence[bool] | None = None) -> None:
         self.models = models
         self.names = tuple(m.name for m in models)
         self.index = {name: i for i, name in enumerate(self.names)}
@@ -20,8 +23,12 @@ class Catalog:
         self.price_out = np.array([m.output_per_mtok for m in models]) * PER_MTOK
         self.context = np.array([m.context_tokens for m in models], dtype=float)
         self.prior_latency_ms = np.array([m.latency_ms for m in models])
-        self.smallest_context = float(self.context.min())
-        self.every = np.arange(len(models))
+        self.enabled = np.ones(len(models), dtype=bool) if enabled is None else \
+            np.array(enabled, dtype=bool)
+        self.every = np.flatnonzero(self.enabled)  # every enabled model
+        # 0 when none is enabled: no request takes the shortcut, each is refused with reasons
+        self.smallest_context = float(self.context[self.every].min()) if self.every.size \
+            else 0.0
 
     def __len__(self) -> int:
         return len(self.names)

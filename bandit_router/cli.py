@@ -211,6 +211,8 @@ def _report(config: Config, args: argparse.Namespace) -> int:
     import os
     import time
 
+    from bandit_router.catalog_changes import replay
+    from bandit_router.catalog_log import LoadChanges
     from bandit_router.savings_report import render
     from bandit_router.stats import usage_stats
     from bandit_router.store import connect
@@ -219,9 +221,14 @@ def _report(config: Config, args: argparse.Namespace) -> int:
     if not os.path.exists(path):
         raise StorageError(f"no database at {path!r} (pass --db, or run from the service's "
                            "working directory)")
-    if args.reference is not None and args.reference not in {m.name for m in config.models}:
-        raise ConfigError("--reference", f"{args.reference!r} is not a model in the catalog")
     db = connect(path, config.storage.synchronous)
+    # the catalog the service serves: runtime changes (models added, prices) on top of the file
+    changes, _ = LoadChanges().run(db)
+    config = replace(config, models=tuple(
+        e.model for e in replay(config.models, changes, os.environ).entries))
+    if args.reference is not None and args.reference not in {m.name for m in config.models}:
+        db.conn.close()
+        raise ConfigError("--reference", f"{args.reference!r} is not a model in the catalog")
     try:
         stats = usage_stats(db.conn, config, time.time(), args.window, args.tenant,
                             args.policy, args.bucket, args.reference)

@@ -8,7 +8,8 @@ service, the benchmarks and the experiments decide with exactly this code.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -18,6 +19,7 @@ from bandit_router.arms import QUALITY_ROWS, BucketArms, Reading
 from bandit_router.buckets import bucket_of
 from bandit_router.budget import NO_PACING, Budgets, Pacing, window_bounds
 from bandit_router.catalog import Catalog
+from bandit_router.catalog_changes import Entry
 from bandit_router.config import Config, Model, PolicyConfig, Prior, Weights
 from bandit_router.errors import (
     BudgetExhausted,
@@ -143,6 +145,31 @@ class Engine:
             table.set(i, ev)
             pool = (key.tenant, key.policy)
             self._unfitted[pool] = self._unfitted.get(pool, 0.0) + abs(ev.quality_n - before) + 1e-9
+
+    def set_catalog(self, entries: Sequence[Entry]) -> None:
+        """Serve a changed catalog from the next decision on. Everything is built first and
+        swapped in one synchronous step on the event loop, so no decision sees half of it.
+        A model may only be added (at the end) or change: its arms keep their evidence
+        while it is disabled; a new model's arms start from the prior (pooled, as for any
+        untried arm), which Thompson sampling explores. Orphaned arms of a model that is
+        back are adopted."""
+        models = tuple(e.model for e in entries)
+        catalog = Catalog(models, [e.enabled for e in entries])
+        missing = [n for n in self.catalog.names if n not in catalog.index]
+        if missing:
+            raise ValueError(f"a catalog change may not remove models: {', '.join(missing)}")
+        columns = np.array([catalog.index[n] for n in self.catalog.names], dtype=int)
+        tables = {key: t.widened(columns, len(catalog)) for key, t in self._tables.items()}
+        base = {name: base_quality(p.prior, models) for name, p in self.config.policies.items()}
+        self.config, self.catalog = replace(self.config, models=models), catalog
+        self._tables, self._base_quality = tables, base
+        # cached readings and pools are per column: recomputed on the next decision
+        self._pools, self._unfitted, self._readings = {}, {}, {}
+        adopted = {k: ev for k, ev in self.orphans.items()
+                   if self._usable(k.policy, k.bucket, k.model) is not None}
+        for key in adopted:
+            del self.orphans[key]
+        self.absorb(adopted)
 
     def spent(self, tenant: str, policy: str, usd: float, at: float) -> None:
         """Count spend (committed feedback, priced) against the budgets covering it."""
@@ -297,10 +324,12 @@ class Engine:
                 "constraints.exclude"
             raise UnknownModel(f"unknown model {unknown[0]!r}; the catalog has "
                                f"{', '.join(self.catalog.names)}", field)
-        mask = features.input_tokens + _reserved(features, output_tokens) <= self.catalog.context
+        enabled = self.catalog.enabled
+        mask = (features.input_tokens + _reserved(features, output_tokens)
+                <= self.catalog.context) & enabled
         if features.output_tokens is None and not mask.any():
             # The answer's length was only a guess (and may be wild): insist on the prompt.
-            mask = features.input_tokens <= self.catalog.context
+            mask = (features.input_tokens <= self.catalog.context) & enabled
         if c.models is not None:
             mask &= self.catalog.mask(c.models)
         if c.exclude:
@@ -325,7 +354,9 @@ class Engine:
         reserved = _reserved(features, output_tokens)
         for i, name in enumerate(self.catalog.names):
             need = features.input_tokens + float(reserved[i])
-            if c.models is not None and name not in c.models:
+            if not self.catalog.enabled[i]:
+                out[name] = "disabled"
+            elif c.models is not None and name not in c.models:
                 out[name] = "not in constraints.models"
             elif name in c.exclude:
                 out[name] = "in constraints.exclude"

@@ -93,7 +93,8 @@ def _learn(app: web.Application, route_id: str, ticket: RouteTicket, call: Call)
 
 @ROUTES.post("/v1/chat/completions")
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    app, config = request.app, request.app[CONFIG]
+    app = request.app
+    config = app[ENGINE].config  # the live catalog: models added or changed at run time
     caller = authenticate(app[KEYS], request, "route")
     raw = await read_json(request)
     body = Fields(raw)
@@ -133,11 +134,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 @ROUTES.get("/v1/models")
 async def models(request: web.Request) -> web.Response:
     authenticate(request.app[KEYS], request, None)
-    config = request.app[CONFIG]
+    engine = request.app[ENGINE]
+    config = engine.config  # the live catalog; a disabled model is not offered
     data = [{"id": alias, "object": "model", "owned_by": "bandit-router",
              "policy": policy} for alias, policy in config.aliases().items()]
     data += [{"id": m.name, "object": "model", "owned_by": m.provider,
-              "routable": m.upstream is not None} for m in config.models]
+              "routable": m.upstream is not None}
+             for m, enabled in zip(config.models, engine.catalog.enabled, strict=True)
+             if enabled]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}),
                         content_type="application/json")
 

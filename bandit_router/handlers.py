@@ -187,7 +187,8 @@ async def stats(request: web.Request) -> web.Response:
     app = request.app
     caller = _caller(request, None)
     query = _query(request, STATS_QUERY)
-    engine, config = app[ENGINE], app[CONFIG]
+    engine = app[ENGINE]
+    config = engine.config  # the live catalog's prices: a runtime model may be the reference
     window = query.get("window", "day")
     if window not in WINDOW_HOURS:
         raise InvalidField(f"window must be one of {', '.join(WINDOW_HOURS)}", "window")
@@ -257,4 +258,4 @@ async def healthz(request: web.Request) -> web.Response:
 @ROUTES.get("/openapi.json")
 async def openapi_document(request: web.Request) -> web.Response:
     """The OpenAPI document of this API, for this server's config (public)."""
-    return json_response(openapi.build(request.app[CONFIG]))
+    return json_response(openapi.build(request.app[ENGINE].config))  # the live catalog

@@ -2,10 +2,10 @@
 file to PostgreSQL when one replica becomes several (or back again).
 
 Everything is copied, ids included: the route key (so route_ids already handed out stay
-valid), the feedback log in its order, the posterior snapshot, idempotency answers,
-hourly usage and recent decisions. The copy is one transaction on the target, which must
-be empty; the source is only read. Stop the service first (or accept that feedback
-arriving during the copy stays in the source only).
+valid), the feedback log in its order, the posterior snapshot, idempotency answers, hourly
+usage, recent decisions, and the catalog's runtime changes with their audit log. The copy
+is one transaction on the target, which must be empty; the source is only read. Stop the
+service first (or accept that feedback arriving during the copy stays in the source only).
 """
 
 from __future__ import annotations
@@ -34,16 +34,19 @@ TABLES: dict[str, tuple[str, ...]] = {
               "output_tokens", "quality_sum", "quality_n"),
     "decisions": ("rowid", "route_id", "created_at", "policy", "bucket", "model",
                   "input_tokens", "expected_cost_usd", "expected_latency_ms", "tenant"),
+    "audit": ("id", "at", "actor", "tenant", "action", "model", "change", "before", "after"),
 }
 _REAL_COLUMNS = {*FIELDS, "updated_at", "received_at", "spend_usd", "tokened_spend_usd",
-                 "value", "created_at", "hour", "input_tokens", "output_tokens",
+                 "value", "created_at", "hour", "at", "input_tokens", "output_tokens",
                  "quality_sum", "expected_cost_usd", "expected_latency_ms"}
 # Each table's primary key: the order rows are read in, chunk by chunk.
 _ORDER = {"meta": "key", "feedback": "id", "feedback_facts": "rowid",
           "arms": "tenant, policy, bucket, model", "idempotency": "tenant, key",
-          "usage": "tenant, policy, bucket, model, hour", "decisions": "rowid"}
+          "usage": "tenant, policy, bucket, model, hour", "decisions": "rowid",
+          "audit": "id"}
 # Columns whose values a sequence hands out on PostgreSQL: moved past the copied ones.
-_SEQUENCES = (("feedback", "id"), ("feedback_facts", "rowid"), ("decisions", "rowid"))
+_SEQUENCES = (("feedback", "id"), ("feedback_facts", "rowid"), ("decisions", "rowid"),
+              ("audit", "id"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,24 @@ def m005_usage(db: Database) -> None:
     db.execute("CREATE INDEX usage_hour ON usage (hour)")
 
 
+@migrations()
+def m006_catalog_changes(db: Database) -> None:
+    """The audit log of admin changes. Model changes (add, update) are replayed from it at
+    start, over config.toml's catalog, so it is also the catalog's change list."""
+    db.execute("""CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    actor TEXT,
+    tenant TEXT NOT NULL,
+    action TEXT NOT NULL,
+    model TEXT NOT NULL,
+    change TEXT NOT NULL,
+    before TEXT,
+    after TEXT NOT NULL
+)""")
+    db.execute("CREATE INDEX audit_model ON audit (model, id)")
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bandit_router import __version__, wire
+from bandit_router import __version__, catalog_wire, wire
 from bandit_router.auth import PUBLIC_PATHS  # importing auth registers Unauthorized, Forbidden
+from bandit_router.catalog_changes import UPDATE_FIELDS
 from bandit_router.config import SCOPES, Config, ServerConfig
 from bandit_router.errors import RouterError
 from bandit_router.stats import WINDOW_HOURS
@@ -34,18 +35,34 @@ OPERATION_ERRORS = {
     ("post", "/v1/chat/completions"): (*_BODY_ERRORS, 422, 429),
     ("get", "/v1/models"): (401,),
     ("get", "/v1/stats"): (400, 401, 503),
+    ("get", "/v1/admin/models"): (401, 403),
+    ("post", "/v1/admin/models"): (*_BODY_ERRORS, 409, 503),
+    ("patch", "/v1/admin/models/{name}"): (*_BODY_ERRORS, 404, 409, 503),
+    ("get", "/v1/admin/audit"): (400, 401, 403, 503),
+}
+# the codes an operation can answer with a status, where not every code of that status
+OPERATION_CODES = {
+    ("post", "/v1/feedback"): {404: ("unknown_route_id",),
+                               409: ("duplicate_fact", "idempotency_conflict")},
+    ("post", "/v1/admin/models"): {409: ("model_exists",)},
+    ("patch", "/v1/admin/models/{name}"): {404: ("model_not_found",),
+                                           409: ("last_enabled_model",)},
 }
 SCOPE_OF = {("post", "/v1/route"): "route", ("post", "/v1/feedback"): "feedback",
             ("get", "/v1/arms"): None, ("post", "/v1/admin/reset"): "admin",
             ("post", "/v1/chat/completions"): "route", ("get", "/v1/models"): None,
-            ("get", "/v1/stats"): None}
+            ("get", "/v1/stats"): None, ("get", "/v1/admin/models"): "admin",
+            ("post", "/v1/admin/models"): "admin", ("patch", "/v1/admin/models/{name}"): "admin",
+            ("get", "/v1/admin/audit"): "admin"}
 UPSTREAM_FAILED = "upstream_failed"  # the gateway's 502, in OpenAI's error shape
 _STATUS_TEXT = {400: "Bad request: the body or a field is invalid",
                 401: "No API key, or an unknown one (only when keys are configured)",
                 403: "The key lacks this operation's scope (only when keys are configured)",
-                404: "Unknown, tampered, expired or another tenant's route_id",
+                404: "Unknown, tampered, expired or another tenant's route_id; or a model "
+                     "the catalog does not have",
                 409: "A fact already counted for this route_id, or an idempotency_key resent "
-                     "with different content",
+                     "with different content; a model that already exists, or disabling the "
+                     "last enabled one",
                 413: "Body larger than server.max_body_bytes (refused before it is read)",
                 415: "Content-Type is not JSON",
                 422: "No model satisfies the constraints (the message says why for each)",
@@ -218,6 +235,90 @@ def _reset_request(config: Config | None) -> dict:
                                        "resets them all.")
 
 
+def _add_model_request() -> dict:
+    w = catalog_wire
+    price = {"type": "number", "minimum": 0, "maximum": w.MAX_PRICE}
+    fields = {
+        "name": _string(w.MAX_MODEL_NAME, "the model's name in the catalog (unique)",
+                        minLength=1),
+        "provider": _string(w.MAX_PROVIDER, f"default {w.DEFAULT_PROVIDER!r}", minLength=1),
+        "input_per_mtok": {**price, "description": "USD per million input tokens"},
+        "output_per_mtok": {**price, "description": "USD per million output tokens"},
+        "context_tokens": {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS},
+        "latency_ms": {"type": "number", "exclusiveMinimum": 0,
+                       "maximum": wire.MAX_LATENCY_MS,
+                       "description": "prior guess of a typical latency (default: the "
+                                      "enabled models' median)"},
+        "quality_prior": {"type": "number", "minimum": w.QUALITY_PRIOR[0],
+                          "maximum": w.QUALITY_PRIOR[1],
+                          "description": "prior mean quality (default: the policy's)"},
+        "upstream": _object({
+            "base_url": _string(w.MAX_URL, "an OpenAI-compatible API", format="uri",
+                                pattern="^https?://"),
+            "model": _string(w.MAX_MODEL_NAME * 2, "the model's name there (default: name)",
+                             minLength=1),
+            "key_env": _string(w.MAX_ENV_NAME, "the server's environment variable holding "
+                                               "the key (must be set)", minLength=1),
+        }, required=("base_url",), description="for the gateway; optional"),
+    }
+    assert set(fields) == w.ADD_FIELDS
+    assert set(fields["upstream"]["properties"]) == w.UPSTREAM_FIELDS
+    return _object(fields, required=("name", "input_per_mtok", "output_per_mtok",
+                                     "context_tokens"),
+                   description="A model to add to the catalog, checked as config.toml is.")
+
+
+def _update_model_request() -> dict:
+    price = {"type": "number", "minimum": 0, "maximum": catalog_wire.MAX_PRICE}
+    fields = {"enabled": {"type": "boolean", "description": "false: no traffic from the next "
+                                                            "decision on; evidence is kept"},
+              "input_per_mtok": price, "output_per_mtok": price,
+              "context_tokens": {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS}}
+    assert set(fields) == UPDATE_FIELDS
+    return _object(fields, minProperties=1, description="What to change; at least one field. "
+                                                        "A field set to null counts as absent.")
+
+
+def _catalog_schemas() -> dict[str, dict]:
+    text, nullable_text = {"type": "string"}, {"type": ["string", "null"]}
+    entry = _object({
+        "name": text, "provider": text, "enabled": {"type": "boolean"},
+        "source": {"type": "string", "enum": ["config", "runtime"],
+                   "description": "config: config.toml has it; runtime: added by an admin"},
+        "input_per_mtok": NUMBER, "output_per_mtok": NUMBER, "context_tokens": INTEGER,
+        "latency_ms": NUMBER, "quality_prior": NULLABLE_NUMBER,
+        "upstream": {"anyOf": [{"type": "null"}, _object({
+            "base_url": text, "model": text, "has_key": {"type": "boolean"}},
+            required=("base_url", "model", "has_key"), closed=False)]},
+        "overridden": {"type": "array", "items": text,
+                       "description": "fields a runtime change set: they win over "
+                                      "config.toml"},
+    }, required=("name", "provider", "enabled", "source", "input_per_mtok", "output_per_mtok",
+                 "context_tokens", "latency_ms", "quality_prior", "upstream", "overridden"),
+        closed=False)
+    audit = _object({
+        "id": INTEGER, "at": {**NUMBER, "description": "Unix time"},
+        "actor": {**nullable_text, "description": "the API key's name; null without keys"},
+        "tenant": text, "action": {"type": "string", "enum": ["model.add", "model.update"]},
+        "model": text, "change": {"type": "object", "description": "the fields sent"},
+        "before": {"anyOf": [{"type": "null"}, _ref("CatalogModel")]},
+        "after": _ref("CatalogModel"),
+    }, required=("id", "at", "actor", "tenant", "action", "model", "change", "before",
+                 "after"), closed=False)
+    return {
+        "CatalogModel": entry, "AuditEntry": audit,
+        "CatalogModels": _object({"models": {"type": "array", "items": _ref("CatalogModel")}},
+                                 required=("models",), closed=False),
+        "CatalogChange": _object({
+            "model": _ref("CatalogModel"),
+            "audit": {"anyOf": [{"type": "null"}, _ref("AuditEntry")],
+                      "description": "null when nothing changed (nothing was recorded)"}},
+            required=("model", "audit"), closed=False),
+        "Audit": _object({"entries": {"type": "array", "items": _ref("AuditEntry")}},
+                         required=("entries",), closed=False),
+    }
+
+
 def _chat_request(server: ServerConfig, config: Config | None) -> dict:
     names = [*config.aliases(), *(m.name for m in config.models)] if config else None
     tokens = {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS}
@@ -302,7 +403,7 @@ def _response_schemas() -> dict[str, dict]:
     }, required=("code", "message", "field"))}, required=("error",),
         description="Every error the API answers, whatever the status.")
     return {"Decision": decision, "ArmExplanation": explanation, "FeedbackResult": feedback,
-            **_stats_schemas(),
+            **_stats_schemas(), **_catalog_schemas(),
             "Arm": arm, "Arms": _object({"arms": {"type": "array", "items": _ref("Arm")}},
                                         required=("arms",), closed=False),
             "ArmKey": arm_key,
@@ -410,7 +511,7 @@ def _operation(op_id: str, summary: str, ok: dict, method: str, path: str,
         out["security"] = _security(config)
         out["x-scope"] = scope
         for status in OPERATION_ERRORS[(method, path)]:
-            wanted = codes[status]
+            wanted = OPERATION_CODES.get((method, path), {}).get(status, codes[status])
             if status == 404:
                 wanted = tuple(c for c in wanted if c != "not_found")
             responses[str(status)] = _error_response(status, wanted)
@@ -469,6 +570,40 @@ def build(config: Config | None = None) -> dict:
             "reset", "Forget what the caller's tenant learned for the matching arms",
             _json(_ref("ResetResult"), "The arms that were reset"), "post", "/v1/admin/reset",
             body=_reset_request(config), description="Scope: admin.")},
+        "/v1/admin/models": {
+            "get": op("list_models", "The live catalog: config.toml with runtime changes",
+                      _json(_ref("CatalogModels"), "Every model, disabled ones included"),
+                      "get", "/v1/admin/models", description="Scope: admin."),
+            "post": op("add_model", "Add a model to the catalog",
+                       _json(_ref("CatalogChange"), "Committed with its audit row; routed "
+                                                    "from the next decision on"),
+                       "post", "/v1/admin/models", body=_add_model_request(),
+                       description="Scope: admin. Its arms start from the prior, and "
+                                   "Thompson sampling explores it.")},
+        "/v1/admin/models/{name}": {"patch": op(
+            "update_model", "Enable or disable a model, change its prices or context",
+            _json(_ref("CatalogChange"), "Committed with its audit row; in effect from the "
+                                         "next decision on"),
+            "patch", "/v1/admin/models/{name}", body=_update_model_request(),
+            parameters=[{"name": "name", "in": "path", "required": True,
+                         "schema": {"type": "string", "minLength": 1,
+                                    "not": {"enum": [".", ".."]}}}],
+            description="Scope: admin. A disabled model keeps its arms' evidence.")},
+        "/v1/admin/audit": {"get": op(
+            "audit", "The audit log of admin changes, newest first",
+            _json(_ref("Audit"), "Who, when, what, and the model before and after"),
+            "get", "/v1/admin/audit",
+            parameters=[
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1,
+                            "maximum": catalog_wire.MAX_AUDIT_LIMIT,
+                            "default": catalog_wire.DEFAULT_AUDIT_LIMIT}},
+                {"name": "model", "in": "query", "required": False,
+                 "schema": _string(catalog_wire.MAX_MODEL_NAME, "only this model's")},
+                {"name": "before", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 2**62,
+                            "description": "only entries with a smaller id (paging)"}}],
+            description="Scope: admin. Other query parameters are refused (400).")},
         "/v1/chat/completions": {"post": op(
             "chat_completions", "OpenAI-compatible: route, then forward to the model's upstream",
             {"description": "The upstream's answer, unchanged but for model (the one that "

@@ -164,8 +164,8 @@ class PgDatabase:
 
 
 # The schema, versioned: each migration runs once, in order, in its own transaction, under
-# the write lock (so replicas starting together do not race). It matches SQLite's after
-# migrations.m005_usage, with PostgreSQL's types.
+# the write lock (so replicas starting together do not race). Each matches its SQLite
+# counterpart in migrations.py, with PostgreSQL's types.
 _REAL = "DOUBLE PRECISION NOT NULL"
 _EVIDENCE = ("q_pos", "q_neg", "lat_n", "lat_sum", "lat_sumsq", "in_n", "in_sum", "out_n",
              "out_sum", "updated_at", "recent_pos", "recent_neg")
@@ -235,6 +235,20 @@ MIGRATIONS: dict[str, list[str]] = {
     quality_n BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, policy, bucket, model, hour))""",
         "CREATE INDEX usage_hour ON usage (hour)",
+    ],
+    # matches migrations.m006_catalog_changes: runtime catalog changes and their audit
+    "p002_catalog_changes": [
+        f"""CREATE TABLE audit (
+    id BIGSERIAL PRIMARY KEY,
+    at {_REAL},
+    actor TEXT,
+    tenant TEXT NOT NULL,
+    action TEXT NOT NULL,
+    model TEXT NOT NULL,
+    change TEXT NOT NULL,
+    before TEXT,
+    after TEXT NOT NULL)""",
+        "CREATE INDEX audit_model ON audit (model, id)",
     ],
 }
 

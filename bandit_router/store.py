@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,9 @@ import orjson
 import structlog
 from sqlite_utils import Database
 
-from bandit_router import migrations, posterior
+from bandit_router import catalog_log, migrations, posterior
 from bandit_router.backend import Location, locate
+from bandit_router.catalog_changes import Change, Entry, from_config, replay
 from bandit_router.config import Config
 from bandit_router.errors import FactConflict, IdempotencyConflict
 from bandit_router.feedback import DuplicateFact, Resolution, resolve
@@ -443,12 +445,15 @@ class SqliteStore:
         self._publish: Callable[[dict[ArmKey, Evidence]], None] = lambda changes: None
         self._on_spend: Callable[[list[Spent]], None] = lambda spent: None
         self._spent: list[Spent] = []  # staged by the writer, published on commit
-        self._prices = {m.name: Prices.of(m) for m in config.models}
+        self._catalog = catalog_log.CatalogBook(from_config(config.models))
+        self._on_catalog: catalog_log.Publish = lambda entries: None
         self._decisions: list[Decision] = []
         self.dropped_decisions = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: int | None = None  # the log's end folded into the book (None: not loaded)
         self._seen_staged: int | None = None  # ... once the open transaction commits
+        self._audit_seen: int | None = None  # the same for catalog changes (the audit log)
+        self._audit_seen_staged: int | None = None
         url = path or config.storage.url
         self._writer = Writer(lambda: connect_for_writing(url, config.storage.synchronous),
                               config.storage.max_batch, on_commit=self._committed,
@@ -457,10 +462,12 @@ class SqliteStore:
                               before_commit=self._note_log_end, **_faults(self.location))
 
     async def open(self, publish: Callable[[dict[ArmKey, Evidence]], None],
-                   on_spend: Callable[[list[Spent]], None] = lambda spent: None) -> Loaded:
-        """Start the writer, load what was learned; `publish` then receives every commit's
-        new evidence on the event loop, before the feedback that caused it is answered,
-        and `on_spend` its priced spend."""
+                   on_spend: Callable[[list[Spent]], None] = lambda spent: None,
+                   on_catalog: catalog_log.Publish = lambda entries: None) -> Loaded:
+        """Start the writer, load what was learned and the catalog's runtime changes;
+        `publish` then receives every commit's new evidence on the event loop, before the
+        feedback that caused it is answered, `on_spend` its priced spend and `on_catalog`
+        the catalog a committed change made."""
         self._loop = asyncio.get_running_loop()
         await asyncio.wrap_future(self._writer.start())
         try:
@@ -471,17 +478,33 @@ class SqliteStore:
             raise StorageError(f"cannot load database {self.path!r}: {exc}") from exc
         self._book = ArmBook(self._config.policies, loaded.arms)
         self._seen = loaded.last_feedback_id
+        changes, end = await asyncio.wrap_future(
+            self._writer.submit(catalog_log.LoadChanges()))
+        replayed = replay(self._config.models, changes, os.environ)
+        for note in replayed.notes:
+            log.warning("catalog_change", note=note)
+        # nothing is queued yet (the app serves once open returns): install it from here
+        self._catalog.install(replayed.entries)
+        self._audit_seen = end
         self._publish, self._on_spend = publish, on_spend
+        self._on_catalog = on_catalog
         return loaded
 
+    @property
+    def catalog(self) -> tuple[Entry, ...]:
+        """The committed catalog: config.toml with the runtime changes applied."""
+        return self._catalog.entries
+
     def price_of(self, model: str) -> Prices | None:
-        """A model's prices now (writer thread); None once the catalog no longer has it."""
-        return self._prices.get(model)
+        """A model's prices now (writer thread), from the live catalog: a price change
+        applies to feedback committed after it; None for a model the catalog lacks."""
+        return self._catalog.prices.get(model)
 
     def _fold_others(self, db: Database) -> None:
         """Writer thread, first thing in a write transaction: fold in the feedback other
         replicas committed since we last looked. Staged like our own, so a rollback
         forgets it and the next transaction folds it again."""
+        self._fold_catalog(db)
         if self._seen is None:
             return
         for _, event, spend in read_log(db, after=self._seen):
@@ -490,13 +513,31 @@ class SqliteStore:
                 t = event.ticket
                 self._spent.append((t.tenant, t.policy, spend, event.at))
 
+    def _fold_catalog(self, db: Database) -> None:
+        """Catalog changes another replica committed: replay the list again (it is short),
+        so that a model disabled there is not chosen here either, from this replica's next
+        transaction or sync on."""
+        if self._audit_seen is None or catalog_log.last_id(db) == self._audit_seen:
+            return
+        changes, self._audit_seen_staged = catalog_log.LoadChanges().run(db)
+        catalog = replay(self._config.models, changes, os.environ).entries
+        if catalog != self._catalog.current():
+            self._catalog.stage(catalog)
+
     def _note_log_end(self, db: Database) -> None:
         if self._seen is not None:
             self._seen_staged = last_feedback_id(db)
+        if self._audit_seen is not None:  # our own changes, folded already
+            self._audit_seen_staged = catalog_log.last_id(db)
 
     def _committed(self) -> None:
         if self._seen_staged is not None:
             self._seen, self._seen_staged = self._seen_staged, None
+        if self._audit_seen_staged is not None:
+            self._audit_seen, self._audit_seen_staged = self._audit_seen_staged, None
+        catalog = self._catalog.commit()
+        if catalog is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_catalog, catalog)
         changes = self._book.commit()
         spent, self._spent = self._spent, []
         if self._loop is None:
@@ -511,8 +552,10 @@ class SqliteStore:
 
     def _rolled_back(self) -> None:
         self._book.discard()
+        self._catalog.discard()
         self._spent = []
         self._seen_staged = None
+        self._audit_seen_staged = None
 
     def _resync(self, db: Database) -> None:
         """On a new connection (after a storage fault), take the snapshot as the truth: a
@@ -526,6 +569,14 @@ class SqliteStore:
             log.warning("resynced_arms", arms=len(changed))
             for key, ev in changed.items():
                 self._book.stage(key, ev)
+        changes, audit_end = catalog_log.LoadChanges().run(db)
+        if self._audit_seen is not None:
+            self._audit_seen = audit_end
+        catalog = replay(self._config.models, changes, os.environ).entries
+        if catalog != self._catalog.entries:  # a catalog change did reach the disk
+            log.warning("resynced_catalog")
+            self._catalog.stage(catalog)
+        if changed or catalog != self._catalog.entries:
             self._committed()
 
     def log_decision(self, decision: Decision) -> None:
@@ -564,6 +615,20 @@ class SqliteStore:
         """Forget what the tenant's matching arms learned (logged, so a rebuild agrees)."""
         job = _Reset(self._book, self._clock, tenant, policy, bucket, model)
         return await asyncio.wrap_future(self._writer.submit(job))
+
+    async def change_catalog(self, change: Change, actor: str | None, tenant: str,
+                             aliases: Iterable[str]) -> catalog_log.Applied:
+        """Check, apply and commit one catalog change with its audit row; the engine has
+        the new catalog (`on_catalog`) before this returns."""
+        job = catalog_log.ChangeCatalog(self._catalog, change, actor, tenant, self._clock(),
+                                        aliases)
+        return await asyncio.wrap_future(self._writer.submit(job))
+
+    async def audit(self, limit: int, model: str | None = None,
+                    before: int | None = None) -> list[dict]:
+        """Audit rows, newest first (read on the writer thread)."""
+        return await asyncio.wrap_future(
+            self._writer.submit(catalog_log.ReadAudit(limit, model, before)))
 
     async def usage(self, since: float, tenant: str | None = None, policy: str | None = None,
                     bucket: str | None = None) -> list[UsageRow]:
