@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="a smoke run in seconds (1 s cells, 1 and 8 connections, short "
                            "in-process runs); its numbers mean nothing")
     load.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    load.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                      help="PostgreSQL server for the scale-out rows (a scratch database is "
+                           "created and dropped there)")
+    load.add_argument("--no-scaleout", action="store_true",
+                      help="skip the workers / PostgreSQL / staleness runs")
     return parser
 
 
@@ -98,7 +103,9 @@ def _bench_load(args: argparse.Namespace) -> int:
     connections = (1, 8) if args.quick else tuple(int(c) for c in args.connections.split(","))
     settings = load_bench.LoadSettings(
         concurrencies=connections, duration_s=1.0 if args.quick else args.duration,
-        prompts=40 if args.quick else 200, config=args.config, pin=not args.no_pin)
+        prompts=40 if args.quick else 200, config=args.config, pin=not args.no_pin,
+        scaleout=not args.no_scaleout, postgres=args.postgres,
+        staleness_samples=6 if args.quick else 40)
     results = load_bench.run(settings, progress=lambda m: print(m, file=sys.stderr))
     config = load(args.config)
     results["micro"] = micro.run(config, calls=500 if args.quick else 20_000)

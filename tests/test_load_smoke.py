@@ -35,6 +35,19 @@ def test_bench_load_quick_runs_and_loses_no_feedback(tmp_path: Path):
     # Every call the gateway answered taught the router something, with no client feedback.
     assert gateway["automatic_feedback_committed"] >= gateway["answered"] > 0
     assert gateway["exit_code"] == 0
+    scaleout = results["scaleout"]
+    stores = {(c["store"], c["workers"]) for c in scaleout["cells"]}
+    assert {("sqlite", 1), ("sqlite", 2)} <= stores
+    if "postgres_skipped" not in scaleout:
+        assert {("postgresql", 1), ("postgresql", 2)} <= stores
+    for cell in scaleout["cells"]:
+        for endpoint in ("route", "feedback"):
+            assert cell[endpoint]["ok"] > 0 and cell[endpoint]["not_ok"] == 0, cell
+        assert cell["exit_code"] == 0
+    for measured in scaleout["staleness"].values():
+        # another replica saw each feedback: a bounded, positive delay
+        assert measured["samples"] > 0 and 0 < measured["p50_ms"] <= measured["max_ms"]
     assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "results.md").read_text()
     assert "## POST /v1/route" in report and "what the gateway adds" in report
+    assert "Scale-out" in report and "Staleness" in report

@@ -148,3 +148,18 @@ async def test_two_replicas_on_one_store_fold_each_others_feedback(contract_conf
         assert sum(ev.q_pos + ev.q_neg for ev in a.published.values()) == pytest.approx(
             30, rel=1e-3)
     assert _read(url, read_arms) == a.published
+
+
+async def test_usage_adds_up_spend_and_quality_per_hour(contract_config, url):
+    async with Opened(contract_config, url) as o:
+        results = [await o.store.record_feedback(
+            f"route-{i}", _ticket(contract_config, i, tenant="acme" if i % 2 else "default"),
+            Facts(quality=0.5, input_tokens=1000, output_tokens=500)) for i in range(12)]
+        usage = await o.store.usage(since=0.0, tenant="acme")
+    assert len(results) == 12
+    assert {row.tenant for row in usage} == {"acme"}
+    assert sum(row.tally.quality_n for row in usage) == 6
+    assert sum(row.tally.quality_sum for row in usage) == pytest.approx(3.0)
+    logged = _read(url, lambda db: [spend for _, e, spend in read_log(db)
+                                    if e.ticket.tenant == "acme"])
+    assert sum(row.tally.spend_usd for row in usage) == pytest.approx(sum(logged))

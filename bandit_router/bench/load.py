@@ -101,6 +101,9 @@ class LoadSettings:
     pin: bool = True
     seed: int = 0
     gateway: bool = True
+    scaleout: bool = True
+    postgres: str | None = "postgresql://postgres@127.0.0.1:5432/postgres"  # None: skip it
+    staleness_samples: int = 40
 
 
 def prompts(n: int, seed: int) -> list[str]:
@@ -323,6 +326,10 @@ def run(settings: LoadSettings, work: Path | None = None, progress=print) -> dic
         generator="wrk 4 (one thread, Lua script), pinned to CPU 1; servers pinned to CPU 0")
     if settings.gateway:
         results["gateway"] = run_gateway(settings, work, script, progress)
+    if settings.scaleout:
+        from bandit_router.bench import scaleout
+
+        results["scaleout"] = scaleout.run(settings, work, script, settings.postgres, progress)
     return results
 
 
@@ -372,6 +379,10 @@ def markdown(results: dict) -> str:
                          f"{n // 1000}k: {mb:.0f}" for n, mb in lr["rss_mb_samples"][1::2]))
     if "gateway" in results:
         lines += ["", *_gateway_markdown(results["gateway"])]
+    if "scaleout" in results:
+        from bandit_router.bench import scaleout
+
+        lines += ["", *scaleout.markdown(results["scaleout"])]
     if "micro" in results:
         lines += ["", "## In-process microbenchmark (µs)", "",
                   "| what | p50 | p99 |", "|---|---:|---:|"]

@@ -35,7 +35,6 @@ from bandit_router.store import connect
 from bandit_router.types import RouteTicket
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-STALENESS_SAMPLES = 40
 
 
 def route_key(url: str) -> bytes:
@@ -130,7 +129,7 @@ def staleness(store: str, url: str, settings, work: Path) -> dict:
     b = _serve(f"{store}-replica-b", url, 1, settings, work)
     samples = []
     try:
-        for i in range(STALENESS_SAMPLES):
+        for i in range(settings.staleness_samples):
             decision = _post(f"{a.url}/v1/route", {"prompt": f"staleness probe {i}"})
             bucket, model = decision["bucket"], decision["model"]
             before = _evidence(b.url, bucket, model)
