@@ -218,17 +218,18 @@ def _report(config: Config, args: argparse.Namespace) -> int:
     import os
     import time
 
+    from bandit_router.backend import locate
     from bandit_router.catalog_changes import replay
     from bandit_router.catalog_log import LoadChanges
     from bandit_router.savings_report import render
     from bandit_router.stats import usage_stats
     from bandit_router.store import connect
 
-    path = config.storage.url
-    if not os.path.exists(path):
-        raise StorageError(f"no database at {path!r} (pass --db, or run from the service's "
-                           "working directory)")
-    db = connect(path, config.storage.synchronous)
+    location = locate(config.storage.url)
+    if location.kind == "sqlite" and not os.path.exists(location.target):
+        raise StorageError(f"no database at {location.target!r} (pass --db, or run from the "
+                           "service's working directory)")
+    db = connect(config.storage.url, config.storage.synchronous)
     # the catalog the service serves: runtime changes (models added, prices) on top of the file
     changes, _ = LoadChanges().run(db)
     config = replace(config, models=tuple(
