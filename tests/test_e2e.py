@@ -11,41 +11,20 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-CHEAP, MID, STRONG = "gpt-5-nano", "gpt-5-mini", "gpt-5"
-# Mean quality each model delivers, per kind of request.
-WORLD = {
-    "easy": {CHEAP: 0.90, MID: 0.85, STRONG: 0.95},
-    "hard": {CHEAP: 0.15, MID: 0.50, STRONG: 0.95},
-}
-TYPICAL_LATENCY_MS = {CHEAP: 2500, MID: 4000, STRONG: 12000}
-EASY = ["What is the capital of France?", "Say hello to my team in one line.",
-        "Suggest a name for a grey cat.", "What day comes after Tuesday?"]
-HARD = ("Refactor this python function step by step, handle every edge case and optimize "
-        "it; explain the trade-offs of your design.\n```python\ndef parse(rows):\n"
-        "    import csv\n    return [r for r in csv.reader(rows)]\n```\n")
+from bandit_router.bench.service import command as _command
+from bandit_router.bench.service import free_port as _free_port
+from tests.world import CHEAP, EASY, HARD, MID, STRONG, TYPICAL_LATENCY_MS, WORLD
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 2000
 WORKERS = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).parent / "bandit-router"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "bandit_router"]
 
 
 class Server:

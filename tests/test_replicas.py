@@ -18,17 +18,8 @@ import pytest
 
 from bandit_router.bench.service import Service, rebuild_check
 from tests.stores import count_rows, rows
+from tests.world import CHEAP, EASY, HARD, MID, STRONG, WORLD
 
-CHEAP, MID, STRONG = "gpt-5-nano", "gpt-5-mini", "gpt-5"
-WORLD = {
-    "easy": {CHEAP: 0.90, MID: 0.85, STRONG: 0.95},
-    "hard": {CHEAP: 0.15, MID: 0.50, STRONG: 0.95},
-}
-EASY = ["What is the capital of France?", "Say hello to my team in one line.",
-        "Suggest a name for a grey cat.", "What day comes after Tuesday?"]
-HARD = ("Refactor this python function step by step, handle every edge case and optimize "
-        "it; explain the trade-offs of your design.\n```python\ndef parse(rows):\n"
-        "    import csv\n    return [r for r in csv.reader(rows)]\n```\n")
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 1200
 CLIENTS = 6
