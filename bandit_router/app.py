@@ -17,7 +17,8 @@ from bandit_router.auth import KeyRing
 from bandit_router.config import Config
 from bandit_router.engine import Engine
 from bandit_router.handlers import ROUTES, error_middleware
-from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, ROUTE_IDS, STORE
+from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, METRICS, ROUTE_IDS, STORE
+from bandit_router.metrics import Metrics
 from bandit_router.route_id import RouteIds
 from bandit_router.store import DECISION_FLUSH_S, SqliteStore
 
@@ -34,6 +35,7 @@ def create_app(config: Config, store: SqliteStore | None = None,
     app[STORE] = store or SqliteStore(config, clock=clock)
     app[LOG_SAMPLER] = random.Random(config.routing.seed)
     app[KEYS] = KeyRing(config.auth)
+    app[METRICS] = Metrics(lambda: (app[ENGINE], app[STORE]) if ENGINE in app else None)
     app.add_routes(ROUTES)
     app.add_routes(gateway.ROUTES)
     app.add_routes(admin_models.ROUTES)

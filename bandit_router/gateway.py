@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -17,7 +18,7 @@ from bandit_router.auth import authenticate
 from bandit_router.config import Config
 from bandit_router.errors import RouterError, UnknownModel
 from bandit_router.handlers import read_json
-from bandit_router.keys import CONFIG, ENGINE, KEYS, ROUTE_IDS, STORE
+from bandit_router.keys import CONFIG, ENGINE, KEYS, METRICS, ROUTE_IDS, STORE
 from bandit_router.route_id import new_nonce
 from bandit_router.types import (
     MAX_TOKENS,
@@ -35,6 +36,7 @@ log = structlog.get_logger("bandit_router.gateway")
 ROUTES = web.RouteTableDef()
 UPSTREAMS = web.AppKey("upstreams", Upstreams)
 PENDING = web.AppKey("pending_feedback", set)
+UPSTREAM_FAILED = "upstream_failed"  # the 502 when every attempt failed
 
 
 class NoUpstream(RouterError):
@@ -82,7 +84,8 @@ def _learn(app: web.Application, route_id: str, ticket: RouteTicket, call: Call)
 
     async def record() -> None:
         try:
-            await app[STORE].record_feedback(route_id, ticket, facts)
+            result = await app[STORE].record_feedback(route_id, ticket, facts)
+            app[METRICS].fed_back(ticket, result.spend_usd)
         except Exception as exc:  # a storage fault must not fail the forwarded answer
             log.error("gateway_feedback_failed", route_id=route_id, error=str(exc))
 
@@ -99,7 +102,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     raw = await read_json(request)
     body = Fields(raw)
     stream = bool(body.boolean("stream"))
-    decision = app[ENGINE].decide(_route_request(config, body, caller.tenant))
+    route = _route_request(config, body, caller.tenant)
+    started = time.perf_counter()
+    decision = app[ENGINE].decide(route)
+    app[METRICS].decided(decision, time.perf_counter() - started)
     app[STORE].log_decision(decision)
     models = [m for m in (decision.model, *decision.fallbacks)
               if config.model(m).upstream is not None][:config.gateway.attempts]
@@ -127,8 +133,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             return web.Response(status=call.status or 502, body=call.body,
                                 content_type="application/json", headers=headers)
         failures.append(f"{model}: {call.reason}")
+    app[METRICS].error(UPSTREAM_FAILED)
     return _openai_error(502, "every upstream attempt failed: " + "; ".join(failures),
-                         "upstream_failed", headers={"x-route-bucket": decision.bucket})
+                         UPSTREAM_FAILED, headers={"x-route-bucket": decision.bucket})
 
 
 @ROUTES.get("/v1/models")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +24,7 @@ from bandit_router.errors import (
     UnknownModel,
     UnsupportedMediaType,
 )
-from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, ROUTE_IDS, STORE
+from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, METRICS, ROUTE_IDS, STORE
 from bandit_router.route_id import UnknownRoute
 from bandit_router.stats import (
     STATS_QUERY,
@@ -67,23 +68,28 @@ def _error(status: int, code: str, message: str, field: str | None = None,
 
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    count = request.app[METRICS].error
     try:
         return await handler(request)
     except RouterError as exc:
+        count(exc.code)
         response = json_response(exc.payload(), status=exc.status, headers=exc.headers)
         if isinstance(exc, UnreadableBody):
             response.force_close()
         return response
     except StorageError as exc:
+        count(Unavailable.code)
         log.error("storage_unavailable", error=str(exc), path=request.path)
         return _error(503, Unavailable.code, f"storage unavailable: {exc}")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        count(code)
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return _error(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason,
-                      headers=headers)
+        return _error(exc.status, code, exc.reason, headers=headers)
     except Exception:
+        count("internal")
         log.exception("internal_error", path=request.path)
         return _error(500, "internal", "internal error; the router keeps serving")
 
@@ -132,7 +138,9 @@ async def route(request: web.Request) -> web.Response:
     req = parse_route(await read_json(request), app[CONFIG].server.max_messages)
     if caller.tenant != req.tenant:
         req = replace(req, tenant=caller.tenant)
+    started = time.perf_counter()
     decision = app[ENGINE].decide(req)
+    app[METRICS].decided(decision, time.perf_counter() - started)
     app[STORE].log_decision(decision)
     if app[LOG_SAMPLER].random() < app[CONFIG].logging.decision_sample_rate:
         log.info("decision", route_id=decision.route_id, tenant=decision.tenant,
@@ -158,6 +166,8 @@ async def feedback(request: web.Request) -> web.Response:
         raise RouteNotFound(f"route_id expired: decisions older than {ttl_h:g} h "
                             f"(storage.decision_ttl_hours) take no feedback", "route_id")
     result = await app[STORE].record_feedback(route_id, ticket, facts, idempotency_key)
+    if not result.replayed:
+        app[METRICS].fed_back(ticket, result.spend_usd)
     applied = {fact: int(v) if fact.endswith("_tokens") else bool(v) if fact == "success" else v
                for fact, v in result.resolution.applied}
     log.info("feedback", route_id=route_id, tenant=ticket.tenant, policy=ticket.policy,
@@ -253,6 +263,17 @@ async def healthz(request: web.Request) -> web.Response:
                           "decisions_buffered": store.decisions_buffered,
                           "decisions_dropped": store.dropped_decisions},
                          status=200 if alive else 503)
+
+
+@ROUTES.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics. With keys configured: admin scope, and only the caller's tenant's
+    series (tenants never see each other); the process-wide ones (errors, decision time,
+    the write queue) are shown to every admin."""
+    caller = _caller(request, "admin")
+    tenant = None if request.app[KEYS].open else caller.tenant
+    body, content_type = request.app[METRICS].exposition(tenant, request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 @ROUTES.get("/openapi.json")

@@ -39,6 +39,7 @@ OPERATION_ERRORS = {
     ("post", "/v1/admin/models"): (*_BODY_ERRORS, 409, 503),
     ("patch", "/v1/admin/models/{name}"): (*_BODY_ERRORS, 404, 409, 503),
     ("get", "/v1/admin/audit"): (400, 401, 403, 503),
+    ("get", "/metrics"): (401, 403),
 }
 # the codes an operation can answer with a status, where not every code of that status
 OPERATION_CODES = {
@@ -53,7 +54,7 @@ SCOPE_OF = {("post", "/v1/route"): "route", ("post", "/v1/feedback"): "feedback"
             ("post", "/v1/chat/completions"): "route", ("get", "/v1/models"): None,
             ("get", "/v1/stats"): None, ("get", "/v1/admin/models"): "admin",
             ("post", "/v1/admin/models"): "admin", ("patch", "/v1/admin/models/{name}"): "admin",
-            ("get", "/v1/admin/audit"): "admin"}
+            ("get", "/v1/admin/audit"): "admin", ("get", "/metrics"): "admin"}
 UPSTREAM_FAILED = "upstream_failed"  # the gateway's 502, in OpenAI's error shape
 _STATUS_TEXT = {400: "Bad request: the body or a field is invalid",
                 401: "No API key, or an unknown one (only when keys are configured)",
@@ -623,6 +624,16 @@ def build(config: Config | None = None) -> dict:
             "models", "The gateway's aliases and the catalog's models",
             _json(_ref("ModelList"), "OpenAI's model list"), "get", "/v1/models",
             description="Any valid key.")},
+        "/metrics": {"get": op(
+            "metrics", "Prometheus metrics",
+            {"description": "The Prometheus text format (OpenMetrics when the Accept header "
+                            "asks for it)",
+             "content": {"text/plain": {"schema": {"type": "string"}},
+                         "application/openmetrics-text": {"schema": {"type": "string"}}}},
+            "get", "/metrics",
+            description="Scope: admin. With keys configured, the series labelled with a "
+                        "tenant are the caller's tenant's only; without keys, every "
+                        "tenant's. The README lists the metrics.")},
         "/healthz": {"get": op(
             "healthz", "Liveness and storage health (public)",
             _json(_ref("Health"), "Serving (status ok, or degraded while writes fail)"),

@@ -202,6 +202,7 @@ class FeedbackResult:
     feedback_id: int
     resolution: Resolution
     replayed: bool = False  # the stored answer to an earlier send with the same idempotency key
+    spend_usd: float = 0.0  # spend this message added (negative: corrected); 0 for a replay
 
     def to_json(self) -> bytes:
         r = self.resolution
@@ -370,7 +371,7 @@ class _RecordFeedback:
         self.book.stage(key, evidence)
         if delta.spend_usd:
             self.stage_spend((t.tenant, t.policy, delta.spend_usd, event.at))
-        return FeedbackResult(feedback_id, resolution)
+        return FeedbackResult(feedback_id, resolution, spend_usd=delta.spend_usd)
 
 
 class _Reset:
