@@ -12,7 +12,7 @@ import numpy as np
 import structlog
 from aiohttp import web
 
-from bandit_router import admin_models, gateway
+from bandit_router import admin_models, dashboard, gateway
 from bandit_router.auth import KeyRing
 from bandit_router.config import Config
 from bandit_router.engine import Engine
@@ -39,6 +39,7 @@ def create_app(config: Config, store: SqliteStore | None = None,
     app.add_routes(ROUTES)
     app.add_routes(gateway.ROUTES)
     app.add_routes(admin_models.ROUTES)
+    app.add_routes(dashboard.ROUTES)
     app.cleanup_ctx.append(lambda a: _lifecycle(a, clock))
     app.cleanup_ctx.append(gateway.lifecycle)  # opened after the store, closed before it
     return app

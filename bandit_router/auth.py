@@ -16,7 +16,7 @@ from aiohttp import web
 from bandit_router.config import DEFAULT_TENANT, SCOPES, AuthConfig
 from bandit_router.errors import RouterError
 
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/dashboard"})  # the page holds no data
 PRINCIPAL = "principal"  # the request-scoped key under which the caller is stored
 
 

@@ -634,6 +634,14 @@ def build(config: Config | None = None) -> dict:
             description="Scope: admin. With keys configured, the series labelled with a "
                         "tenant are the caller's tenant's only; without keys, every "
                         "tenant's. The README lists the metrics.")},
+        "/dashboard": {"get": op(
+            "dashboard", "The dashboard page (public; its data needs a key)",
+            {"description": "One self-contained HTML page that reads /v1/stats and /v1/arms",
+             "content": {"text/html": {"schema": {"type": "string"}}}},
+            "get", "/dashboard",
+            description="Needs no key: the page holds no data. With keys configured it asks "
+                        "for one (or takes #key=... from the URL fragment) and sends it with "
+                        "its requests.")},
         "/healthz": {"get": op(
             "healthz", "Liveness and storage health (public)",
             _json(_ref("Health"), "Serving (status ok, or degraded while writes fail)"),

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bandit_router.app import create_app
 from bandit_router.config import BudgetConfig, Config
-from tests.conftest import FakeClock
+from tests.conftest import ROOT, FakeClock
 from tests.test_auth import KEYS, auth, keyed, keyed_config  # noqa: F401  (fixtures)
 
 PROMPTS = ["Write a friendly haiku about the sea.",
@@ -190,3 +190,20 @@ async def test_openmetrics_is_served_when_asked(client):
     text = await r.text()
     assert text.rstrip().endswith("# EOF")
     assert "bandit_router_decisions_total{" in text
+
+
+async def test_the_readme_documents_every_metric(app_config: Config, clock: FakeClock):
+    config = replace(app_config, budgets=(BudgetConfig("daily", 2.0),))
+    async with TestClient(TestServer(create_app(config, clock=clock))) as c:
+        d = await _route(c, PROMPTS[0])
+        await _feedback(c, d["route_id"], quality=0.5)
+        await c.get("/nowhere")
+        r = await c.get("/metrics")
+        families = {f.name for f in text_string_to_metric_families(await r.text())}
+    readme = (ROOT / "README.md").read_text()
+    # the parser names a counter without its _total; the README uses the exposed name
+    exposed = {f"{name}_total" if f"{name}_total" in readme else name for name in families}
+    # prometheus-client's own: when each counter and histogram was created
+    exposed = {name for name in exposed if not name.endswith("_created")}
+    assert len(exposed) >= 17
+    assert not {name for name in exposed if f"`{name}`" not in readme}

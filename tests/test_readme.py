@@ -32,3 +32,9 @@ def test_every_config_key_is_documented():
     missing = sorted(k for k in keys if f"`{k}`" not in readme)
     assert len(keys) > 40
     assert not missing, f"config keys missing from the README's reference: {missing}"
+
+
+def test_the_readme_shows_the_dashboard_screenshot():
+    readme = (ROOT / "README.md").read_text()
+    assert "](docs/dashboard.png)" in readme
+    assert (ROOT / "docs" / "dashboard.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
