@@ -4,6 +4,7 @@ the numbers /v1/stats and /v1/arms report, refreshes by itself, and works with A
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import re
 from dataclasses import replace
@@ -178,9 +179,20 @@ async def test_with_keys_the_page_asks_for_one_and_shows_that_tenant(keyed):  # 
         await page.wait_for(f"{READY} >= 1")
         shown = await page.evaluate(SHOWN)
         assert page.errors == []
-    stats, _ = await _api(keyed, auth("acme-app"))
-    assert number(shown["decisions"]) == stats["totals"]["decisions"] == 5  # acme's only
-    assert shown["keyform_hidden"] and shown["hash"] == ""
+        stats, _ = await _api(keyed, auth("acme-app"))
+        assert number(shown["decisions"]) == stats["totals"]["decisions"] == 5  # acme's only
+        assert shown["keyform_hidden"] and shown["hash"] == ""
+        # a wrong key: refused, forgotten, and not tried again
+        await page.send("Page.navigate", url=url + "#key=not-a-key")
+        await page.wait_for("document.getElementById('status').textContent.includes('refused')")
+        asked = len(page.requests)
+        await asyncio.sleep(6)  # longer than the refresh interval
+        shown = await page.evaluate(SHOWN)
+        assert not shown["keyform_hidden"] and "invalid API key" in shown["status"]
+        assert await page.evaluate("sessionStorage.length") == 0
+        assert len(page.requests) == asked
+    # the browser reports the refused requests (401) itself; nothing else went wrong
+    assert page.errors and all("401" in e for e in page.errors), page.errors
 
 
 async def test_the_screenshot_script_makes_a_screenshot_without_errors(tmp_path: Path):

@@ -20,6 +20,7 @@ import openai
 import orjson
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_KEY = "sk-upstream-secret-abcdefghijklmnop"
@@ -312,3 +313,41 @@ def test_upstream_keys_never_reach_the_logs(gateway, client, upstream):
     time.sleep(0.3)  # the log thread writes every 50 ms
     assert UPSTREAM_KEY not in gateway.log.read_text()
     assert "gateway_call" in gateway.log.read_text()
+
+
+async def _counted(gateway) -> dict[tuple[str, str], float]:
+    """/metrics counters summed by (sample name, model or error code)."""
+    async with aiohttp.ClientSession() as s, s.get(f"{gateway.url}/metrics") as r:
+        text = await r.text()
+    out: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, sample.labels.get("model") or sample.labels.get("code", ""))
+            out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
+async def test_gateway_traffic_is_counted_in_the_metrics(gateway, async_client):
+    before = await _counted(gateway)
+    with pytest.raises(openai.APIStatusError):  # fail-model has no fallback here: a 502
+        await async_client.chat.completions.create(model="fail-model", messages=MESSAGES)
+    await async_client.chat.completions.create(model="good-model", messages=MESSAGES)
+    deadline = time.monotonic() + 10
+    while True:  # the gateway writes its feedback after answering
+        after = await _counted(gateway)
+        fed = [after.get(("bandit_router_feedback_total", m), 0)
+               - before.get(("bandit_router_feedback_total", m), 0)
+               for m in ("fail-model", "good-model")]
+        if fed == [1, 1] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert fed == [1, 1]
+
+    def grew(name: str, label: str) -> float:
+        return after.get((name, label), 0) - before.get((name, label), 0)
+
+    assert grew("bandit_router_decisions_total", "fail-model") == 1
+    assert grew("bandit_router_decisions_total", "good-model") == 1
+    assert grew("bandit_router_decision_seconds_count", "") == 2
+    assert grew("bandit_router_errors_total", "upstream_failed") == 1
+    assert grew("bandit_router_spend_usd_total", "good-model") > 0  # its usage, priced
