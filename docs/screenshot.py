@@ -88,7 +88,7 @@ async def make(out: Path, requests: int, seed_: int = 3) -> None:
     config = load(ROOT / "config.toml")
     clock = WalkingClock(time.time() - HOURS * 3600.0)
     with tempfile.TemporaryDirectory() as tmp:
-        config = replace(config, storage=replace(config.storage, path=f"{tmp}/router.db"),
+        config = replace(config, storage=replace(config.storage, url=f"{tmp}/router.db"),
                          budgets=(BudgetConfig("team-daily", 6.0 * requests / 2400),))
         async with TestClient(TestServer(create_app(config, clock=clock))) as client:
             await seed(client, clock, requests, np.random.default_rng(seed_))

@@ -170,7 +170,7 @@ async def test_with_keys_metrics_need_admin_and_show_one_tenant(keyed):  # noqa:
 async def test_each_app_counts_only_its_own_traffic(app_config: Config, tmp_path,
                                                     clock: FakeClock):
     other = replace(app_config, storage=replace(app_config.storage,
-                                                path=str(tmp_path / "other.db")))
+                                                url=str(tmp_path / "other.db")))
     async with TestClient(TestServer(create_app(app_config, clock=clock))) as a, \
             TestClient(TestServer(create_app(other, clock=clock))) as b:
         for _ in range(3):
