@@ -1,24 +1,28 @@
 """Prometheus metrics of one app, served at `GET /metrics`.
 
 Two kinds of numbers. What happens on the request path (decisions, feedback, spend, errors,
-decision time) is counted as it happens, in plain dicts: the event loop is the only writer,
-so an increment is a dict lookup and an addition, with no lock. What the service knows at
-any moment (posterior means, budgets, the write queue) is read from the engine and the store
-when Prometheus scrapes, so it is never stale and costs nothing between scrapes.
+decision time) is counted as it happens, by prometheus-client counters whose labelled
+children are looked up once and kept. What the service knows at any moment (posterior
+means, budgets, the write queue) is read from the engine and the store when Prometheus
+scrapes, so it is never stale and costs nothing between scrapes.
 
 Everything lives in this object, one per app (several apps share a test process): no
-metric is registered in prometheus_client's global default registry.
+metric is registered in prometheus-client's global default registry. Under
+`serve --workers N` the kernel hands each scrape to any one of the N processes, so the
+counters are kept in files that every worker reads (prometheus-client's multiprocess
+mode, `share_between_processes`): any worker answers with the sums over all of them.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from bandit_router.engine import Engine
 from bandit_router.store import SqliteStore
@@ -27,19 +31,32 @@ from bandit_router.types import Decision, RouteTicket
 PREFIX = "bandit_router"
 ARM_LABELS = ("tenant", "policy", "bucket", "model")
 ALL = "*"  # a budget's tenant or policy label when it covers every one
-# Deciding takes tens of microseconds; the buckets reach 100 ms to show a stalled loop.
-DECISION_BUCKETS = (25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
-                    50e-3, 100e-3)
+# A decision takes about 20 µs (README, Speed); the buckets reach 100 ms to show a stalled
+# loop.
+DECISION_BUCKETS = (10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 10e-3, 25e-3,
+                    100e-3)
+SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own switch
 
 
-@dataclass(slots=True)
-class _Tally:
-    """Counts of one (tenant, policy, bucket, model) since the process started."""
+def share_between_processes() -> str:
+    """Make the counters of processes forked from now on shared (for `serve --workers`):
+    a fresh directory for their files, named in the environment the children inherit."""
+    path = tempfile.mkdtemp(prefix="bandit-router-metrics-")
+    os.environ[SHARED_DIR] = path
+    return path
 
-    decisions: int = 0
-    feedback: int = 0
-    spend_usd: float = 0.0
-    spend_corrections_usd: float = 0.0
+
+_values_for: list[str] = []  # the shared directory prometheus-client's values were set for
+
+
+def _shared() -> str | None:
+    path = os.environ.get(SHARED_DIR)
+    if path and path not in _values_for:
+        # prometheus-client picks its value class when first imported, which in a worker
+        # happened in the parent, before the directory was chosen: pick again, now.
+        values.ValueClass = values.get_value_class()
+        _values_for.append(path)
+    return path
 
 
 class Metrics:
@@ -47,38 +64,56 @@ class Metrics:
 
     def __init__(self, state: Callable[[], tuple[Engine, SqliteStore] | None]) -> None:
         self._state = state  # None until the app has started
-        self._arms: defaultdict[tuple[str, str, str, str], _Tally] = defaultdict(_Tally)
+        self._shared = _shared()
         self.registry = CollectorRegistry(auto_describe=False)
+
+        def counter(name: str, text: str, labels: tuple[str, ...] = ARM_LABELS) -> Counter:
+            return Counter(f"{PREFIX}_{name}", text, labels, registry=self.registry)
+
+        self._decisions = counter("decisions", "Routing decisions made")
+        self._feedback = counter("feedback", "Feedback messages committed (replays of an "
+                                             "idempotency_key not counted)")
+        self._spend = counter("spend_usd", "Spend priced from feedback (a reported cost_usd "
+                                           "wins), in USD")
+        self._corrections = counter("spend_corrections_usd", "Spend taken back when a later "
+                                    "cost_usd replaced a call's token-priced charge, in USD; "
+                                    "net spend = spend - this")
+        self._errors = counter("errors", "Error answers, by error code", ("code",))
         self.decision_seconds = Histogram(
             f"{PREFIX}_decision_seconds", "Time to make one routing decision (features, "
             "bucket, sampling), in seconds", buckets=DECISION_BUCKETS, registry=self.registry)
-        self._errors = Counter(f"{PREFIX}_errors", "Error answers, by error code",
-                               ("code",), registry=self.registry)
-        self._error_children: dict[str, Counter] = {}
+        # labelled children, looked up once: .labels() validates and locks on every call
+        self._children: dict[tuple, Counter] = {}
+
+    def _child(self, counter: Counter, labels: tuple[str, ...]) -> Counter:
+        key = (id(counter), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        return child
 
     # --- the request path ---------------------------------------------------------------
 
     def decided(self, decision: Decision, seconds: float) -> None:
-        self._arms[(decision.tenant, decision.policy, decision.bucket,
-                    decision.model)].decisions += 1
+        labels = (decision.tenant, decision.policy, decision.bucket, decision.model)
+        self._child(self._decisions, labels).inc()
         self.decision_seconds.observe(seconds)
 
     def fed_back(self, ticket: RouteTicket, spend_usd: float) -> None:
         """A committed feedback message (not a replay) and the spend it added; a negative
         amount is a correction (a cost_usd that replaced a call's token-priced charge),
         counted apart so that both counters only grow, as Prometheus requires."""
-        tally = self._arms[(ticket.tenant, ticket.policy, ticket.bucket, ticket.model)]
-        tally.feedback += 1
+        labels = (ticket.tenant, ticket.policy, ticket.bucket, ticket.model)
+        self._child(self._feedback, labels).inc()
+        spend, corrections = self._child(self._spend, labels), self._child(self._corrections,
+                                                                            labels)
         if spend_usd >= 0:
-            tally.spend_usd += spend_usd
+            spend.inc(spend_usd)
         else:
-            tally.spend_corrections_usd -= spend_usd
+            corrections.inc(-spend_usd)
 
     def error(self, code: str) -> None:
-        child = self._error_children.get(code)
-        if child is None:
-            child = self._error_children[code] = self._errors.labels(code=code)
-        child.inc()
+        self._child(self._errors, (code,)).inc()
 
     # --- a scrape ------------------------------------------------------------------------
 
@@ -89,35 +124,20 @@ class Metrics:
         return encoder(_Scrape(self, tenant)), content_type
 
     def families(self, tenant: str | None) -> Iterator[Metric]:
-        yield from self.registry.collect()
-        yield from self._counted(tenant)
+        counted: Iterable[Metric] = self.registry.collect()
+        if self._shared is not None:  # every worker's counters, summed
+            counted = MultiProcessCollector(None, path=self._shared).collect()
+        for family in counted:
+            if tenant is not None:
+                family.samples = [s for s in family.samples
+                                  if s.labels.get("tenant", tenant) == tenant]
+            yield family
         state = self._state()
         if state is not None:
             engine, store = state
             yield from _posteriors(engine, tenant)
             yield from _budgets(engine, tenant)
             yield from _storage(store)
-
-    def _counted(self, tenant: str | None) -> Iterator[Metric]:
-        families = {
-            "decisions": CounterMetricFamily(
-                f"{PREFIX}_decisions", "Routing decisions made", labels=ARM_LABELS),
-            "feedback": CounterMetricFamily(
-                f"{PREFIX}_feedback", "Feedback messages committed (replays of an "
-                "idempotency_key not counted)", labels=ARM_LABELS),
-            "spend_usd": CounterMetricFamily(
-                f"{PREFIX}_spend_usd", "Spend priced from feedback (a reported cost_usd "
-                "wins), in USD", labels=ARM_LABELS),
-            "spend_corrections_usd": CounterMetricFamily(
-                f"{PREFIX}_spend_corrections_usd", "Spend taken back when a later cost_usd "
-                "replaced a call's token-priced charge, in USD; net spend = spend - this",
-                labels=ARM_LABELS),
-        }
-        for key, tally in sorted(self._arms.items()):
-            if tenant is None or key[0] == tenant:
-                for name, family in families.items():
-                    family.add_metric(key, getattr(tally, name))
-        yield from families.values()
 
 
 class _Scrape:

@@ -15,12 +15,15 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
 import structlog
+
+from bandit_router.metrics import share_between_processes
 
 RESTART_PAUSE_S = 1.0
 log = structlog.get_logger("bandit_router.workers")
@@ -42,6 +45,9 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        # any worker may answer a scrape of /metrics: they keep their counters where
+        # every one of them can read all of them
+        metrics_dir = share_between_processes()
         self._children = [self._start(i) for i in range(self.n)]
         while not self._stopping:
             time.sleep(0.2)
@@ -55,6 +61,7 @@ class Supervisor:
         for child in self._children:
             child.join()
             codes.append(child.exitcode)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         return 0 if all(code == 0 for code in codes) else 1
 
     def _start(self, index: int) -> BaseProcess:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bandit_router.bench.service import command, free_port, rebuild_check
 from tests.stores import count_rows
@@ -78,6 +79,31 @@ async def test_two_workers_share_the_port_and_the_store(workers):
     assert count_rows(str(db), "SELECT count(DISTINCT route_id) FROM feedback") == 300
     check = rebuild_check(config, db)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+async def _scrape(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    async with session.get(f"{url}/metrics", headers={"Connection": "close"}) as r:
+        assert r.status == 200
+        text = await r.text()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[sample.name] = out.get(sample.name, 0.0) + sample.value
+    return out
+
+
+async def test_any_worker_answers_metrics_with_every_workers_counts(workers):
+    proc, url, _, _ = workers
+    async with aiohttp.ClientSession() as s:
+        await _healthy(s, url)
+        acked = await _route_and_feedback(s, url, 120)
+        scrapes = [await _scrape(s, url) for _ in range(8)]
+    for m in scrapes:  # each scrape may be answered by either worker: all say the same
+        assert m["bandit_router_decisions_total"] == len(acked) == 120
+        assert m["bandit_router_feedback_total"] == 120
+        assert m["bandit_router_decision_seconds_count"] == 120
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
 
 
 async def test_a_worker_that_dies_is_replaced(workers):
