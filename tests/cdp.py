@@ -8,7 +8,9 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -115,11 +117,13 @@ class Page:
 async def chromium():
     """A headless Chromium and a blank tab in it; the tab's `Page`."""
     assert CHROMIUM, "chromium is not installed"
-    with tempfile.TemporaryDirectory(prefix="bandit-router-chromium-") as profile:
-        proc = subprocess.Popen(
+    # cleanup errors ignored: a helper process may still write to the profile as it exits
+    with tempfile.TemporaryDirectory(prefix="bandit-router-chromium-",
+                                     ignore_cleanup_errors=True) as profile:
+        proc = subprocess.Popen(  # its own process group: its helpers are stopped with it
             [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
              "--remote-debugging-address=127.0.0.1", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             port_file = Path(profile) / "DevToolsActivePort"
             deadline = time.monotonic() + 30
@@ -139,9 +143,17 @@ async def chromium():
                 finally:
                     await page.close()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End the chromium this module started, and its helper processes (its group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # helpers that outlived it

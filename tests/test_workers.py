@@ -35,7 +35,9 @@ def workers(tmp_path: Path):
                                  "--db", str(db), "--port", str(port)],
                                 stdout=log, stderr=subprocess.STDOUT)
     yield proc, f"http://127.0.0.1:{port}", db, config
-    if proc.poll() is None:
+    if proc.poll() is None:  # a test failed midway: its workers too, or they are orphaned
+        for child in _children(proc.pid):
+            os.kill(child, signal.SIGKILL)
         proc.kill()
         proc.wait()
 
