@@ -297,14 +297,43 @@ class _ReadUsage:
         return read_usage(db.conn, *self.args)
 
 
+class _BatchWrites:
+    """The arm snapshots and usage a write transaction's feedback produced, written once
+    just before it commits: one statement each per transaction, not per feedback (on
+    PostgreSQL every statement is a round trip)."""
+
+    def __init__(self) -> None:
+        self.arms: dict[ArmKey, Evidence] = {}
+        self.usage: dict[tuple[str, str, str, str, float], Tally] = {}
+
+    def arm(self, key: ArmKey, evidence: Evidence) -> None:
+        self.arms[key] = evidence
+
+    def add(self, key: tuple[str, str, str, str, float], tally: Tally) -> None:
+        self.usage.setdefault(key, Tally()).add(tally)
+
+    def write(self, db: Database) -> None:
+        if self.arms:
+            write_arms(db, self.arms)
+        if self.usage:
+            add_usage(db, [(*key, tally) for key, tally in self.usage.items()])
+        self.clear()
+
+    def clear(self) -> None:
+        self.arms, self.usage = {}, {}
+
+
 class _RecordFeedback:
     refusable = True
+    # Conflicts (a fact told otherwise, an idempotency key reused) are found by reading,
+    # before anything is written; within a batch, the rows of earlier jobs are visible.
+    refuses_before_writing = True
 
     def __init__(self, book: ArmBook, clock: Callable[[], float], route_id: str,
                  ticket: RouteTicket, facts: Facts, idempotency_key: str | None,
                  prices: Callable[[str], Prices | None],
-                 stage_spend: Callable[[Spent], None]) -> None:
-        self.book, self.clock = book, clock
+                 stage_spend: Callable[[Spent], None], batch: _BatchWrites) -> None:
+        self.book, self.clock, self.batch = book, clock, batch
         self.prices, self.stage_spend = prices, stage_spend
         self.route_id, self.ticket, self.facts = route_id, ticket, facts
         self.idempotency_key = idempotency_key
@@ -360,14 +389,14 @@ class _RecordFeedback:
             [(self.route_id, fact, value, feedback_id,
               int(resolution.derived_quality and fact == "quality"))
              for fact, value in resolution.applied])
-        write_arms(db, {key: evidence})
         quality = dict(resolution.applied).get("quality")
-        add_usage(db, [(t.tenant, t.policy, t.bucket, t.model, hour_of(event.at), Tally(
+        # last: only once every statement has succeeded
+        self.batch.arm(key, evidence)
+        self.batch.add((t.tenant, t.policy, t.bucket, t.model, hour_of(event.at)), Tally(
             routes_with_feedback=0 if rows else 1, spend_usd=delta.spend_usd,
             tokened_spend_usd=delta.tokened_spend_usd, input_tokens=delta.input_tokens,
             output_tokens=delta.output_tokens, quality_sum=quality or 0.0,
-            quality_n=0 if quality is None else 1))])
-        # last: only once every statement has succeeded
+            quality_n=0 if quality is None else 1))
         self.book.stage(key, evidence)
         if delta.spend_usd:
             self.stage_spend((t.tenant, t.policy, delta.spend_usd, event.at))
@@ -446,6 +475,7 @@ class SqliteStore:
         self._publish: Callable[[dict[ArmKey, Evidence]], None] = lambda changes: None
         self._on_spend: Callable[[list[Spent]], None] = lambda spent: None
         self._spent: list[Spent] = []  # staged by the writer, published on commit
+        self._batch = _BatchWrites()  # written by the writer just before each commit
         self._catalog = catalog_log.CatalogBook(from_config(config.models))
         self._on_catalog: catalog_log.Publish = lambda entries: None
         self._decisions: list[Decision] = []
@@ -460,7 +490,7 @@ class SqliteStore:
                               config.storage.max_batch, on_commit=self._committed,
                               on_rollback=self._rolled_back,
                               on_reopen=self._resync, on_begin=self._fold_others,
-                              before_commit=self._note_log_end, **_faults(self.location))
+                              before_commit=self._before_commit, **_faults(self.location))
 
     async def open(self, publish: Callable[[dict[ArmKey, Evidence]], None],
                    on_spend: Callable[[list[Spent]], None] = lambda spent: None,
@@ -525,7 +555,9 @@ class SqliteStore:
         if catalog != self._catalog.current():
             self._catalog.stage(catalog)
 
-    def _note_log_end(self, db: Database) -> None:
+    def _before_commit(self, db: Database) -> None:
+        """Writer thread, last thing in a write transaction."""
+        self._batch.write(db)
         if self._seen is not None:
             self._seen_staged = last_feedback_id(db)
         if self._audit_seen is not None:  # our own changes, folded already
@@ -552,6 +584,7 @@ class SqliteStore:
         self._spent.append(spent)  # writer thread; published by _committed
 
     def _rolled_back(self) -> None:
+        self._batch.clear()
         self._book.discard()
         self._catalog.discard()
         self._spent = []
@@ -608,7 +641,7 @@ class SqliteStore:
                               idempotency_key: str | None = None) -> FeedbackResult:
         """Apply and commit one feedback message; returns once it is durable."""
         job = _RecordFeedback(self._book, self._clock, route_id, ticket, facts,
-                              idempotency_key, self.price_of, self._stage_spend)
+                              idempotency_key, self.price_of, self._stage_spend, self._batch)
         return await asyncio.wrap_future(self._writer.submit(job))
 
     async def reset(self, tenant: str, policy: str | None = None, bucket: str | None = None,
