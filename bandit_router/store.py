@@ -32,7 +32,7 @@ from bandit_router.route_id import new_key, new_nonce
 from bandit_router.spend import Prices, charge, hour_of
 from bandit_router.stats import Tally, UsageRow, read_usage
 from bandit_router.types import ArmKey, Decision, Facts, FeedbackEvent, RouteTicket
-from bandit_router.writer import StorageError, Writer
+from bandit_router.writer import StorageError, Writer, begin_immediate
 
 log = structlog.get_logger("bandit_router.store")
 DECISION_BATCH = 256  # decisions written per job
@@ -106,6 +106,7 @@ def connect_for_writing(url: str, synchronous: str = "full") -> Database:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("DELETE FROM meta WHERE 0")  # a write statement that changes nothing
         conn.execute("ROLLBACK")
+        conn.execute("PRAGMA busy_timeout = 0")  # the writer waits for locks itself
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StorageError(f"cannot write to database {url!r}: {exc}{_hint(exc)}") from exc
@@ -436,9 +437,10 @@ class _Reset:
 
 
 def _faults(location: Location) -> dict:
-    """How the writer tells a refused job from a lost connection, per backend."""
+    """How the writer begins a write transaction, and tells a refused job from a lost
+    connection, per backend."""
     if location.kind == "sqlite":
-        return {}
+        return {"begin": lambda conn: begin_immediate(conn, BUSY_TIMEOUT_S)}
     from bandit_router import postgres
 
     return {"integrity_errors": postgres.INTEGRITY_ERRORS,

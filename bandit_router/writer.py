@@ -54,6 +54,29 @@ _REOPEN_AFTER = ("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CORRUPT", "SQLITE_NO
                  "SQLITE_CANTOPEN")
 
 
+LOCK_POLL_S = 0.0005  # between attempts at the write lock another process holds
+
+
+def begin_immediate(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """BEGIN IMMEDIATE, waiting up to `timeout_s` for a write lock another process holds.
+
+    SQLite's own busy handler sleeps in growing steps (up to 100 ms), so two processes
+    taking turns at the lock (`serve --workers 2`) would each wait far longer than the
+    other holds it; polling every half millisecond hands the lock over promptly. The
+    connection's busy timeout must be 0 for this to be the only wait.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY")
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(LOCK_POLL_S)
+
+
 def _needs_reopen(exc: BaseException) -> bool:
     name = getattr(exc, "sqlite_errorname", None) or ""
     return name.startswith(_REOPEN_AFTER)
@@ -67,7 +90,10 @@ class Writer:
                  on_begin: Callable[[Database], None] = lambda db: None,
                  before_commit: Callable[[Database], None] = lambda db: None,
                  integrity_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,),
-                 needs_reopen: Callable[[BaseException], bool] = _needs_reopen) -> None:
+                 needs_reopen: Callable[[BaseException], bool] = _needs_reopen,
+                 begin: Callable[[Any], None] = lambda conn: conn.execute("BEGIN IMMEDIATE"),
+                 ) -> None:
+        self._begin = begin
         self._open_db = open_db
         self._integrity_errors = integrity_errors
         self._needs_reopen = needs_reopen
@@ -159,7 +185,7 @@ class Writer:
             conn = self.db.conn
             # IMMEDIATE: take the write lock first, so that a lock held by another process
             # is waited for (up to the busy timeout) instead of failing mid-batch.
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn)
             try:
                 self._on_begin(self.db)
                 for job, future in batch:
