@@ -20,19 +20,19 @@ from bandit_router.handlers import ROUTES, error_middleware
 from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, METRICS, ROUTE_IDS, STORE
 from bandit_router.metrics import Metrics
 from bandit_router.route_id import RouteIds
-from bandit_router.store import DECISION_FLUSH_S, SqliteStore
+from bandit_router.store import DECISION_FLUSH_S, Store
 
 log = structlog.get_logger("bandit_router")
 PRUNE_EVERY_S = 600.0
 
 
-def create_app(config: Config, store: SqliteStore | None = None,
+def create_app(config: Config, store: Store | None = None,
                clock: Callable[[], float] = time.time) -> web.Application:
     """The service. `store` defaults to the config's SQLite file; tests may pass their own."""
     app = web.Application(client_max_size=config.server.max_body_bytes,
                           middlewares=[error_middleware])
     app[CONFIG] = config
-    app[STORE] = store or SqliteStore(config, clock=clock)
+    app[STORE] = store or Store(config, clock=clock)
     app[LOG_SAMPLER] = random.Random(config.routing.seed)
     app[KEYS] = KeyRing(config.auth)
     app[METRICS] = Metrics(lambda: (app[ENGINE], app[STORE]) if ENGINE in app else None)
@@ -79,13 +79,13 @@ def _spent(engine: Engine, spent: list[tuple[str, str, float, float]]) -> None:
         engine.spent(tenant, policy, usd, at)
 
 
-async def _flush_forever(store: SqliteStore) -> None:
+async def _flush_forever(store: Store) -> None:
     while True:
         await asyncio.sleep(DECISION_FLUSH_S)
         store.flush_decisions()
 
 
-async def _sync_forever(store: SqliteStore, interval_ms: float) -> None:
+async def _sync_forever(store: Store, interval_ms: float) -> None:
     while True:
         await asyncio.sleep(interval_ms / 1000.0)
         store.sync()

@@ -11,10 +11,10 @@ from bandit_router.config import Config
 from bandit_router.engine import Engine
 from bandit_router.metrics import Metrics
 from bandit_router.route_id import RouteIds
-from bandit_router.store import SqliteStore
+from bandit_router.store import Store
 
 CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", SqliteStore)
+STORE = web.AppKey("store", Store)
 ENGINE = web.AppKey("engine", Engine)
 ROUTE_IDS = web.AppKey("route_ids", RouteIds)
 LOG_SAMPLER = web.AppKey("log_sampler", random.Random)

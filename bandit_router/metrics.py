@@ -25,7 +25,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from bandit_router.engine import Engine
-from bandit_router.store import SqliteStore
+from bandit_router.store import Store
 from bandit_router.types import Decision, RouteTicket
 
 PREFIX = "bandit_router"
@@ -62,7 +62,7 @@ def _shared() -> str | None:
 class Metrics:
     """The app's counters, and the view of its state that a scrape reads."""
 
-    def __init__(self, state: Callable[[], tuple[Engine, SqliteStore] | None]) -> None:
+    def __init__(self, state: Callable[[], tuple[Engine, Store] | None]) -> None:
         self._state = state  # None until the app has started
         self._shared = _shared()
         self.registry = CollectorRegistry(auto_describe=False)
@@ -191,7 +191,7 @@ def _budgets(engine: Engine, tenant: str | None) -> Iterator[Metric]:
     yield from (limit, spent, remaining, price)
 
 
-def _storage(store: SqliteStore) -> Iterator[Metric]:
+def _storage(store: Store) -> Iterator[Metric]:
     yield GaugeMetricFamily(f"{PREFIX}_write_queue_depth", "Jobs waiting for the database "
                             "writer thread", value=store.queue_depth)
     yield GaugeMetricFamily(f"{PREFIX}_decisions_buffered", "Decisions waiting to be "

@@ -1,4 +1,5 @@
-"""SQLite storage: the event log, the posterior snapshot, and what the service loads at start.
+"""Storage: the event log, the posterior snapshot, and what the service loads at start, in
+a SQLite file or a PostgreSQL database (the same SQL on both; see `postgres.py`).
 
 All SQL runs on the writer thread (`writer.Writer`). Feedback is learned there too, with
 the same `ArmBook` a rebuild uses, and its new evidence is written to the snapshot in the
@@ -456,7 +457,7 @@ class _Sync:
         return None
 
 
-class SqliteStore:
+class Store:
     """The service's storage edge. Call `open` once, then use it from the event loop.
 
     Several replicas (processes, machines) may share one database. The feedback log is

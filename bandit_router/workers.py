@@ -3,7 +3,7 @@
 The parent prepares the store (migrations run once, here, not raced by N children), then
 starts N children that each bind the same port with SO_REUSEPORT, so the kernel spreads
 connections over them. Each child is a full replica: arms in memory, its own writer, and
-the shared log folded in every `storage.sync_interval_ms` (see `store.SqliteStore`).
+the shared log folded in every `storage.sync_interval_ms` (see `store.Store`).
 
 The parent only supervises: SIGTERM or SIGINT is passed on to every child (each flushes
 and exits 0), and a child that dies on its own is started again after a short pause, so
@@ -56,7 +56,8 @@ class Supervisor:
                     log.error("worker_died", worker=i, pid=child.pid, exitcode=child.exitcode,
                               why="restarting it")
                     time.sleep(RESTART_PAUSE_S)
-                    self._children[i] = self._start(i)
+                    if not self._stopping:  # a SIGTERM during the pause: stay stopped
+                        self._children[i] = self._start(i)
         codes = []
         for child in self._children:
             child.join()

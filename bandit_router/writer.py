@@ -1,9 +1,11 @@
-"""One thread that owns the SQLite connection and commits jobs in groups.
+"""One thread that owns the store's connection (SQLite, or PostgreSQL through
+`postgres.PgDatabase`) and commits jobs in groups.
 
 Callers on the event loop submit jobs and await their futures; the thread takes whatever
-has queued up (up to `max_batch`), runs each job in its own savepoint inside one
-transaction, commits once, and only then resolves the futures. An acknowledgement
-therefore always means "committed", and a burst of writes costs one commit.
+has queued up (up to `max_batch`), runs each job (in its own savepoint where it may be
+refused alone) inside one transaction, commits once, and only then resolves the futures.
+An acknowledgement therefore always means "committed", and a burst of writes costs one
+commit.
 
 A batch whose transaction fails (disk full, database locked past the busy timeout, an I/O
 error) answers every job in it with `StorageError` and changes nothing. The thread lives

@@ -10,7 +10,7 @@ import pytest
 
 from bandit_router.bench.service import command
 from bandit_router.config import Config
-from bandit_router.store import SqliteStore, read_arms, read_log
+from bandit_router.store import Store, read_arms, read_log
 from bandit_router.types import Facts, RouteTicket
 from tests.stores import create_database, drop_database, off_loop, postgres_or_skip
 
@@ -26,7 +26,7 @@ def _migrate(source: str, target: str) -> subprocess.CompletedProcess:
 
 async def _fill(config: Config, url: str, n: int) -> None:
     """n feedback messages (every other one with an idempotency key) and a reset."""
-    store = SqliteStore(config, path=url)
+    store = Store(config, path=url)
     await store.open(publish=lambda changes: None)
     for i in range(n):
         ticket = RouteTicket("default", "chat:low", MODELS[i % 3], 0.0, 10, f"n{i}")
@@ -79,7 +79,7 @@ async def test_sqlite_to_postgresql_and_back_copies_everything(pg_config, tmp_pa
     assert _contents(pg_url) == original
 
     # the copy is a working store: new feedback gets new ids, after the copied ones
-    store = SqliteStore(pg_config, path=pg_url)
+    store = Store(pg_config, path=pg_url)
     loaded = await store.open(publish=lambda changes: None)
     assert loaded.route_key == original[0]  # route_ids handed out before still verify
     result = await store.record_feedback(

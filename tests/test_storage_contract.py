@@ -1,6 +1,6 @@
 """One storage contract, every backend: the same tests on a SQLite file and on PostgreSQL.
 
-Each test opens the store the service uses (`SqliteStore`, whose SQL runs on either
+Each test opens the store the service uses (`Store`, whose SQL runs on either
 backend) on a fresh store of each kind, and checks what it promises: the feedback log,
 idempotency, the posterior snapshot, rebuilds, migrations, and replicas sharing one store.
 """
@@ -18,7 +18,7 @@ from bandit_router.config import Config
 from bandit_router.errors import FactConflict, IdempotencyConflict
 from bandit_router.posterior import Evidence
 from bandit_router.rebuild import rebuild
-from bandit_router.store import SqliteStore, connect, read_arms, read_log
+from bandit_router.store import Store, connect, read_arms, read_log
 from bandit_router.types import ArmKey, Facts, RouteTicket
 from tests.stores import off_loop
 
@@ -34,7 +34,7 @@ class Opened:
     """A store opened like the service opens it, with what it published to the engine."""
 
     def __init__(self, config: Config, url: str) -> None:
-        self.store = SqliteStore(config, path=url)
+        self.store = Store(config, path=url)
         self.published: dict[ArmKey, Evidence] = {}
 
     async def __aenter__(self) -> Opened:

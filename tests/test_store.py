@@ -23,7 +23,7 @@ from bandit_router.config import Config
 from bandit_router.keys import ENGINE, STORE
 from bandit_router.posterior import Evidence
 from bandit_router.rebuild import rebuild
-from bandit_router.store import SqliteStore, _RecordFeedback, connect, read_arms
+from bandit_router.store import Store, _RecordFeedback, connect, read_arms
 from bandit_router.types import ArmKey, Facts, RouteTicket
 
 # --- helpers -----------------------------------------------------------------------------
@@ -107,13 +107,13 @@ class Poison:
         db.execute("INSERT INTO no_such_table VALUES (1)")
 
 
-async def drained(store: SqliteStore) -> None:
+async def drained(store: Store) -> None:
     """Await everything logged or queued before now (the writer runs jobs in order)."""
     store.flush_decisions()
     assert await asyncio.wrap_future(store._writer.submit(Noop())) == "done"
 
 
-async def hold(store: SqliteStore) -> Gate:
+async def hold(store: Store) -> Gate:
     """Block the writer; returns once the writer thread is inside the gate job."""
     await drained(store)
     gate = Gate()
@@ -122,7 +122,7 @@ async def hold(store: SqliteStore) -> Gate:
     return gate
 
 
-def count_feedback_jobs(monkeypatch, store: SqliteStore, expected: int) -> asyncio.Event:
+def count_feedback_jobs(monkeypatch, store: Store, expected: int) -> asyncio.Event:
     """An event set once `expected` feedback jobs have been handed to the writer."""
     writer, original = store._writer, store._writer.submit
     queued = asyncio.Event()
@@ -247,7 +247,7 @@ async def test_hundreds_of_concurrent_feedbacks_share_few_commits(app_config, cl
 
 async def test_gathered_feedbacks_on_the_store_commit_in_groups(app_config, clock, db_path):
     n = 500
-    store = SqliteStore(app_config, clock=clock)
+    store = Store(app_config, clock=clock)
     published: dict[ArmKey, Evidence] = {}
     await store.open(publish=published.update)
     try:

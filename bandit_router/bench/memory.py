@@ -1,7 +1,7 @@
 """Memory under a long run: a million decisions through the service's own parts.
 
 In process, on one event loop: each request is validated, decided by the `Engine`, logged
-(structlog to /dev/null), and its decision handed to the `SqliteStore` (batched writes to
+(structlog to /dev/null), and its decision handed to the `Store` (batched writes to
 a real SQLite file), while a simulated clock runs at one request per millisecond and the
 store prunes decisions older than a short time-to-live, as the service does in the
 background. Resident memory is read before and after; nothing is kept per decision.
@@ -27,7 +27,7 @@ from bandit_router.config import Config
 from bandit_router.engine import Engine
 from bandit_router.route_id import RouteIds
 from bandit_router.simulate import Clock
-from bandit_router.store import SqliteStore
+from bandit_router.store import Store
 from bandit_router.wire import parse_route
 
 TTL_S = 60.0  # decisions older than this (simulated) are pruned
@@ -45,7 +45,7 @@ async def _run(config: Config, decisions: int, db: Path, progress) -> dict:
     clock = Clock()
     config = replace(config, storage=replace(config.storage, url=str(db),
                                              decision_ttl_hours=TTL_S / 3600))
-    store = SqliteStore(config, clock=clock)
+    store = Store(config, clock=clock)
     loaded = await store.open(publish=lambda changes: None)
     engine = Engine(config, RouteIds(loaded.route_key), np.random.default_rng(0), clock)
     logger = structlog.get_logger("bandit_router")
