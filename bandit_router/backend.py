@@ -8,11 +8,19 @@ database, shared by every replica that names it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 Kind = Literal["sqlite", "postgresql"]
+
+
+_PASSWORD = re.compile(r"(//[^:/@]*):[^@/]*@")
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    return _PASSWORD.sub(r"\1:***@", url)
 
 
 class BadLocation(ValueError):
@@ -29,12 +37,7 @@ class Location:
         """For logs and errors: a PostgreSQL password never appears."""
         if self.kind == "sqlite":
             return self.target
-        parts = urlsplit(self.target)
-        if parts.password is None:
-            return self.target
-        host = parts.hostname or ""
-        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
+        return redacted(self.target)
 
 
 def locate(url: str) -> Location:
@@ -46,9 +49,10 @@ def locate(url: str) -> Location:
     if scheme == "sqlite":
         path = url[len("sqlite:///"):] if url.lower().startswith("sqlite:///") else ""
         if not path:
-            raise BadLocation(f"{url!r}: write sqlite:///relative/path.db or "
+            raise BadLocation(f"{redacted(url)!r}: write sqlite:///relative/path.db or "
                               "sqlite:////absolute/path.db")
         return Location("sqlite", path)
     if scheme:
-        raise BadLocation(f"{url!r}: the backend must be sqlite:// or postgresql://")
+        raise BadLocation(f"{redacted(url)!r}: the backend must be sqlite:// or "
+                          "postgresql://")
     return Location("sqlite", url)

@@ -230,14 +230,14 @@ def _report(config: Config, args: argparse.Namespace) -> int:
         raise StorageError(f"no database at {location.target!r} (pass --db, or run from the "
                            "service's working directory)")
     db = connect(config.storage.url, config.storage.synchronous)
-    # the catalog the service serves: runtime changes (models added, prices) on top of the file
-    changes, _ = LoadChanges().run(db)
-    config = replace(config, models=tuple(
-        e.model for e in replay(config.models, changes, os.environ).entries))
-    if args.reference is not None and args.reference not in {m.name for m in config.models}:
-        db.conn.close()
-        raise ConfigError("--reference", f"{args.reference!r} is not a model in the catalog")
     try:
+        # the catalog the service serves: runtime changes (models added, prices) on top of
+        # the file
+        changes, _ = LoadChanges().run(db)
+        config = replace(config, models=tuple(
+            e.model for e in replay(config.models, changes, os.environ).entries))
+        if args.reference is not None and args.reference not in {m.name for m in config.models}:
+            raise ConfigError("--reference", f"{args.reference!r} is not a model in the catalog")
         stats = usage_stats(db.conn, config, time.time(), args.window, args.tenant,
                             args.policy, args.bucket, args.reference)
     finally:

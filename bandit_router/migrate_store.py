@@ -73,7 +73,7 @@ def migrate(config: Config, source: str, target: str,
 def _copy(config: Config, src, dst, target_kind: str,
           progress: Callable[[str, int], None]) -> Copied:
     with dst.atomic():
-        for table in ("meta", "feedback", "arms", "decisions"):
+        for table in TABLES:
             if dst.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
                 raise StorageError(f"the target is not empty (its {table} table has rows); "
                                    "migrate into a new, empty store")

@@ -39,6 +39,10 @@ INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (
 _PLACEHOLDER = re.compile(r"\?")
 
 
+class TransactionRolledBack(RuntimeError):
+    """A COMMIT that PostgreSQL turned into a rollback: nothing of it was saved."""
+
+
 def _numbered(sql: str) -> str:
     """sqlite's `?` placeholders as PostgreSQL's `$1, $2, ...` (our SQL has no `?` in
     string literals)."""
@@ -85,6 +89,9 @@ class PgConnection:
         if verb.startswith(("SELECT", "WITH")) or " RETURNING " in sql.upper():
             return Result(self._db.run(conn.fetch(text, *params)), 0)
         status = self._db.run(conn.execute(text, *params))
+        if verb.startswith("COMMIT") and status == "ROLLBACK":
+            # PostgreSQL answers COMMIT of a failed transaction by rolling it back, quietly
+            raise TransactionRolledBack("the transaction had failed and was rolled back")
         count = status.rsplit(" ", 1)[-1]
         return Result(None, int(count) if count.isdigit() else 0)
 
@@ -142,13 +149,14 @@ class PgDatabase:
     def atomic(self) -> Iterator[None]:
         """A transaction holding the write lock, so what it reads is consistent (commits on
         success, rolls back on error)."""
-        self.conn.execute("BEGIN")
         try:
+            self.conn.execute("BEGIN")
             yield
         except BaseException:
-            self.run(self.connection.execute("ROLLBACK"))
+            if self.connection.is_in_transaction():
+                self.run(self.connection.execute("ROLLBACK"))
             raise
-        self.run(self.connection.execute("COMMIT"))
+        self.conn.execute("COMMIT")
 
     def close(self) -> None:
         if self._loop.is_closed():

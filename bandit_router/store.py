@@ -409,8 +409,9 @@ class _Reset:
     refusable = False
 
     def __init__(self, book: ArmBook, clock: Callable[[], float], tenant: str,
-                 policy: str | None, bucket: str | None, model: str | None) -> None:
-        self.book, self.clock = book, clock
+                 policy: str | None, bucket: str | None, model: str | None,
+                 batch: _BatchWrites) -> None:
+        self.book, self.clock, self.batch = book, clock, batch
         self.tenant, self.policy, self.bucket, self.model = tenant, policy, bucket, model
 
     def _matches(self, key: ArmKey) -> bool:
@@ -432,7 +433,9 @@ class _Reset:
                 [route_id, now, key.policy, key.bucket, key.model, key.tenant]).fetchone()[0]
             db.execute("INSERT INTO feedback_facts (route_id, fact, value, feedback_id) "
                        "VALUES (?, 'reset', 1.0, ?)", [route_id, feedback_id])
-            write_arms(db, {key: evidence})
+            # through the batch, like feedback: a feedback earlier in the same transaction
+            # must not write its older evidence over the reset at commit
+            self.batch.arm(key, evidence)
             self.book.stage(key, evidence)
         return keys
 
@@ -599,8 +602,14 @@ class Store:
         commit that reported an error may still have reached the disk."""
         with db.atomic():  # the snapshot and the log's end it reflects, read together
             arms, end = read_arms(db), last_feedback_id(db)
+            # spend committed since we last looked (by other replicas, or by our own commit
+            # that reported an error): the snapshot carries evidence, not budgets' spend
+            missed = [] if self._seen is None else db.execute(
+                "SELECT tenant, policy, spend_usd, received_at FROM feedback "
+                "WHERE id > ? AND spend_usd != 0 ORDER BY id", [self._seen]).fetchall()
         if self._seen is not None:
             self._seen = end
+        self._spent.extend(tuple(row) for row in missed)
         changed = {k: ev for k, ev in arms.items() if self._book.get(k) != ev}
         if changed:
             log.warning("resynced_arms", arms=len(changed))
@@ -613,7 +622,7 @@ class Store:
         if catalog != self._catalog.entries:  # a catalog change did reach the disk
             log.warning("resynced_catalog")
             self._catalog.stage(catalog)
-        if changed or catalog != self._catalog.entries:
+        if changed or catalog != self._catalog.entries or missed:
             self._committed()
 
     def log_decision(self, decision: Decision) -> None:
@@ -650,7 +659,7 @@ class Store:
     async def reset(self, tenant: str, policy: str | None = None, bucket: str | None = None,
                     model: str | None = None) -> list[ArmKey]:
         """Forget what the tenant's matching arms learned (logged, so a rebuild agrees)."""
-        job = _Reset(self._book, self._clock, tenant, policy, bucket, model)
+        job = _Reset(self._book, self._clock, tenant, policy, bucket, model, self._batch)
         return await asyncio.wrap_future(self._writer.submit(job))
 
     async def change_catalog(self, change: Change, actor: str | None, tenant: str,

@@ -29,6 +29,9 @@ RESTART_PAUSE_S = 1.0
 log = structlog.get_logger("bandit_router.workers")
 
 
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 def _leave(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -48,7 +51,9 @@ class Supervisor:
         # any worker may answer a scrape of /metrics: they keep their counters where
         # every one of them can read all of them
         metrics_dir = share_between_processes()
-        self._children = [self._start(i) for i in range(self.n)]
+        for i in range(self.n):
+            if not self._stopping:
+                self._children.append(self._start(i))
         while not self._stopping:
             time.sleep(0.2)
             for i, child in enumerate(self._children):
@@ -58,6 +63,8 @@ class Supervisor:
                     time.sleep(RESTART_PAUSE_S)
                     if not self._stopping:  # a SIGTERM during the pause: stay stopped
                         self._children[i] = self._start(i)
+        # a SIGTERM that came while a child was being started found it not yet listed
+        self._signal_children()
         codes = []
         for child in self._children:
             child.join()
@@ -67,7 +74,13 @@ class Supervisor:
 
     def _start(self, index: int) -> BaseProcess:
         child = self._context.Process(target=self._child_main, name=f"bandit-router-{index}")
-        child.start()
+        # Signals wait while forking, so the child never runs the parent's handler; the
+        # child takes them once its own are in place.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            child.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         return child
 
     def _child_main(self) -> None:
@@ -75,10 +88,14 @@ class Supervisor:
         # acknowledged nothing yet, so leaving at once is a clean exit.
         signal.signal(signal.SIGTERM, _leave)
         signal.signal(signal.SIGINT, _leave)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         raise SystemExit(self._serve_one())
 
     def _stop(self, signum: int, frame: object) -> None:
         self._stopping = True
+        self._signal_children()
+
+    def _signal_children(self) -> None:
         for child in self._children:
             if child.is_alive() and child.pid is not None:
                 with contextlib.suppress(ProcessLookupError):

@@ -185,10 +185,11 @@ class Writer:
             if self.db is None:
                 self._reopen()
             conn = self.db.conn
-            # IMMEDIATE: take the write lock first, so that a lock held by another process
-            # is waited for (up to the busy timeout) instead of failing mid-batch.
-            self._begin(conn)
             try:
+                # IMMEDIATE: take the write lock first, so that a lock held by another
+                # process is waited for (up to the busy timeout), not failed mid-batch.
+                # Inside the try: a lock wait that fails after BEGIN must roll back.
+                self._begin(conn)
                 self._on_begin(self.db)
                 for job, future in batch:
                     outcomes.append((future, *self._run_one(job)))

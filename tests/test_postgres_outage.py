@@ -113,3 +113,73 @@ async def test_an_unreachable_store_refuses_feedback_keeps_routing_and_recovers(
         assert (await _feedback(c, during["route_id"], "k1"))[0] == 200  # replayed
     await relay.cut()
     assert count_rows(pg_url, "SELECT count(*) FROM feedback") == 2
+
+
+async def test_a_failed_wait_for_the_write_lock_is_rolled_back_and_writes_go_on(config, pg_url):
+    """A lock_timeout (common on managed PostgreSQL) ends the wait for the write lock with an
+    error inside the transaction: that batch gets 503 and the next one must work."""
+    import asyncpg
+
+    from bandit_router.postgres import WRITE_LOCK
+
+    database = urlsplit(pg_url).path.lstrip("/")
+    admin = await asyncpg.connect(pg_url)
+    await admin.execute(f'ALTER DATABASE "{database}" SET lock_timeout = \'200ms\'')
+    app_config = replace(config, storage=replace(config.storage, url=pg_url,
+                                                 sync_interval_ms=60_000))
+    try:
+        async with TestClient(TestServer(create_app(app_config))) as c:
+            decisions = [(await _route(c, i))[1] for i in range(3)]
+            await admin.execute("SELECT pg_advisory_lock($1)", WRITE_LOCK)  # another writer
+            status, body = await _feedback(c, decisions[0]["route_id"], "a")
+            assert status == 503 and body["error"]["code"] == "unavailable"
+            await admin.execute("SELECT pg_advisory_unlock($1)", WRITE_LOCK)
+            assert (await _feedback(c, decisions[1]["route_id"], "b"))[0] == 200
+            assert (await _feedback(c, decisions[0]["route_id"], "a"))[0] == 200  # the retry
+    finally:
+        await admin.close()
+    assert count_rows(pg_url, "SELECT count(*) FROM feedback") == 2
+
+
+async def test_a_replica_that_reconnects_still_counts_the_spend_it_missed(config, pg_url):
+    """Budgets see every replica's spend: one whose connection was cut folds the spend
+    committed meanwhile when it reconnects (its arms come from the snapshot)."""
+    import asyncpg
+
+    from bandit_router.store import Store
+    from bandit_router.types import Facts, RouteTicket
+
+    app_config = replace(config, storage=replace(config.storage, url=pg_url))
+    seen: list[float] = []
+    a, b = Store(app_config), Store(app_config)
+    await a.open(publish=lambda changes: None,
+                 on_spend=lambda spent: seen.extend(usd for *_, usd, _ in spent))
+    await b.open(publish=lambda changes: None)
+    try:
+        ticket = RouteTicket("default", "chat:low", "gpt-5", 0.0, 10, "n")
+        admin = await asyncpg.connect(pg_url)
+        try:  # cut every connection of the store's database: replica A's included
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        finally:
+            await admin.close()
+        # B reconnects on its first write after a failed one; so does A on its next sync
+        for _ in range(20):
+            try:
+                done = await b.record_feedback("route-b", ticket, Facts(
+                    input_tokens=1000, output_tokens=1000))
+                break
+            except Exception:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("replica B never reconnected")
+        assert done.spend_usd > 0
+        for _ in range(100):
+            a.sync()
+            await asyncio.sleep(0.05)
+            if seen:
+                break
+        assert seen == [pytest.approx(done.spend_usd)]
+    finally:
+        await a.close()
+        await b.close()

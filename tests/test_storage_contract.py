@@ -163,3 +163,28 @@ async def test_usage_adds_up_spend_and_quality_per_hour(contract_config, url):
     logged = _read(url, lambda db: [spend for _, e, spend in read_log(db)
                                     if e.ticket.tenant == "acme"])
     assert sum(row.tally.spend_usd for row in usage) == pytest.approx(sum(logged))
+
+
+async def test_a_reset_after_feedback_in_the_same_transaction_stays_reset(
+        contract_config, url):
+    """The snapshot is written once per transaction: the reset, the later of the two, must
+    be what it holds (and what a rebuild gives)."""
+    from tests.test_store import hold
+
+    async with Opened(contract_config, url) as o:
+        await o.store.record_feedback("route-0", _ticket(contract_config, 0),
+                                      Facts(quality=1.0))
+        gate = await hold(o.store)  # both jobs below wait, then run in one transaction
+        feedback = asyncio.ensure_future(o.store.record_feedback(
+            "route-3", _ticket(contract_config, 3), Facts(quality=1.0)))
+        reset = asyncio.ensure_future(o.store.reset("default", model=MODELS[0]))
+        await asyncio.sleep(0.05)
+        commits = o.store._writer.commits
+        gate.opened.set()
+        await asyncio.gather(feedback, reset)
+        assert o.store._writer.commits - commits == 2  # the gate's, then both together
+        published = dict(o.published)
+    snapshot = _read(url, read_arms)
+    key = ArmKey("default", "chat:low", MODELS[0])
+    assert snapshot[key].q_pos == 0 and snapshot[key] == published[key]
+    assert _read(url, lambda db: rebuild(db, contract_config, write=False)).differing == []
