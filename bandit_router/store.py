@@ -299,14 +299,47 @@ class _ReadUsage:
         return read_usage(db.conn, *self.args)
 
 
-class _BatchWrites:
-    """The arm snapshots and usage a write transaction's feedback produced, written once
-    just before it commits: one statement each per transaction, not per feedback (on
-    PostgreSQL every statement is a round trip)."""
+_FEEDBACK_COLUMNS = ("id", "route_id", "received_at", "policy", "bucket", "model", "tenant",
+                     "spend_usd", "tokened_spend_usd")
+_INSERT_FEEDBACK = (f"INSERT INTO feedback ({', '.join(_FEEDBACK_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in _FEEDBACK_COLUMNS)})")
+_INSERT_FACT = ("INSERT INTO feedback_facts (route_id, fact, value, feedback_id, derived) "
+                "VALUES (?, ?, ?, ?, ?)")
+# PostgreSQL hands out ids from a sequence; ours are given under the write lock, so the
+# sequence is moved past them (for any other writer of the table, e.g. an older version).
+_PAST_OUR_IDS = "SELECT setval(pg_get_serial_sequence('feedback', 'id'), ?)"
 
-    def __init__(self) -> None:
-        self.arms: dict[ArmKey, Evidence] = {}
-        self.usage: dict[tuple[str, str, str, str, float], Tally] = {}
+
+class _BatchWrites:
+    """What a write transaction's feedback produced, written once just before it commits:
+    one statement per table per transaction, not per feedback (on PostgreSQL every
+    statement is a round trip). Feedback ids are given here, in the order the jobs learn,
+    from the log's end (read under the write lock). Jobs of the same transaction see each
+    other's facts and idempotency answers through `facts` and `answers`."""
+
+    def __init__(self, postgres: bool = False) -> None:
+        self.postgres = postgres
+        self.next_id: int | None = None
+        self.clear()
+
+    def start(self, log_end: int) -> None:
+        self.next_id = log_end + 1
+
+    def take_id(self) -> int:
+        assert self.next_id is not None, "a feedback id outside a write transaction"
+        self.next_id += 1
+        return self.next_id - 1
+
+    def log(self, feedback: tuple, facts: list[tuple]) -> None:
+        self.feedback.append(feedback)
+        self.fact_rows.extend(facts)
+        for route_id, fact, value, _, derived in facts:
+            self.facts.setdefault(route_id, []).append((fact, value, derived))
+
+    def answer(self, tenant: str, key: str, request_hash: str, response: str,
+               at: float) -> None:
+        self.answers[(tenant, key)] = (request_hash, response)
+        self.answer_rows.append((tenant, key, request_hash, response, at))
 
     def arm(self, key: ArmKey, evidence: Evidence) -> None:
         self.arms[key] = evidence
@@ -315,6 +348,14 @@ class _BatchWrites:
         self.usage.setdefault(key, Tally()).add(tally)
 
     def write(self, db: Database) -> None:
+        if self.feedback:
+            db.conn.executemany(_INSERT_FEEDBACK, self.feedback)
+            db.conn.executemany(_INSERT_FACT, self.fact_rows)
+            if self.postgres:
+                db.execute(_PAST_OUR_IDS, [self.feedback[-1][0]])
+        if self.answer_rows:
+            db.conn.executemany("INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
+                                self.answer_rows)
         if self.arms:
             write_arms(db, self.arms)
         if self.usage:
@@ -322,7 +363,14 @@ class _BatchWrites:
         self.clear()
 
     def clear(self) -> None:
-        self.arms, self.usage = {}, {}
+        self.arms: dict[ArmKey, Evidence] = {}
+        self.usage: dict[tuple[str, str, str, str, float], Tally] = {}
+        self.feedback: list[tuple] = []
+        self.fact_rows: list[tuple] = []
+        self.facts: dict[str, list[tuple[str, float, int]]] = {}
+        self.answers: dict[tuple[str, str], tuple[str, str]] = {}
+        self.answer_rows: list[tuple] = []
+        self.next_id = None
 
 
 class _RecordFeedback:
@@ -344,9 +392,10 @@ class _RecordFeedback:
 
     def _replay(self, db: Database) -> FeedbackResult | None:
         """The stored answer if this idempotency key was used before, for this same request."""
-        row = db.execute("SELECT request_hash, response FROM idempotency "
-                         "WHERE tenant = ? AND key = ?",
-                         [self.ticket.tenant, self.idempotency_key]).fetchone()
+        row = self.batch.answers.get((self.ticket.tenant, self.idempotency_key)) or \
+            db.execute("SELECT request_hash, response FROM idempotency "
+                       "WHERE tenant = ? AND key = ?",
+                       [self.ticket.tenant, self.idempotency_key]).fetchone()
         if row is None:
             return None
         if row[0] != self.request_hash:
@@ -361,14 +410,13 @@ class _RecordFeedback:
                 return replayed
         result = self._apply(db)
         if self.idempotency_key is not None:
-            db.execute("INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
-                       [self.ticket.tenant, self.idempotency_key, self.request_hash,
-                        result.to_json().decode(), self.clock()])
+            self.batch.answer(self.ticket.tenant, self.idempotency_key, self.request_hash,
+                              result.to_json().decode(), self.clock())
         return result
 
     def _apply(self, db: Database) -> FeedbackResult:
         rows = db.execute("SELECT fact, value, derived FROM feedback_facts WHERE route_id = ?",
-                          [self.route_id]).fetchall()
+                          [self.route_id]).fetchall() + self.batch.facts.get(self.route_id, [])
         seen = {fact: derived for fact, _, derived in rows}
         try:
             resolution = resolve(self.facts, seen, quality_derived=bool(seen.get("quality")))
@@ -380,19 +428,15 @@ class _RecordFeedback:
         before = {fact: value for fact, value, _ in rows}
         prices = self.prices(t.model)
         delta = charge({**before, **dict(resolution.applied)}, prices) - charge(before, prices)
-        feedback_id = db.execute(
-            "INSERT INTO feedback (route_id, received_at, policy, bucket, model, tenant, "
-            "spend_usd, tokened_spend_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            [self.route_id, event.at, t.policy, t.bucket, t.model, t.tenant, delta.spend_usd,
-             delta.tokened_spend_usd]).fetchone()[0]
-        db.conn.executemany(
-            "INSERT INTO feedback_facts (route_id, fact, value, feedback_id, derived) "
-            "VALUES (?, ?, ?, ?, ?)",
+        quality = dict(resolution.applied).get("quality")
+        # last, once nothing can refuse it: logged at the transaction's end, in job order
+        feedback_id = self.batch.take_id()
+        self.batch.log(
+            (feedback_id, self.route_id, event.at, t.policy, t.bucket, t.model, t.tenant,
+             delta.spend_usd, delta.tokened_spend_usd),
             [(self.route_id, fact, value, feedback_id,
               int(resolution.derived_quality and fact == "quality"))
              for fact, value in resolution.applied])
-        quality = dict(resolution.applied).get("quality")
-        # last: only once every statement has succeeded
         self.batch.arm(key, evidence)
         self.batch.add((t.tenant, t.policy, t.bucket, t.model, hour_of(event.at)), Tally(
             routes_with_feedback=0 if rows else 1, spend_usd=delta.spend_usd,
@@ -427,14 +471,12 @@ class _Reset:
             route_id = f"reset:{new_nonce()}"
             ticket = RouteTicket(key.policy, key.bucket, key.model, now, 0, "", key.tenant)
             _, evidence = self.book.learn(FeedbackEvent(route_id, ticket, (("reset", 1.0),), now))
-            feedback_id = db.execute(
-                "INSERT INTO feedback (route_id, received_at, policy, bucket, model, tenant) "
-                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                [route_id, now, key.policy, key.bucket, key.model, key.tenant]).fetchone()[0]
-            db.execute("INSERT INTO feedback_facts (route_id, fact, value, feedback_id) "
-                       "VALUES (?, 'reset', 1.0, ?)", [route_id, feedback_id])
-            # through the batch, like feedback: a feedback earlier in the same transaction
-            # must not write its older evidence over the reset at commit
+            # through the batch, like feedback: in log order, and a feedback earlier in the
+            # same transaction must not write its older evidence over the reset at commit
+            feedback_id = self.batch.take_id()
+            self.batch.log((feedback_id, route_id, now, key.policy, key.bucket, key.model,
+                            key.tenant, 0.0, 0.0),
+                           [(route_id, "reset", 1.0, feedback_id, 0)])
             self.batch.arm(key, evidence)
             self.book.stage(key, evidence)
         return keys
@@ -481,7 +523,8 @@ class Store:
         self._publish: Callable[[dict[ArmKey, Evidence]], None] = lambda changes: None
         self._on_spend: Callable[[list[Spent]], None] = lambda spent: None
         self._spent: list[Spent] = []  # staged by the writer, published on commit
-        self._batch = _BatchWrites()  # written by the writer just before each commit
+        # written by the writer just before each commit
+        self._batch = _BatchWrites(postgres=self.location.kind == "postgresql")
         self._catalog = catalog_log.CatalogBook(from_config(config.models))
         self._on_catalog: catalog_log.Publish = lambda entries: None
         self._decisions: list[Decision] = []
@@ -544,11 +587,14 @@ class Store:
         self._fold_catalog(db)
         if self._seen is None:
             return
-        for _, event, spend in read_log(db, after=self._seen):
+        end = self._seen
+        for feedback_id, event, spend in read_log(db, after=self._seen):
             self._book.stage(*self._book.learn(event))
+            end = feedback_id
             if spend:
                 t = event.ticket
                 self._spent.append((t.tenant, t.policy, spend, event.at))
+        self._batch.start(end)
 
     def _fold_catalog(self, db: Database) -> None:
         """Catalog changes another replica committed: replay the list again (it is short),
