@@ -17,21 +17,18 @@ from bandit_router.backend import locate
 from bandit_router.config import Config
 from bandit_router.posterior import FIELDS
 from bandit_router.rebuild import rebuild
-from bandit_router.store import connect
+from bandit_router.store import ARM_COLUMNS, FEEDBACK_COLUMNS, USAGE_COLUMNS, connect
 from bandit_router.writer import StorageError
 
 CHUNK = 5000
 # Each table's columns, in an order that respects references (facts after their feedback).
 TABLES: dict[str, tuple[str, ...]] = {
     "meta": ("key", "value"),
-    "feedback": ("id", "route_id", "received_at", "policy", "bucket", "model", "tenant",
-                 "spend_usd", "tokened_spend_usd"),
+    "feedback": FEEDBACK_COLUMNS,
     "feedback_facts": ("rowid", "route_id", "fact", "value", "feedback_id", "derived"),
-    "arms": ("tenant", "policy", "bucket", "model", *FIELDS, "updated_at"),
+    "arms": ARM_COLUMNS,
     "idempotency": ("tenant", "key", "request_hash", "response", "created_at"),
-    "usage": ("tenant", "policy", "bucket", "model", "hour", "decisions",
-              "routes_with_feedback", "spend_usd", "tokened_spend_usd", "input_tokens",
-              "output_tokens", "quality_sum", "quality_n"),
+    "usage": USAGE_COLUMNS,
     "decisions": ("rowid", "route_id", "created_at", "policy", "bucket", "model",
                   "input_tokens", "expected_cost_usd", "expected_latency_ms", "tenant"),
     "audit": ("id", "at", "actor", "tenant", "action", "model", "change", "before", "after"),

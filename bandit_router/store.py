@@ -39,24 +39,24 @@ log = structlog.get_logger("bandit_router.store")
 DECISION_BATCH = 256  # decisions written per job
 DECISION_FLUSH_S = 0.2  # ... and at least this often
 MAX_QUEUED_JOBS = 10_000  # beyond this backlog, new decisions are dropped (and counted)
-_ARM_COLUMNS = ("tenant", "policy", "bucket", "model", *FIELDS, "updated_at")
+ARM_COLUMNS = ("tenant", "policy", "bucket", "model", *FIELDS, "updated_at")
 _UPSERT_ARM = (
-    f"INSERT INTO arms ({', '.join(_ARM_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _ARM_COLUMNS)}) "
+    f"INSERT INTO arms ({', '.join(ARM_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in ARM_COLUMNS)}) "
     f"ON CONFLICT (tenant, policy, bucket, model) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS, "updated_at")))
 
 
 BUSY_TIMEOUT_S = 5.0  # how long a write waits for a lock another process holds
 SPEND_MEMORY_S = 32 * 86400.0  # spend loaded at start: enough for the longest budget window
-_USAGE_COLUMNS = ("tenant", "policy", "bucket", "model", "hour", "decisions",
+USAGE_COLUMNS = ("tenant", "policy", "bucket", "model", "hour", "decisions",
                   "routes_with_feedback", "spend_usd", "tokened_spend_usd", "input_tokens",
                   "output_tokens", "quality_sum", "quality_n")
 _ADD_USAGE = (
-    f"INSERT INTO usage ({', '.join(_USAGE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _USAGE_COLUMNS)}) "
+    f"INSERT INTO usage ({', '.join(USAGE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in USAGE_COLUMNS)}) "
     f"ON CONFLICT (tenant, policy, bucket, model, hour) DO UPDATE SET "
-    + ", ".join(f"{c} = usage.{c} + excluded.{c}" for c in _USAGE_COLUMNS[5:]))
+    + ", ".join(f"{c} = usage.{c} + excluded.{c}" for c in USAGE_COLUMNS[5:]))
 
 
 def connect(url: str, synchronous: str = "full") -> Database:
@@ -135,7 +135,7 @@ def arm_row(key: ArmKey, ev: Evidence) -> tuple:
 
 
 def read_arms(db: Database) -> dict[ArmKey, Evidence]:
-    rows = db.execute(f"SELECT {', '.join(_ARM_COLUMNS)} FROM arms").fetchall()
+    rows = db.execute(f"SELECT {', '.join(ARM_COLUMNS)} FROM arms").fetchall()
     return {ArmKey(row[1], row[2], row[3], row[0]): Evidence(*row[4:]) for row in rows}
 
 
@@ -299,10 +299,10 @@ class _ReadUsage:
         return read_usage(db.conn, *self.args)
 
 
-_FEEDBACK_COLUMNS = ("id", "route_id", "received_at", "policy", "bucket", "model", "tenant",
+FEEDBACK_COLUMNS = ("id", "route_id", "received_at", "policy", "bucket", "model", "tenant",
                      "spend_usd", "tokened_spend_usd")
-_INSERT_FEEDBACK = (f"INSERT INTO feedback ({', '.join(_FEEDBACK_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' for _ in _FEEDBACK_COLUMNS)})")
+_INSERT_FEEDBACK = (f"INSERT INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in FEEDBACK_COLUMNS)})")
 _INSERT_FACT = ("INSERT INTO feedback_facts (route_id, fact, value, feedback_id, derived) "
                 "VALUES (?, ?, ?, ?, ?)")
 # PostgreSQL hands out ids from a sequence; ours are given under the write lock, so the
@@ -324,6 +324,12 @@ class _BatchWrites:
 
     def start(self, log_end: int) -> None:
         self.next_id = log_end + 1
+
+    @property
+    def log_end(self) -> int | None:
+        """The last feedback id once this transaction commits (all that others committed
+        is folded by then, and ids are given under the write lock)."""
+        return None if self.next_id is None else self.next_id - 1
 
     def take_id(self) -> int:
         assert self.next_id is not None, "a feedback id outside a write transaction"
@@ -609,9 +615,10 @@ class Store:
 
     def _before_commit(self, db: Database) -> None:
         """Writer thread, last thing in a write transaction."""
+        end = self._batch.log_end  # what this transaction leaves the log at
         self._batch.write(db)
-        if self._seen is not None:
-            self._seen_staged = last_feedback_id(db)
+        if self._seen is not None and end is not None:
+            self._seen_staged = end
         if self._audit_seen is not None:  # our own changes, folded already
             self._audit_seen_staged = catalog_log.last_id(db)
 

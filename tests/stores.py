@@ -9,7 +9,6 @@ a failure.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import uuid
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from bandit_router.backend import locate
+from bandit_router.bench.scaleout import admin_sql
 
 SERVER = os.environ.get("BANDIT_ROUTER_TEST_POSTGRES",
                         "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -34,16 +34,7 @@ def off_loop(fn: Callable, *args):
 
 
 def _admin(sql: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(SERVER, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    off_loop(asyncio.run, run())
+    off_loop(admin_sql, SERVER, sql)
 
 
 def _database_url(name: str) -> str:

@@ -20,6 +20,7 @@ import pytest
 
 from bandit_router.bench.service import command as _command
 from bandit_router.bench.service import free_port as _free_port
+from bandit_router.bench.service import wait_healthy
 from tests.world import CHEAP, EASY, HARD, MID, STRONG, TYPICAL_LATENCY_MS, WORLD
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,18 +40,10 @@ class Server:
             self.proc = subprocess.Popen(
                 [*_command(), "serve", "--config", str(self.config), "--db", str(self.db),
                  "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
-        async with aiohttp.ClientSession() as s:
-            for _ in range(200):
-                if self.proc.poll() is not None:
-                    pytest.fail(f"server exited: {self.log.read_text()}")
-                try:
-                    async with s.get(f"{self.url}/healthz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
-        pytest.fail("server did not become healthy")
+        try:
+            await wait_healthy(self.url, self.proc, self.log, timeout_s=10)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
 
     def stop(self) -> int:
         assert self.proc is not None

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bandit_router.bench.service import command, free_port, rebuild_check
+from bandit_router.bench.service import command, free_port, rebuild_check, wait_healthy
 from tests.stores import count_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,16 +42,11 @@ def workers(tmp_path: Path):
         proc.wait()
 
 
-async def _healthy(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(300):
-        try:
-            async with session.get(f"{url}/healthz") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.05)
-    pytest.fail("workers did not become healthy")
+async def _healthy(proc: subprocess.Popen, url: str, db: Path) -> None:
+    try:
+        await wait_healthy(url, proc, db.parent / "serve.log", timeout_s=15)
+    except RuntimeError as exc:
+        pytest.fail(f"workers did not become healthy: {exc}")
 
 
 async def _route_and_feedback(session: aiohttp.ClientSession, url: str, n: int) -> list[str]:
@@ -72,7 +67,7 @@ async def _route_and_feedback(session: aiohttp.ClientSession, url: str, n: int) 
 async def test_two_workers_share_the_port_and_the_store(workers):
     proc, url, db, config = workers
     async with aiohttp.ClientSession() as s:
-        await _healthy(s, url)
+        await _healthy(proc, url, db)
         assert len(_children(proc.pid)) == 2
         acked = await _route_and_feedback(s, url, 300)
     proc.send_signal(signal.SIGTERM)
@@ -95,9 +90,9 @@ async def _scrape(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
 
 
 async def test_any_worker_answers_metrics_with_every_workers_counts(workers):
-    proc, url, _, _ = workers
+    proc, url, db, _ = workers
     async with aiohttp.ClientSession() as s:
-        await _healthy(s, url)
+        await _healthy(proc, url, db)
         acked = await _route_and_feedback(s, url, 120)
         scrapes = [await _scrape(s, url) for _ in range(8)]
     for m in scrapes:  # each scrape may be answered by either worker: all say the same
@@ -111,7 +106,7 @@ async def test_any_worker_answers_metrics_with_every_workers_counts(workers):
 async def test_a_worker_that_dies_is_replaced(workers):
     proc, url, db, _ = workers
     async with aiohttp.ClientSession() as s:
-        await _healthy(s, url)
+        await _healthy(proc, url, db)
         first = _children(proc.pid)
         os.kill(first[0], signal.SIGKILL)
         for _ in range(200):
@@ -121,7 +116,7 @@ async def test_a_worker_that_dies_is_replaced(workers):
             await asyncio.sleep(0.05)
         else:
             pytest.fail(f"the dead worker was not replaced: {first} -> {_children(proc.pid)}")
-        await _healthy(s, url)
+        await _healthy(proc, url, db)
         acked = await _route_and_feedback(s, url, 50)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0

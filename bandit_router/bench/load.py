@@ -37,6 +37,7 @@ import orjson
 
 from bandit_router.config import load as load_config
 from bandit_router.route_id import RouteIds
+from bandit_router.store import connect
 from bandit_router.types import RouteTicket
 
 LUA = r"""
@@ -195,11 +196,19 @@ def _write_lines(path: Path, bodies: list[bytes]) -> Path:
     return path
 
 
-def mint_route_ids(db_path: Path, n: int, config_path: str | None, seed: int) -> list[str]:
-    """Valid route_ids for `n` decisions, signed with the router's key from its database."""
-    with sqlite3.connect(db_path) as db:
-        key = db.execute("SELECT value FROM meta WHERE key = 'route_key'").fetchone()[0]
-    ids = RouteIds(bytes(key))
+def route_key(store_url: str) -> bytes:
+    """The router's route_id key, from its store (a SQLite file or a PostgreSQL URL)."""
+    db = connect(store_url)
+    try:
+        return bytes(db.execute("SELECT value FROM meta WHERE key = 'route_key'").fetchone()[0])
+    finally:
+        db.conn.close()
+
+
+def mint_route_ids(store_url: Path | str, n: int, config_path: str | None,
+                   seed: int) -> list[str]:
+    """Valid route_ids for `n` decisions, signed with the router's key from its store."""
+    ids = RouteIds(route_key(str(store_url)))
     config = load_config(config_path)
     policy = config.routing.default_policy
     buckets, models = config.buckets.names, [m.name for m in config.models]

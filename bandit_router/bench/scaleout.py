@@ -30,31 +30,12 @@ import orjson
 
 from bandit_router.bench import load
 from bandit_router.config import load as load_config
-from bandit_router.route_id import RouteIds
-from bandit_router.store import connect
-from bandit_router.types import RouteTicket
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def route_key(url: str) -> bytes:
-    db = connect(url)
-    try:
-        return bytes(db.execute("SELECT value FROM meta WHERE key = 'route_key'").fetchone()[0])
-    finally:
-        db.conn.close()
-
-
-def mint(url: str, n: int, config_path: str | None, seed: int) -> list[str]:
-    ids, config = RouteIds(route_key(url)), load_config(config_path)
-    buckets, models = config.buckets.names, [m.name for m in config.models]
-    now = time.time()
-    return [ids.issue(RouteTicket(config.routing.default_policy, buckets[i % len(buckets)],
-                                  models[i % len(models)], now, 100, f"{seed:04x}{i:08x}"))
-            for i in range(n)]
-
-
-def _admin(server: str, sql: str) -> None:
+def admin_sql(server: str, sql: str) -> None:
+    """One statement on a PostgreSQL server (e.g. CREATE DATABASE), from its own loop."""
     import asyncpg
 
     async def run() -> None:
@@ -71,11 +52,11 @@ def _admin(server: str, sql: str) -> None:
 def postgres_database(server: str) -> Iterator[str]:
     """A fresh database on `server` for one run, dropped afterwards."""
     name = f"bandit_router_bench_{uuid.uuid4().hex[:8]}"
-    _admin(server, f'CREATE DATABASE "{name}"')
+    admin_sql(server, f'CREATE DATABASE "{name}"')
     try:
         yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
     finally:
-        _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _serve(name: str, url: str, workers: int, settings, work: Path) -> load.Server:
@@ -96,7 +77,7 @@ def _cell(store: str, url: str, workers: int, settings, work: Path, script: Path
             orjson.dumps({"prompt": p}) for p in load.prompts(settings.prompts, settings.seed)])
         row["route"] = load._wrk(server, "/v1/route", routes, script, connections, settings)
         per_run = int(settings.duration_s * 15_000) + 1000
-        ids = mint(url, per_run, settings.config, settings.seed + workers)
+        ids = load.mint_route_ids(url, per_run, settings.config, settings.seed + workers)
         feedback = load._write_lines(work / f"feedback-{name}.jsonl",
                                      load._feedback_bodies(ids, workers))
         row["feedback"] = load._wrk(server, "/v1/feedback", feedback, script, connections,
@@ -163,7 +144,7 @@ def run(settings, work: Path, script: Path, postgres: str | None = DEFAULT_POSTG
         results["postgres_skipped"] = "not asked for"
         return results
     try:
-        _admin(postgres, "SELECT 1")
+        admin_sql(postgres, "SELECT 1")
     except Exception as exc:  # no server: say so in the results, run the rest
         results["postgres_skipped"] = f"no PostgreSQL server at {postgres}: {exc}"
         progress(results["postgres_skipped"])

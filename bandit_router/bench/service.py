@@ -32,6 +32,26 @@ def rebuild_check(config: Path, db: Path | str) -> subprocess.CompletedProcess:
                            "--db", str(db)], capture_output=True, text=True, timeout=120)
 
 
+async def wait_healthy(url: str, proc: subprocess.Popen, log: Path,
+                       timeout_s: float = 30.0) -> None:
+    """Until `url`/healthz answers 200; RuntimeError (with the log's tail) if the process
+    exits first or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}: "
+                                   f"{log.read_text()[-2000:]}")
+            try:
+                async with s.get(f"{url}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.03)
+    raise RuntimeError("server did not become healthy")
+
+
 class Service:
     """One store (a SQLite file, or a URL), served by a fresh process on a fresh loopback
     port per `start`."""
@@ -57,21 +77,11 @@ class Service:
                  "--host", "127.0.0.1", "--port", str(self.port)],
                 stdout=out, stderr=subprocess.STDOUT)
         self.starts += 1
-        deadline = time.monotonic() + timeout_s
-        async with aiohttp.ClientSession() as s:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {self.proc.returncode}: "
-                                       f"{self.log.read_text()[-2000:]}")
-                try:
-                    async with s.get(f"{self.url}/healthz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.03)
-        self.kill()
-        raise RuntimeError("server did not become healthy")
+        try:
+            await wait_healthy(self.url, self.proc, self.log, timeout_s)
+        except RuntimeError:
+            self.kill()
+            raise
 
     @property
     def running(self) -> bool:
