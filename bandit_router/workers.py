@@ -44,6 +44,7 @@ class Supervisor:
         self._context = multiprocessing.get_context("fork")
         self._children: list[BaseProcess] = []
         self._stopping = False
+        self._signalled: set[int] = set()
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._stop)
@@ -96,7 +97,9 @@ class Supervisor:
         self._signal_children()
 
     def _signal_children(self) -> None:
+        # once each: a second SIGTERM would cut the child's graceful shutdown short
         for child in self._children:
-            if child.is_alive() and child.pid is not None:
+            if child.is_alive() and child.pid is not None and child.pid not in self._signalled:
+                self._signalled.add(child.pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signal.SIGTERM)
