@@ -15,7 +15,8 @@ def arm_reports(tenant: str, policy: str, bucket: str, table: BucketArms, readin
     ev = reading.evidence
     lo, hi = posterior.quality_interval(reading.alpha, reading.beta)
     in_n, out_n = ev[F["in_n"]], ev[F["out_n"]]
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # a damaged or extreme snapshot may overflow here; such a cost is reported as unknown
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         cost = catalog.cost(ev[F["in_sum"]] / in_n, ev[F["out_sum"]] / out_n)
     quality, latency = reading.quality_mean, reading.typical_latency_ms
     seen = len(table.recent)
@@ -26,7 +27,8 @@ def arm_reports(tenant: str, policy: str, bucket: str, table: BucketArms, readin
             evidence=float(ev[F["q_pos"], i] + ev[F["q_neg"], i]),
             latency_observations=float(ev[F["lat_n"], i]),
             mean_latency_ms=float(latency[i]),
-            mean_cost_usd=float(cost[i]) if in_n[i] > 0 and out_n[i] > 0 else None,
+            mean_cost_usd=float(cost[i]) if in_n[i] > 0 and out_n[i] > 0
+            and np.isfinite(cost[i]) else None,
             share=float(table.counts[i] / seen) if seen else 0.0,
             recent_decisions=int(table.counts[i]))
         for i, name in enumerate(catalog.names)]
