@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bandit_router.config import DEFAULT_TENANT, SCOPES, AuthConfig
+from bandit_router.config import DEFAULT_TENANT, OPERATOR, SCOPES, AuthConfig
 from bandit_router.errors import RouterError
 
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/dashboard"})  # the page holds no data
-PRINCIPAL = "principal"  # the request-scoped key under which the caller is stored
 
 
 class Unauthorized(RouterError):
@@ -35,6 +34,11 @@ class Principal:
     name: str | None  # the key's name; None when the service is open
     tenant: str
     scopes: frozenset[str]
+
+    @property
+    def operator(self) -> bool:
+        """May change what every tenant shares, and see every tenant."""
+        return OPERATOR in self.scopes
 
 
 OPEN = Principal(None, DEFAULT_TENANT, frozenset(SCOPES))
@@ -77,7 +81,11 @@ def authenticate(ring: KeyRing, request: web.Request, scope: str | None) -> Prin
     principal = ring.find(secret)
     if principal is None:
         raise Unauthorized("invalid API key")
-    if scope is not None and scope not in principal.scopes:
-        raise Forbidden(f"this key may not {scope}; its scopes: "
+    # an operator may do what a tenant's admin may (for any tenant), never the reverse
+    allowed = scope is None or scope in principal.scopes or \
+        (scope == "admin" and principal.operator)
+    if not allowed:
+        what = "change what all tenants share (operator scope)" if scope == OPERATOR else scope
+        raise Forbidden(f"this key may not {what}; its scopes: "
                         f"{', '.join(sorted(principal.scopes))}")
     return principal

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from bandit_router.config import BudgetConfig, Window
 
@@ -49,6 +50,7 @@ class BudgetStatus:
     pace: float | None  # spend / even-pace spend so far; > 1 is ahead; None at the start
     price: float  # the cost weight pacing adds
     exhausted: bool
+    by_tenant: Mapping[str, float] = field(default_factory=dict)  # spend of each tenant
 
     @property
     def remaining_usd(self) -> float:
@@ -62,6 +64,7 @@ class Pacer:
         self.budget = budget
         self.start, self.end = window_bounds(budget.window, now)
         self.spent = 0.0
+        self.by_tenant: dict[str, float] = {}
         self.price = 0.0
         self._integral = 0.0
         self._last = now
@@ -72,13 +75,16 @@ class Pacer:
         if t >= self.end:
             self.start, self.end = window_bounds(self.budget.window, t)
             self.spent = 0.0
+            self.by_tenant = {}
             self._last = max(self._last, self.start)
 
-    def charge(self, usd: float, at: float) -> None:
-        """Count spend that happened at `at`; spend from an earlier window is ignored."""
+    def charge(self, usd: float, at: float, tenant: str = "") -> None:
+        """Count a tenant's spend that happened at `at` (negative: a correction); spend from
+        an earlier window is ignored, and no total ever goes below zero."""
         self._roll(at)
         if self.start <= at < self.end:
-            self.spent += usd
+            self.spent = max(0.0, self.spent + usd)
+            self.by_tenant[tenant] = max(0.0, self.by_tenant.get(tenant, 0.0) + usd)
 
     def gap(self, now: float) -> float:
         """Spend ahead of the even pace, as a fraction of the limit (negative: behind)."""
@@ -102,13 +108,19 @@ class Pacer:
     def exhausted(self) -> bool:
         return self.spent >= self.budget.limit_usd
 
+    def exhausted_for(self, tenant: str) -> bool:
+        """Spent for this tenant: the whole budget, or the tenant's share of a shared one
+        (so that one tenant cannot spend what the others are counting on)."""
+        share = self.budget.max_tenant_share * self.budget.limit_usd
+        return self.exhausted or self.by_tenant.get(tenant, 0.0) >= share
+
     def status(self, now: float) -> BudgetStatus:
         self.update(now)
         elapsed = (now - self.start) / (self.end - self.start)
         expected = self.budget.limit_usd * elapsed
         return BudgetStatus(self.budget, self.start, self.end, self.spent,
                             self.spent / expected if expected > 0 else None, self.price,
-                            self.exhausted)
+                            self.exhausted, dict(self.by_tenant))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +149,7 @@ class Budgets:
 
     def charge(self, tenant: str, policy: str, usd: float, at: float) -> None:
         for pacer in self._of(tenant, policy):
-            pacer.charge(usd, at)
+            pacer.charge(usd, at, tenant)
 
     def pacing(self, tenant: str, policy: str, now: float) -> Pacing:
         if not self.pacers:
@@ -146,7 +158,8 @@ class Budgets:
         for pacer in self._of(tenant, policy):
             if pacer.update(now) > price:
                 price, by = pacer.price, pacer.budget.name
-            if pacer.exhausted and (spent is None or pacer.budget.when_spent == "refuse"):
+            if pacer.exhausted_for(tenant) and \
+                    (spent is None or pacer.budget.when_spent == "refuse"):
                 spent = pacer.budget
         return Pacing(price, by, spent) if by or spent else NO_PACING
 

@@ -4,46 +4,67 @@ rows of model actions, in id order, are the change list replayed at start."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlite_utils import Database
 
-from bandit_router.catalog_changes import Change, Entry, apply, check, entry_json, find
+from bandit_router.catalog_changes import (
+    Change,
+    Entry,
+    PriceHistory,
+    Replayed,
+    Upstreams,
+    apply,
+    check,
+    entry_json,
+    find,
+    price_at,
+    priced,
+)
 from bandit_router.spend import Prices
 
 ACTIONS = {"add": "model.add", "update": "model.update"}
+RESET = "arms.reset"
+SHARED = "*"  # the audit row's tenant for a change to what every tenant shares
 _OPS = {action: op for op, action in ACTIONS.items()}
 
 
 class CatalogBook:
-    """The committed catalog, plus the one a transaction in progress has staged (writer
-    thread only). Prices for spend accounting follow the committed catalog."""
+    """The committed catalog and each model's price history, plus what a transaction in
+    progress has staged (writer thread only)."""
 
-    def __init__(self, entries: tuple[Entry, ...]) -> None:
-        self._staged: tuple[Entry, ...] | None = None
-        self.install(entries)
+    def __init__(self, replayed: Replayed) -> None:
+        self._staged: Replayed | None = None
+        self.install(replayed)
 
-    def install(self, entries: tuple[Entry, ...]) -> None:
-        self.entries = entries
-        # disabled models too: feedback on a decision made before the switch is still priced
-        self.prices = {e.name: Prices.of(e.model) for e in entries}
+    def install(self, replayed: Replayed) -> None:
+        self.entries = replayed.entries
+        self.history: PriceHistory = replayed.history
 
     def current(self) -> tuple[Entry, ...]:
-        return self._staged if self._staged is not None else self.entries
+        return self._staged.entries if self._staged is not None else self.entries
 
-    def stage(self, entries: tuple[Entry, ...]) -> None:
-        self._staged = entries
+    def current_history(self) -> PriceHistory:
+        return self._staged.history if self._staged is not None else self.history
+
+    def stage(self, replayed: Replayed) -> None:
+        self._staged = replayed
+
+    def price_at(self, model: str, t: float) -> Prices | None:
+        """A model's committed prices at time `t` (disabled models too: feedback on a
+        decision made before the switch is still priced); None for a model never known."""
+        return price_at(self.history, model, t)
 
     def commit(self) -> tuple[Entry, ...] | None:
         """The newly committed catalog, if a change was staged."""
         staged, self._staged = self._staged, None
         if staged is not None:
             self.install(staged)
-        return staged
+            return staged.entries
+        return None
 
     def discard(self) -> None:
         self._staged = None
@@ -75,30 +96,36 @@ class ChangeCatalog:
 
     refusable = True
 
-    def __init__(self, book: CatalogBook, change: Change, actor: str | None, tenant: str,
-                 at: float, aliases: Iterable[str],
-                 environ: Mapping[str, str] = os.environ) -> None:
+    def __init__(self, book: CatalogBook, change: Change, actor: str | None, at: float,
+                 aliases: Iterable[str], upstreams: Upstreams) -> None:
         self.book, self.change = book, change
-        self.actor, self.tenant, self.at = actor, tenant, at
-        self.aliases, self.environ = tuple(aliases), environ
+        self.actor, self.at = actor, at
+        self.aliases, self.upstreams = tuple(aliases), upstreams
 
     def run(self, db: Database) -> Applied:
         entries = self.book.current()  # sees a change staged earlier in the same batch
         check(entries, self.change, self.aliases)
-        updated, _ = apply(entries, self.change, self.environ)
+        updated, _ = apply(entries, self.change, self.upstreams)
         before, after = find(entries, self.change.name), find(updated, self.change.name)
-        assert after is not None
+        if after is None:
+            raise RuntimeError(f"catalog change to {self.change.name!r} lost its model")
         if before == after:  # a resend of a PATCH already applied: nothing to record
             return Applied(after, None)
-        row = (self.at, self.actor, self.tenant, ACTIONS[self.change.op], self.change.name,
+        row = (self.at, self.actor, SHARED, ACTIONS[self.change.op], self.change.name,
                _dumps(dict(self.change.fields)),
                None if before is None else _dumps(entry_json(before)),
                _dumps(entry_json(after)))
-        id_ = db.execute("INSERT INTO audit (at, actor, tenant, action, model, change, before, "
-                         "after) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                         list(row)).fetchone()[0]
-        self.book.stage(updated)  # last: only once the row is written
+        id_ = insert_audit(db, row)
+        history = priced(self.book.current_history(), updated, self.change.name, self.at)
+        self.book.stage(Replayed(updated, (), history))  # last: only once the row is written
         return Applied(after, audit_json((id_, *row)))
+
+
+def insert_audit(db: Database, row: tuple) -> int:
+    """Write one audit row (at, actor, tenant, action, model, change, before, after)."""
+    return db.execute("INSERT INTO audit (at, actor, tenant, action, model, change, before, "
+                      "after) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                      list(row)).fetchone()[0]
 
 
 def last_id(db: Database) -> int:
@@ -112,20 +139,25 @@ class LoadChanges:
     refusable = False
 
     def run(self, db: Database) -> tuple[list[Change], int]:
-        rows = db.execute("SELECT action, model, change FROM audit WHERE action IN (?, ?) "
+        rows = db.execute("SELECT action, model, change, at FROM audit WHERE action IN (?, ?) "
                           "ORDER BY id", list(_OPS)).fetchall()
-        return [Change(_OPS[action], model, orjson.loads(change))  # type: ignore[arg-type]
-                for action, model, change in rows], last_id(db)
+        return [Change(_OPS[action], model, orjson.loads(change), at)  # type: ignore[arg-type]
+                for action, model, change, at in rows], last_id(db)
 
 
 class ReadAudit:
     refusable = False
 
-    def __init__(self, limit: int, model: str | None, before: int | None) -> None:
+    def __init__(self, limit: int, model: str | None, before: int | None,
+                 tenant: str | None) -> None:
         self.limit, self.model, self.before = limit, model, before
+        self.tenant = tenant  # None: every row (an operator); else that tenant's own rows
 
     def run(self, db: Database) -> list[dict[str, Any]]:
         where, args = [], []
+        if self.tenant is not None:
+            where.append("tenant = ?")
+            args.append(self.tenant)
         if self.model is not None:
             where.append("model = ?")
             args.append(self.model)

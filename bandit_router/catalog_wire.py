@@ -1,25 +1,27 @@
 """The admin model endpoints' bodies, read into `Change`s with the config file's rules (the
-same bounds `config._model` applies), and errors that name the field."""
+same bounds `config._model` applies), and errors that name the field.
+
+A model's upstream is named, never given: `upstream` must be one of config.toml's
+[upstreams], so no caller can choose where the gateway sends a call or which credential it
+carries."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from bandit_router.catalog_changes import UPDATE_FIELDS, Change
-from bandit_router.errors import InvalidField, MissingField
+from bandit_router.catalog_changes import RELEASABLE, UPDATE_FIELDS, Change, Upstreams
+from bandit_router.errors import InvalidField, MissingField, UnknownUpstream
 from bandit_router.types import MAX_LATENCY_MS, MAX_TOKENS
 from bandit_router.validate import Fields
 
 ADD_FIELDS = frozenset({"name", "provider", "input_per_mtok", "output_per_mtok",
-                        "context_tokens", "latency_ms", "quality_prior", "upstream"})
-UPSTREAM_FIELDS = frozenset({"base_url", "model", "key_env"})
+                        "context_tokens", "max_output_tokens", "latency_ms", "quality_prior",
+                        "upstream", "upstream_model"})
+PATCH_FIELDS = UPDATE_FIELDS | {"upstream_model"}
 AUDIT_QUERY = frozenset({"limit", "model", "before"})
 MAX_MODEL_NAME = 128
 MAX_PROVIDER = 64
-MAX_URL = 2048
-MAX_ENV_NAME = 256
 MAX_PRICE = 100_000.0  # USD per million tokens; beyond it is a unit mistake
 MAX_AUDIT_LIMIT = 1000
 DEFAULT_AUDIT_LIMIT = 100
@@ -45,33 +47,38 @@ def _prices(body: Fields, required: bool) -> dict[str, Any]:
     context = body.integer("context_tokens", 1, MAX_TOKENS, required=required)
     if context is not None:
         out["context_tokens"] = context
+    longest = body.integer("max_output_tokens", 1, context or MAX_TOKENS)
+    if longest is not None:
+        out["max_output_tokens"] = longest
     return out
 
 
-def _upstream(body: Fields, environ: Mapping[str, str]) -> dict[str, Any] | None:
-    spec = body.object("upstream", UPSTREAM_FIELDS)
-    if spec is None:
+def _upstream(body: Fields, upstreams: Upstreams) -> dict[str, Any] | None:
+    """{name, model} of a declared upstream, or None when the body names none."""
+    raw = body.raw("upstream")
+    if raw is None:
+        if body.raw("upstream_model") is not None:
+            raise InvalidField("upstream_model goes with upstream", "upstream_model")
         return None
-    base_url = spec.string("base_url", required=True, max_len=MAX_URL)
-    if not base_url.startswith(("http://", "https://")) or len(base_url) < 9:
-        raise InvalidField("upstream.base_url must be an http:// or https:// URL",
-                           "upstream.base_url")
-    out: dict[str, Any] = {"base_url": base_url.rstrip("/")}
-    model = spec.string("model", max_len=MAX_MODEL_NAME * 2)
+    if not isinstance(raw, str):
+        raise InvalidField("upstream must be the name of an upstream declared in config.toml "
+                           "([upstreams.<name>]); URLs and keys are not accepted at run time",
+                           "upstream")
+    if not raw or len(raw) > MAX_MODEL_NAME:
+        raise InvalidField(f"upstream must be a name of 1 to {MAX_MODEL_NAME} characters",
+                           "upstream")
+    if raw not in upstreams:
+        declared = ", ".join(sorted(upstreams)) or "none is declared"
+        raise UnknownUpstream(f"upstream {raw[:MAX_MODEL_NAME]!r} is not declared in config.toml "
+                           f"([upstreams]: {declared})", "upstream")
+    spec: dict[str, Any] = {"name": raw}
+    model = body.string("upstream_model", max_len=MAX_MODEL_NAME * 2)
     if model is not None:
-        out["model"] = _name(model, "upstream.model")
-    key_env = spec.string("key_env", max_len=MAX_ENV_NAME)
-    if key_env is not None:
-        # as the config file: a key the server cannot read is a mistake to report now
-        if not environ.get(_name(key_env, "upstream.key_env")):
-            raise InvalidField(f"environment variable {key_env} is not set on the server",
-                               "upstream.key_env")
-        out["key_env"] = key_env
-    return out
+        spec["model"] = _name(model, "upstream_model")
+    return spec
 
 
-def parse_add(data: Any, default_latency_ms: float,
-              environ: Mapping[str, str] = os.environ) -> Change:
+def parse_add(data: Any, default_latency_ms: float, upstreams: Upstreams) -> Change:
     """POST /v1/admin/models. The stored change is complete (defaults filled in), so a
     replay never depends on the catalog it is replayed over."""
     body = Fields(data, allowed=ADD_FIELDS)
@@ -84,16 +91,21 @@ def parse_add(data: Any, default_latency_ms: float,
         or default_latency_ms,
         "quality_prior": body.number("quality_prior", *QUALITY_PRIOR),
     }
-    upstream = _upstream(body, environ)
+    upstream = _upstream(body, upstreams)
     if upstream is not None:
         fields["upstream"] = upstream
     return Change("add", name, fields)
 
 
-def parse_update(name: str, data: Any) -> Change:
-    """PATCH /v1/admin/models/{name}: enable/disable, prices, context window."""
-    body = Fields(data, allowed=UPDATE_FIELDS)
-    fields = _prices(body, required=False)
+def parse_update(name: str, data: Any, upstreams: Upstreams) -> Change:
+    """PATCH /v1/admin/models/{name}: enable/disable, prices, context window, upstream. A
+    field sent as null releases its runtime override: config.toml's value applies again."""
+    body = Fields(data, allowed=PATCH_FIELDS)
+    released = {key: None for key in sorted(RELEASABLE) if key in data and data[key] is None}
+    fields: dict[str, Any] = {**_prices(body, required=False), **released}
+    upstream = _upstream(body, upstreams)
+    if upstream is not None:
+        fields["upstream"] = upstream
     enabled = body.boolean("enabled")
     if enabled is not None:
         fields["enabled"] = enabled

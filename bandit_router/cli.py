@@ -235,7 +235,7 @@ def _report(config: Config, args: argparse.Namespace) -> int:
         # the file
         changes, _ = LoadChanges().run(db)
         config = replace(config, models=tuple(
-            e.model for e in replay(config.models, changes, os.environ).entries))
+            e.model for e in replay(config.models, changes, config.upstreams).entries))
         if args.reference is not None and args.reference not in {m.name for m in config.models}:
             raise ConfigError("--reference", f"{args.reference!r} is not a model in the catalog")
         stats = usage_stats(db.conn, config, time.time(), args.window, args.tenant,

@@ -18,7 +18,10 @@ Mode = Literal["utility", "cheapest_adequate"]
 Window = Literal["hour", "day", "month"]
 WINDOWS: tuple[Window, ...] = ("hour", "day", "month")
 WhenSpent = Literal["cheapest", "refuse"]
-SCOPES = ("route", "feedback", "admin")
+# route, feedback: a tenant's traffic; admin: what is the tenant's own (its arms, its audit
+# trail); operator: what every tenant shares (the catalog, upstreams, shared budgets).
+SCOPES = ("route", "feedback", "admin", "operator")
+OPERATOR = "operator"
 DEFAULT_TENANT = "default"
 MIN_KEY_CHARS = 16
 CONFIG_ENV = "BANDIT_ROUTER_CONFIG"
@@ -62,6 +65,21 @@ class Upstream:
     base_url: str  # e.g. https://api.openai.com/v1 (the gateway appends /chat/completions)
     model: str  # the model's name there
     api_key: str | None = field(default=None, repr=False)  # from the environment; never logged
+    name: str | None = None  # the [upstreams.<name>] entry it comes from; None: inline
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """A declared upstream (`[upstreams.<name>]`): the only places, and the only credentials,
+    that a model added at run time may use. Its key is read from the environment at start."""
+
+    name: str
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+
+    def for_model(self, model: str) -> Upstream:
+        return Upstream(base_url=self.base_url, model=model, api_key=self.api_key,
+                        name=self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +94,12 @@ class Model:
     latency_ms: float
     quality_prior: float | None = None  # prior mean quality; None = the policy's
     upstream: Upstream | None = None  # for the OpenAI-compatible gateway; None = not callable
+    max_output_tokens: int | None = None  # the longest answer it can give; None = context_tokens
+
+    @property
+    def output_limit(self) -> int:
+        """The most output tokens one call to this model can produce."""
+        return self.max_output_tokens or self.context_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +172,7 @@ class PolicyConfig:
     pooling: Literal["optimistic", "full", "off"] = "optimistic"
     pool_strength: float = 10.0
     change_window: float = 50.0
+    change_min_hours: float = 1.0  # how long recent quality must stray before it counts
 
     def target_for(self, bucket: str) -> float:
         return self.quality_targets.get(bucket, self.quality_target)
@@ -183,6 +208,9 @@ class BudgetConfig:
     when_spent: WhenSpent = "cheapest"  # once spent: the cheapest eligible model, or 429
     pacing: bool = True
     max_cost_weight: float = 5.0  # the highest cost weight pacing may set
+    # of a budget covering several tenants: the most one tenant may spend of it; past that,
+    # the hard action applies to that tenant alone
+    max_tenant_share: float = 1.0
 
     def covers(self, tenant: str, policy: str) -> bool:
         return (self.tenant is None or self.tenant == tenant) and \
@@ -227,6 +255,8 @@ class Config:
     gateway: GatewayConfig = GatewayConfig()
     budgets: tuple[BudgetConfig, ...] = ()
     spend: SpendConfig = SpendConfig()
+    upstreams: MappingProxyType[str, UpstreamConfig] = field(
+        default_factory=lambda: MappingProxyType({}))
     source: str = "<memory>"
 
     def model(self, name: str) -> Model:
@@ -291,24 +321,53 @@ def _routing(t: Table) -> RoutingConfig:
     )
 
 
-def _model(t: Table) -> Model:
+def _model(t: Table, upstreams: Mapping[str, UpstreamConfig]) -> Model:
+    context = t.integer("context_tokens", lo=1)
     return Model(
         name=t.string("name"),
         provider=t.string("provider"),
         input_per_mtok=t.number("input_per_mtok", lo=0),
         output_per_mtok=t.number("output_per_mtok", lo=0),
-        context_tokens=t.integer("context_tokens", lo=1),
+        context_tokens=context,
+        max_output_tokens=t.integer("max_output_tokens", lo=1, hi=context)
+        if t.has("max_output_tokens") else t.raw_none("max_output_tokens"),
         latency_ms=t.number("latency_ms", above=0),
         quality_prior=t.number("quality_prior", lo=0.01, hi=0.99) if t.has("quality_prior")
         else t.raw_none("quality_prior"),
-        upstream=t.table("upstream").read(lambda u: _upstream(u, t.string("name")))
-        if t.has("upstream") else t.raw_none("upstream"),
+        upstream=_model_upstream(t, upstreams),
     )
 
 
-def _upstream(t: Table, model: str) -> Upstream:
+def _model_upstream(t: Table, upstreams: Mapping[str, UpstreamConfig]) -> Upstream | None:
+    """A model's upstream: `upstream = "<name>"` naming an [upstreams] entry (with
+    `upstream_model`, the model's name there), or an inline table {base_url, model, key_env}."""
+    name = t.string("name")
+    if not t.has("upstream"):
+        t.raw_none("upstream")
+        return t.raw_none("upstream_model")
+    if t.is_string("upstream"):
+        declared = upstreams.get(t.string("upstream"))
+        if declared is None:
+            known = ", ".join(upstreams) or "none is declared"
+            raise ConfigError(t.key("upstream"), f"{t.string('upstream')!r} is not one of the "
+                                                 f"[upstreams] ({known})")
+        return declared.for_model(t.string("upstream_model", name))
+    if t.has("upstream_model"):
+        raise ConfigError(t.key("upstream_model"), 'goes with upstream = "<name>"; an inline '
+                                                   "upstream table has its own `model`")
+    t.raw_none("upstream_model")
+
+    def inline(u: Table) -> Upstream:
+        declared = _endpoint(u, name)
+        return declared.for_model(u.string("model", name))
+
+    return t.table("upstream").read(inline)
+
+
+def _endpoint(t: Table, name: str | None) -> UpstreamConfig:
+    """base_url and key_env of an upstream, its key read from the environment now."""
     base_url = t.string("base_url").rstrip("/")
-    if not base_url.startswith(("http://", "https://")):
+    if not base_url.startswith(("http://", "https://")) or len(base_url) < 9:
         raise ConfigError(t.key("base_url"), "must be an http:// or https:// URL")
     api_key = None
     if t.has("key_env"):
@@ -318,11 +377,17 @@ def _upstream(t: Table, model: str) -> Upstream:
             raise ConfigError(t.key("key_env"), f"environment variable {variable} is not set")
     else:
         t.raw_none("key_env")
-    return Upstream(base_url=base_url, model=t.string("model", model), api_key=api_key)
+    return UpstreamConfig(name=name or "", base_url=base_url, api_key=api_key)
 
 
-def _models(root: Table) -> tuple[Model, ...]:
-    models = tuple(t.read(_model) for t in root.array_of_tables("models"))
+def _upstreams(root: Table) -> MappingProxyType[str, UpstreamConfig]:
+    declared = {name: sub.read(lambda u, n=name: _endpoint(u, n))
+                for name, sub in root.tables("upstreams").items()}
+    return MappingProxyType(declared)
+
+
+def _models(root: Table, upstreams: Mapping[str, UpstreamConfig]) -> tuple[Model, ...]:
+    models = tuple(t.read(lambda m: _model(m, upstreams)) for t in root.array_of_tables("models"))
     if not models:
         raise ConfigError("models", "the catalog needs at least one model")
     seen: set[str] = set()
@@ -423,6 +488,7 @@ def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
         pooling=t.string("pooling", d.pooling, choices=("optimistic", "full", "off")),  # type: ignore[arg-type]
         pool_strength=t.number("pool_strength", d.pool_strength, lo=0),
         change_window=_change_window(t, d.change_window),
+        change_min_hours=t.number("change_min_hours", d.change_min_hours, lo=0, hi=720),
     )
 
 
@@ -475,6 +541,7 @@ def _budget(t: Table, policies: Mapping[str, object]) -> BudgetConfig:
                             choices=("cheapest", "refuse")),
         pacing=t.boolean("pacing", d.pacing),
         max_cost_weight=t.number("max_cost_weight", d.max_cost_weight, above=0, hi=1000),
+        max_tenant_share=t.number("max_tenant_share", d.max_tenant_share, above=0, hi=1),
     )
 
 
@@ -520,7 +587,8 @@ def parse(document: dict, source: str = "<memory>") -> Config:
     if routing.default_policy not in policies:
         raise ConfigError("routing.default_policy",
                           f"{routing.default_policy!r} is not one of the [policies]")
-    models = _models(root)
+    upstreams = _upstreams(root)
+    models = _models(root, upstreams)
     config = Config(
         server=root.table("server").read(_server),
         storage=root.table("storage").read(_storage),
@@ -533,6 +601,7 @@ def parse(document: dict, source: str = "<memory>") -> Config:
         gateway=root.table("gateway").read(_gateway),
         budgets=_budgets(root, policies),
         spend=root.table("spend").read(lambda t: _spend(t, models)),
+        upstreams=upstreams,
         source=source,
     )
     root.done()

@@ -56,12 +56,12 @@ class _Scored(NamedTuple):
     output_tokens: np.ndarray  # expected, capped by the caller's max_output_tokens
 
 
-def _reserved(features: Features, expected_output: np.ndarray) -> np.ndarray:
-    """Output tokens that must fit in the context: the caller's max_output_tokens when sent
-    (providers refuse input + max_tokens beyond the window), else the expected answer."""
-    if features.output_tokens is None:
-        return expected_output
-    return np.full_like(expected_output, features.output_tokens, dtype=float)
+def _needed(features: Features) -> int:
+    """Tokens a model's context window must hold for the request: its input and the output
+    the caller reserved (providers refuse input + max_tokens beyond the window). Decided from
+    the request alone: no learned length, which one wild claim could inflate, may make a
+    model ineligible."""
+    return features.input_tokens + (features.output_tokens or 0)
 
 
 def base_quality(prior: Prior, models: tuple[Model, ...]) -> np.ndarray:
@@ -218,8 +218,7 @@ class Engine:
         table = self._tables.get((tenant, policy.name, bucket)) or BucketArms(
             len(self.catalog), self.config.routing.recent_window)
         scored = self._score(table, tenant, policy, bucket, features, now)
-        eligible = self._eligible(request, features, scored.arms, scored.output_tokens,
-                                  scored.reading.longest_answer)
+        eligible = self._eligible(request, features, scored.arms)
         weights = policy.weights if request.weights is NO_OVERRIDE else Weights(
             cost=policy.weights.cost if request.weights.cost is None else request.weights.cost,
             latency=(policy.weights.latency if request.weights.latency is None
@@ -311,10 +310,10 @@ class Engine:
                              reading.typical_latency_ms, reading.sampler)
         return _Scored(arms=arms, reading=reading, output_tokens=out)
 
-    def _eligible(self, request: RouteRequest, features: Features, arms: ArmPosteriors,
-                  output_tokens: np.ndarray, longest_answer: float) -> np.ndarray:
+    def _eligible(self, request: RouteRequest, features: Features,
+                  arms: ArmPosteriors) -> np.ndarray:
         c = request.constraints
-        need = features.input_tokens + (features.output_tokens or longest_answer)
+        need = _needed(features)
         if (c is NO_CONSTRAINTS or c == NO_CONSTRAINTS) and need <= self.catalog.smallest_context:
             return self.catalog.every  # the usual request: every model qualifies
         named = (c.models or frozenset()) | c.exclude
@@ -324,12 +323,7 @@ class Engine:
                 "constraints.exclude"
             raise UnknownModel(f"unknown model {unknown[0]!r}; the catalog has "
                                f"{', '.join(self.catalog.names)}", field)
-        enabled = self.catalog.enabled
-        mask = (features.input_tokens + _reserved(features, output_tokens)
-                <= self.catalog.context) & enabled
-        if features.output_tokens is None and not mask.any():
-            # The answer's length was only a guess (and may be wild): insist on the prompt.
-            mask = (features.input_tokens <= self.catalog.context) & enabled
+        mask = (need <= self.catalog.context) & self.catalog.enabled
         if c.models is not None:
             mask &= self.catalog.mask(c.models)
         if c.exclude:
@@ -340,20 +334,19 @@ class Engine:
             mask &= arms.expected_latency <= c.max_latency_ms
         eligible = np.flatnonzero(mask)
         if eligible.size == 0:
-            reasons = self._reasons(request, features, arms, output_tokens)
+            reasons = self._reasons(request, features, arms)
             detail = "; ".join(f"{m}: {r}" for m, r in reasons.items())
             raise NoEligibleModel(f"no model satisfies the request's constraints ({detail})",
                                   "constraints")
         return eligible
 
-    def _reasons(self, request: RouteRequest, features: Features, arms: ArmPosteriors,
-                 output_tokens: np.ndarray) -> dict[str, str]:
+    def _reasons(self, request: RouteRequest, features: Features,
+                 arms: ArmPosteriors) -> dict[str, str]:
         """Why each model is ineligible (models that are eligible are absent)."""
         c = request.constraints
         out: dict[str, str] = {}
-        reserved = _reserved(features, output_tokens)
+        need = _needed(features)
         for i, name in enumerate(self.catalog.names):
-            need = features.input_tokens + float(reserved[i])
             if not self.catalog.enabled[i]:
                 out[name] = "disabled"
             elif c.models is not None and name not in c.models:
@@ -374,7 +367,7 @@ class Engine:
     def _explain(self, request, features, scored: _Scored, choice) -> tuple[ArmExplanation, ...]:
         arms = scored.arms
         lo, hi = posterior.quality_interval(arms.alpha, arms.beta)
-        reasons = self._reasons(request, features, arms, scored.output_tokens)
+        reasons = self._reasons(request, features, arms)
         drawn = {int(i): (min(1.0, max(0.0, float(q))), float(u)) for i, q, u in
                  zip(choice.eligible, choice.quality_sample, choice.utility, strict=True)}
         return tuple(

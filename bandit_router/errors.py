@@ -46,6 +46,10 @@ class UnknownModel(RouterError):
     code = "unknown_model"
 
 
+class UnknownUpstream(RouterError):
+    code = "unknown_upstream"
+
+
 class NoEligibleModel(RouterError):
     status = 422
     code = "no_eligible_model"

@@ -15,12 +15,14 @@ import structlog
 from aiohttp import web
 
 from bandit_router.auth import authenticate
-from bandit_router.config import Config
+from bandit_router.bounds import clamped_usage
+from bandit_router.config import Config, Model
 from bandit_router.errors import RouterError, UnknownModel
 from bandit_router.handlers import read_json
 from bandit_router.keys import CONFIG, ENGINE, KEYS, METRICS, ROUTE_IDS, STORE
 from bandit_router.route_id import new_nonce
 from bandit_router.types import (
+    MAX_CALL_MS,
     MAX_TOKENS,
     Constraints,
     Decision,
@@ -77,10 +79,19 @@ def _ticket(decision: Decision, model: str) -> RouteTicket:
                        decision.input_tokens, nonce, decision.tenant)
 
 
-def _learn(app: web.Application, route_id: str, ticket: RouteTicket, call: Call) -> None:
-    """Feed the call's measurements back in the background; the answer does not wait."""
-    facts = Facts(latency_ms=call.latency_ms, input_tokens=call.input_tokens,
-                  output_tokens=call.output_tokens, success=call.ok)
+def _learn(app: web.Application, route_id: str, ticket: RouteTicket, call: Call,
+           model: Model, max_tokens: int | None) -> None:
+    """Feed the call's measurements back in the background; the answer does not wait. The
+    upstream's usage is held to what the call could have used (its model's context window
+    and output limit, the caller's max_tokens): clamped, counted and logged beyond it."""
+    inputs, outputs, clamped = clamped_usage(model, call.input_tokens, call.output_tokens,
+                                             max_tokens)
+    if clamped:
+        app[METRICS].usage_clamped(model.name)
+        log.warning("upstream_usage_clamped", route_id=route_id, model=model.name,
+                    input_tokens=call.input_tokens, output_tokens=call.output_tokens)
+    facts = Facts(latency_ms=min(call.latency_ms, MAX_CALL_MS), input_tokens=inputs,
+                  output_tokens=outputs, success=call.ok)
 
     async def record() -> None:
         try:
@@ -124,7 +135,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                  status=call.status, reason=call.reason, latency_ms=round(call.latency_ms, 1),
                  first_token_ms=call.first_token_ms, stream=stream)
         if call.ok or call.retryable or call.streamed is not None:
-            _learn(app, route_id, ticket, call)  # a client error (4xx) is not the model's
+            # a client error (4xx) is the caller's request's, not the model's failure
+            _learn(app, route_id, ticket, call, config.model(model), route.max_output_tokens)
         if call.streamed is not None:
             return call.streamed
         if call.ok:

@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from bandit_router import __version__, openapi
-from bandit_router.auth import Principal, authenticate
+from bandit_router.auth import Forbidden, Principal, authenticate
 from bandit_router.config import Config, Model
 from bandit_router.errors import (
     BodyTooLarge,
@@ -155,12 +155,10 @@ async def feedback(request: web.Request) -> web.Response:
     app = request.app
     caller = _caller(request, "feedback")
     route_id, facts, idempotency_key = parse_feedback(await read_json(request))
-    try:
-        ticket = app[ROUTE_IDS].read(route_id)
+    try:  # another tenant's route_id is as unknown as a forged one, and reads the same
+        ticket = app[ROUTE_IDS].read(route_id, caller.tenant)
     except UnknownRoute as exc:
         raise RouteNotFound(str(exc), "route_id") from exc
-    if ticket.tenant != caller.tenant:  # another tenant's decision: as good as unknown
-        raise RouteNotFound("unknown route_id", "route_id")
     ttl_h = app[CONFIG].storage.decision_ttl_hours
     if app[ENGINE].now() - ticket.created_at > ttl_h * 3600.0:
         raise RouteNotFound(f"route_id expired: decisions older than {ttl_h:g} h "
@@ -208,15 +206,29 @@ async def stats(request: web.Request) -> web.Response:
     if bucket is not None:
         engine.check_bucket(bucket)
     reference = _reference(config, query.get("reference"))
+    tenant = _stats_tenant(caller, query.get("tenant"))
     now = engine.now()
     since = window_start(window, now)
     app[STORE].flush_decisions()  # queued ahead of the read: every answered route counts
-    rows = await app[STORE].usage(since, caller.tenant, policy, bucket)
+    rows = await app[STORE].usage(since, tenant, policy, bucket)
     body = stats_json(rows, window, since, now, reference)
+    viewer = None if caller.operator else caller.tenant
     body["budgets"] = [
-        budget_json(s, engine.policy(s.budget.policy).weights.cost)
-        for s in engine.budgets.status(now) if s.budget.tenant in (None, caller.tenant)]
+        budget_json(s, engine.policy(s.budget.policy).weights.cost, viewer)
+        for s in engine.budgets.status(now)
+        if s.budget.tenant in (None, caller.tenant) or viewer is None]
     return json_response(body)
+
+
+def _stats_tenant(caller: Principal, asked: str | None) -> str | None:
+    """Whose usage the caller reads: its own tenant's; an operator may name another, or
+    "*" for every tenant (None)."""
+    if asked is None or asked == caller.tenant:
+        return caller.tenant
+    if not caller.operator:
+        raise Forbidden("a tenant's key reads its own tenant's stats only; another "
+                        "tenant's take an operator key", "tenant")
+    return None if asked == "*" else asked
 
 
 def _reference(config: Config, name: str | None) -> Model:
@@ -235,14 +247,18 @@ async def reset(request: web.Request) -> web.Response:
     app = request.app
     caller = _caller(request, "admin")
     body = Fields(await read_json(request), allowed=RESET_FIELDS)
-    policy, bucket, model = (body.string(k, max_len=MAX_RESET_NAME)
-                             for k in ("policy", "bucket", "model"))
+    policy, bucket, model, tenant = (body.string(k, max_len=MAX_RESET_NAME)
+                                     for k in ("policy", "bucket", "model", "tenant"))
+    if tenant is not None and tenant != caller.tenant and not caller.operator:
+        raise Forbidden("a tenant's admin resets its own tenant's arms only; resetting "
+                        "another tenant's takes an operator key", "tenant")
+    tenant = tenant or caller.tenant
     if policy is not None:
         app[ENGINE].policy(policy)
     if bucket is not None:
         app[ENGINE].check_bucket(bucket)
-    keys = await app[STORE].reset(caller.tenant, policy, bucket, model)
-    log.info("arms_reset", tenant=caller.tenant, key=caller.name, arms=len(keys),
+    keys = await app[STORE].reset(tenant, policy, bucket, model, actor=caller.name)
+    log.info("arms_reset", tenant=tenant, key=caller.name, arms=len(keys),
              policy=policy, bucket=bucket, model=model)
     return json_response({"reset": [{"policy": k.policy, "bucket": k.bucket, "model": k.model}
                                     for k in keys]})
@@ -271,7 +287,7 @@ async def metrics(request: web.Request) -> web.Response:
     series (tenants never see each other); the process-wide ones (errors, decision time,
     the write queue) are shown to every admin."""
     caller = _caller(request, "admin")
-    tenant = None if request.app[KEYS].open else caller.tenant
+    tenant = None if caller.operator else caller.tenant  # an operator sees every tenant
     body, content_type = request.app[METRICS].exposition(tenant, request.headers.get("Accept"))
     return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -23,10 +23,11 @@ def arm_key(event: FeedbackEvent) -> ArmKey:
 
 def fold(current: Evidence, event: FeedbackEvent, policy: PolicyConfig | None) -> Evidence:
     """The arm's evidence after `event`. A policy no longer in config neither decays nor caps."""
-    half_life_s = policy.half_life_hours * 3600.0 if policy else 0.0
-    cap = policy.evidence_cap if policy else 0.0
-    window = policy.change_window if policy else 0.0
-    return posterior.observe(current, event.facts, event.at, half_life_s, cap, window)
+    if policy is None:
+        return posterior.observe(current, event.facts, event.at, 0.0, 0.0)
+    return posterior.observe(current, event.facts, event.at, policy.half_life_hours * 3600.0,
+                             policy.evidence_cap, policy.change_window, policy.prior,
+                             policy.change_min_hours * 3600.0)
 
 
 class ArmBook:

@@ -79,6 +79,9 @@ class Metrics:
                                     "cost_usd replaced a call's token-priced charge, in USD; "
                                     "net spend = spend - this")
         self._errors = counter("errors", "Error answers, by error code", ("code",))
+        self._clamped = counter("usage_clamped", "Upstream answers whose reported token "
+                                "counts exceeded what the call could use (context window, "
+                                "output limit, max_tokens) and were clamped", ("model",))
         self.decision_seconds = Histogram(
             f"{PREFIX}_decision_seconds", "Time to make one routing decision (features, "
             "bucket, sampling), in seconds", buckets=DECISION_BUCKETS, registry=self.registry)
@@ -114,6 +117,9 @@ class Metrics:
 
     def error(self, code: str) -> None:
         self._child(self._errors, (code,)).inc()
+
+    def usage_clamped(self, model: str) -> None:
+        self._child(self._clamped, (model,)).inc()
 
     # --- a scrape ------------------------------------------------------------------------
 
@@ -179,16 +185,24 @@ def _budgets(engine: Engine, tenant: str | None) -> Iterator[Metric]:
                                   "budget in its current window, in USD", labels=labels)
     price = GaugeMetricFamily(f"{PREFIX}_budget_cost_weight_added", "Cost weight that "
                               "pacing adds to the decisions a budget covers", labels=labels)
+    own = GaugeMetricFamily(f"{PREFIX}_budget_tenant_spent_usd", "One tenant's spend counted "
+                            "against a budget in its current window, in USD",
+                            labels=[*labels, "spender"])
     for s in engine.budgets.status(engine.now()):
         b = s.budget
         if tenant is not None and b.tenant not in (None, tenant):
             continue
         key = [b.name, b.tenant or ALL, b.policy or ALL, b.window]
         limit.add_metric(key, b.limit_usd)
-        spent.add_metric(key, s.spent_usd)
-        remaining.add_metric(key, s.remaining_usd)
         price.add_metric(key, s.price)
-    yield from (limit, spent, remaining, price)
+        # a tenant sees a shared budget's total no more than /v1/stats shows it: only its own
+        if tenant is None or b.tenant is not None:
+            spent.add_metric(key, s.spent_usd)
+            remaining.add_metric(key, s.remaining_usd)
+        for spender, usd in sorted(s.by_tenant.items()):
+            if tenant is None or spender == tenant:
+                own.add_metric([*key, spender], usd)
+    yield from (limit, spent, remaining, price, own)
 
 
 def _storage(store: Store) -> Iterator[Metric]:

@@ -33,9 +33,9 @@ TABLES: dict[str, tuple[str, ...]] = {
                   "input_tokens", "expected_cost_usd", "expected_latency_ms", "tenant"),
     "audit": ("id", "at", "actor", "tenant", "action", "model", "change", "before", "after"),
 }
-_REAL_COLUMNS = {*FIELDS, "updated_at", "received_at", "spend_usd", "tokened_spend_usd",
-                 "value", "created_at", "hour", "at", "input_tokens", "output_tokens",
-                 "quality_sum", "expected_cost_usd", "expected_latency_ms"}
+_REAL_COLUMNS = {*FIELDS, "updated_at", "deviant_since", "received_at", "spend_usd",
+                 "tokened_spend_usd", "value", "created_at", "hour", "at", "input_tokens",
+                 "output_tokens", "quality_sum", "expected_cost_usd", "expected_latency_ms"}
 # Each table's primary key: the order rows are read in, chunk by chunk.
 _ORDER = {"meta": "key", "feedback": "id", "feedback_facts": "rowid",
           "arms": "tenant, policy, bucket, model", "idempotency": "tenant, key",

@@ -148,6 +148,13 @@ def m006_catalog_changes(db: Database) -> None:
     db.execute("CREATE INDEX audit_model ON audit (model, id)")
 
 
+@migrations()
+def m007_change_span(db: Database) -> None:
+    """When an arm's recent quality began to stray from its long run (change detection
+    needs the change to last, not only to be loud)."""
+    db.execute("ALTER TABLE arms ADD COLUMN deviant_since REAL NOT NULL DEFAULT 0")
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from bandit_router import __version__, catalog_wire, wire
 from bandit_router.auth import PUBLIC_PATHS  # importing auth registers Unauthorized, Forbidden
-from bandit_router.catalog_changes import UPDATE_FIELDS
 from bandit_router.config import SCOPES, Config, ServerConfig
 from bandit_router.errors import RouterError
 from bandit_router.stats import WINDOW_HOURS
@@ -34,7 +33,7 @@ OPERATION_ERRORS = {
     ("post", "/v1/admin/reset"): (*_BODY_ERRORS, 503),
     ("post", "/v1/chat/completions"): (*_BODY_ERRORS, 422, 429),
     ("get", "/v1/models"): (401,),
-    ("get", "/v1/stats"): (400, 401, 503),
+    ("get", "/v1/stats"): (400, 401, 403, 503),
     ("get", "/v1/admin/models"): (401, 403),
     ("post", "/v1/admin/models"): (*_BODY_ERRORS, 409, 503),
     ("patch", "/v1/admin/models/{name}"): (*_BODY_ERRORS, 404, 409, 503),
@@ -53,7 +52,8 @@ SCOPE_OF = {("post", "/v1/route"): "route", ("post", "/v1/feedback"): "feedback"
             ("get", "/v1/arms"): None, ("post", "/v1/admin/reset"): "admin",
             ("post", "/v1/chat/completions"): "route", ("get", "/v1/models"): None,
             ("get", "/v1/stats"): None, ("get", "/v1/admin/models"): "admin",
-            ("post", "/v1/admin/models"): "admin", ("patch", "/v1/admin/models/{name}"): "admin",
+            ("post", "/v1/admin/models"): "operator",
+            ("patch", "/v1/admin/models/{name}"): "operator",
             ("get", "/v1/admin/audit"): "admin", ("get", "/metrics"): "admin"}
 UPSTREAM_FAILED = "upstream_failed"  # the gateway's 502, in OpenAI's error shape
 _STATUS_TEXT = {400: "Bad request: the body or a field is invalid",
@@ -199,18 +199,25 @@ def _route_request(server: ServerConfig, config: Config | None) -> dict:
                    description="A request to route. A field set to null counts as absent.")
 
 
-def _feedback_request() -> dict:
+def _feedback_request(config: Config | None) -> dict:
+    # the catalog's largest limits (each call is held to its own model's)
+    most_in = max((m.context_tokens for m in config.models), default=0) if config else 0
+    most_out = max((m.output_limit for m in config.models), default=0) if config else 0
     facts = {
         "quality": {"type": "number", "minimum": 0, "maximum": 1,
                     "description": "how good the answer was"},
-        "latency_ms": {"type": "number", "minimum": 0, "maximum": wire.MAX_LATENCY_MS},
-        "input_tokens": {"type": "integer", "minimum": 0, "maximum": wire.MAX_TOKENS},
-        "output_tokens": {"type": "integer", "minimum": 0, "maximum": wire.MAX_TOKENS},
+        "latency_ms": {"type": "number", "minimum": 0, "maximum": wire.MAX_CALL_MS},
+        "input_tokens": {"type": "integer", "minimum": 0,
+                         "maximum": most_in or wire.MAX_TOKENS,
+                         "description": "at most the routed model's context window"},
+        "output_tokens": {"type": "integer", "minimum": 0,
+                          "maximum": most_out or wire.MAX_TOKENS,
+                          "description": "at most the routed model's max_output_tokens"},
         "success": {"type": "boolean",
                     "description": "false counts as quality 0 unless a quality is sent too"},
         "cost_usd": {"type": "number", "minimum": 0, "maximum": wire.MAX_COST_USD,
                      "description": "what the call cost; wins over the tokens priced from "
-                                    "the catalog"},
+                                    "the catalog; at most twice its tokens at list price"},
     }
     assert tuple(facts) == FACTS
     return _object({
@@ -230,13 +237,15 @@ def _reset_request(config: Config | None) -> dict:
     buckets = list(config.buckets.names) if config else None
     fields = {"policy": _names(wire.MAX_RESET_NAME, policies, "only this policy's arms"),
               "bucket": _names(wire.MAX_RESET_NAME, buckets, "only this bucket's arms"),
-              "model": _string(wire.MAX_RESET_NAME, "only this model's arms")}
+              "model": _string(wire.MAX_RESET_NAME, "only this model's arms"),
+              "tenant": _string(wire.MAX_RESET_NAME, "another tenant's arms (operator keys "
+                                                     "only; default: the caller's tenant)")}
     assert set(fields) == wire.RESET_FIELDS
     return _object(fields, description="Which of the caller's tenant's arms to reset; {} "
                                        "resets them all.")
 
 
-def _add_model_request() -> dict:
+def _add_model_request(config: Config | None) -> dict:
     w = catalog_wire
     price = {"type": "number", "minimum": 0, "maximum": w.MAX_PRICE}
     fields = {
@@ -246,6 +255,8 @@ def _add_model_request() -> dict:
         "input_per_mtok": {**price, "description": "USD per million input tokens"},
         "output_per_mtok": {**price, "description": "USD per million output tokens"},
         "context_tokens": {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS},
+        "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS,
+                              "description": "the longest answer (default: context_tokens)"},
         "latency_ms": {"type": "number", "exclusiveMinimum": 0,
                        "maximum": wire.MAX_LATENCY_MS,
                        "description": "prior guess of a typical latency (default: the "
@@ -253,31 +264,45 @@ def _add_model_request() -> dict:
         "quality_prior": {"type": "number", "minimum": w.QUALITY_PRIOR[0],
                           "maximum": w.QUALITY_PRIOR[1],
                           "description": "prior mean quality (default: the policy's)"},
-        "upstream": _object({
-            "base_url": _string(w.MAX_URL, "an OpenAI-compatible API", format="uri",
-                                pattern="^https?://"),
-            "model": _string(w.MAX_MODEL_NAME * 2, "the model's name there (default: name)",
-                             minLength=1),
-            "key_env": _string(w.MAX_ENV_NAME, "the server's environment variable holding "
-                                               "the key (must be set)", minLength=1),
-        }, required=("base_url",), description="for the gateway; optional"),
+        **_upstream_fields(config),
     }
     assert set(fields) == w.ADD_FIELDS
-    assert set(fields["upstream"]["properties"]) == w.UPSTREAM_FIELDS
     return _object(fields, required=("name", "input_per_mtok", "output_per_mtok",
                                      "context_tokens"),
                    description="A model to add to the catalog, checked as config.toml is.")
 
 
-def _update_model_request() -> dict:
+def _upstream_fields(config: Config | None) -> dict:
+    declared = sorted(config.upstreams) if config and config.upstreams else None
+    upstream = _names(catalog_wire.MAX_MODEL_NAME, declared, "for the gateway: the name of an "
+                                                             "upstream declared in config.toml "
+                                                             "([upstreams.<name>])")
+    return {
+        "upstream": {**upstream, "minLength": 1},
+        "upstream_model": _string(catalog_wire.MAX_MODEL_NAME * 2, "the model's name at the "
+                                                                   "upstream (default: name)",
+                                  minLength=1),
+    }
+
+
+def _update_model_request(config: Config | None) -> dict:
+    def releasable(schema: dict) -> dict:
+        return {"anyOf": [schema, {"type": "null"}],
+                "description": "null: release the runtime value (config.toml's applies)"}
+
     price = {"type": "number", "minimum": 0, "maximum": catalog_wire.MAX_PRICE}
+    tokens = {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS}
+    upstream = _upstream_fields(config)
     fields = {"enabled": {"type": "boolean", "description": "false: no traffic from the next "
                                                             "decision on; evidence is kept"},
-              "input_per_mtok": price, "output_per_mtok": price,
-              "context_tokens": {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS}}
-    assert set(fields) == UPDATE_FIELDS
+              "input_per_mtok": releasable(price), "output_per_mtok": releasable(price),
+              "context_tokens": releasable(tokens), "max_output_tokens": releasable(tokens),
+              "upstream": releasable(upstream["upstream"]),
+              "upstream_model": upstream["upstream_model"]}
+    assert set(fields) == catalog_wire.PATCH_FIELDS
     return _object(fields, minProperties=1, description="What to change; at least one field. "
-                                                        "A field set to null counts as absent.")
+                                                        "A price, token limit or upstream set "
+                                                        "to null returns to config.toml's.")
 
 
 def _catalog_schemas() -> dict[str, dict]:
@@ -288,9 +313,10 @@ def _catalog_schemas() -> dict[str, dict]:
                    "description": "config: config.toml has it; runtime: added by an admin"},
         "input_per_mtok": NUMBER, "output_per_mtok": NUMBER, "context_tokens": INTEGER,
         "latency_ms": NUMBER, "quality_prior": NULLABLE_NUMBER,
+        "max_output_tokens": {"type": ["integer", "null"]},
         "upstream": {"anyOf": [{"type": "null"}, _object({
-            "base_url": text, "model": text, "has_key": {"type": "boolean"}},
-            required=("base_url", "model", "has_key"), closed=False)]},
+            "name": nullable_text, "model": text, "has_key": {"type": "boolean"}},
+            required=("name", "model", "has_key"), closed=False)]},
         "overridden": {"type": "array", "items": text,
                        "description": "fields a runtime change set: they win over "
                                       "config.toml"},
@@ -453,8 +479,15 @@ def _stats_schemas() -> dict[str, dict]:
         "name": {"type": "string"}, "tenant": {"type": ["string", "null"]},
         "policy": {"type": ["string", "null"]},
         "window": {"type": "string", "enum": ["hour", "day", "month"]},
-        "start": NUMBER, "end": NUMBER, "limit_usd": NUMBER, "spent_usd": NUMBER,
-        "remaining_usd": NUMBER, "pace": NULLABLE_NUMBER, "pacing": {"type": "boolean"},
+        "start": NUMBER, "end": NUMBER, "limit_usd": NUMBER,
+        "spent_usd": {**NULLABLE_NUMBER, "description": "every covered tenant's spend; null "
+                                                        "for a shared budget unless the "
+                                                        "caller is an operator"},
+        "remaining_usd": NULLABLE_NUMBER,
+        "tenant_spent_usd": {**NULLABLE_NUMBER, "description": "the caller's tenant's share "
+                                                               "of spent_usd"},
+        "max_tenant_share": NUMBER,
+        "pace": NULLABLE_NUMBER, "pacing": {"type": "boolean"},
         "cost_weight_added": NULLABLE_NUMBER, "cost_weight": NULLABLE_NUMBER,
         "exhausted": {"type": "boolean"},
         "when_spent": {"type": "string", "enum": ["cheapest", "refuse"]},
@@ -481,7 +514,9 @@ def _stats_parameters(config: Config | None) -> list[dict]:
           for name, names, text in (
               ("policy", list(config.policies) if config else None, "only this policy"),
               ("bucket", list(config.buckets.names) if config else None, "only this bucket"),
-              ("reference", models, "the model savings are measured against")))]
+              ("reference", models, "the model savings are measured against"),
+              ("tenant", None, "another tenant's usage, or * for every tenant's (operator "
+                               "keys only)")))]
 
 
 def _error_response(status: int, codes: tuple[str, ...]) -> dict:
@@ -548,7 +583,7 @@ def build(config: Config | None = None) -> dict:
                   headers={"Idempotent-Replayed": {
                       "description": "true when this answers a resend of an idempotency_key",
                       "schema": {"type": "string", "enum": ["true"]}}}),
-            "post", "/v1/feedback", body=_feedback_request(),
+            "post", "/v1/feedback", body=_feedback_request(config),
             description="Scope: feedback. Answered after the feedback is committed.")},
         "/v1/arms": {"get": op(
             "arms", "What the router has learned, for the caller's tenant",
@@ -578,14 +613,14 @@ def build(config: Config | None = None) -> dict:
             "post": op("add_model", "Add a model to the catalog",
                        _json(_ref("CatalogChange"), "Committed with its audit row; routed "
                                                     "from the next decision on"),
-                       "post", "/v1/admin/models", body=_add_model_request(),
+                       "post", "/v1/admin/models", body=_add_model_request(config),
                        description="Scope: admin. Its arms start from the prior, and "
                                    "Thompson sampling explores it.")},
         "/v1/admin/models/{name}": {"patch": op(
             "update_model", "Enable or disable a model, change its prices or context",
             _json(_ref("CatalogChange"), "Committed with its audit row; in effect from the "
                                          "next decision on"),
-            "patch", "/v1/admin/models/{name}", body=_update_model_request(),
+            "patch", "/v1/admin/models/{name}", body=_update_model_request(config),
             parameters=[{"name": "name", "in": "path", "required": True,
                          "schema": {"type": "string", "minLength": 1,
                                     "not": {"enum": [".", ".."]}}}],

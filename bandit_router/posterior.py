@@ -41,13 +41,17 @@ class Evidence:
     recent_pos: float = 0.0  # quality over roughly the last `change_window` observations
     recent_neg: float = 0.0
     updated_at: float = 0.0
+    # since when recent quality has strayed from the long run (0: it has not); a stamp, not a
+    # statistic, so it never decays
+    deviant_since: float = 0.0
 
     @property
     def quality_n(self) -> float:
         return self.q_pos + self.q_neg
 
 
-FIELDS = tuple(f.name for f in fields(Evidence) if f.name != "updated_at")
+STAMPS = ("updated_at", "deviant_since")  # times, not statistics: never decayed or capped
+FIELDS = tuple(f.name for f in fields(Evidence) if f.name not in STAMPS)
 
 
 def decay_factor(elapsed_s, half_life_s: float):
@@ -60,7 +64,8 @@ def decay_factor(elapsed_s, half_life_s: float):
 def sound(ev: Evidence) -> bool:
     """Every statistic finite and every count and sum that must be non-negative, so."""
     values = [getattr(ev, name) for name in FIELDS]
-    if not all(math.isfinite(v) for v in values) or not math.isfinite(ev.updated_at):
+    if not all(math.isfinite(v) for v in values) or \
+            not all(math.isfinite(getattr(ev, name)) for name in STAMPS):
         return False
     # non-negative, log-latency too: latencies count from 1 ms
     return all(0 <= v <= _EVIDENCE_LIMIT for v in values)
@@ -71,7 +76,9 @@ def repaired(ev: Evidence) -> Evidence:
     negative statistics are dropped to zero, so the posterior falls back toward its prior."""
     fixed = {name: (v if math.isfinite(v) and 0 <= v <= _EVIDENCE_LIMIT else 0.0)
              for name, v in ((name, getattr(ev, name)) for name in FIELDS)}
-    return Evidence(**fixed, updated_at=ev.updated_at if math.isfinite(ev.updated_at) else 0.0)
+    stamps = {name: getattr(ev, name) if math.isfinite(getattr(ev, name)) else 0.0
+              for name in STAMPS}
+    return Evidence(**fixed, **stamps)
 
 
 def decayed(ev: Evidence, now: float, half_life_s: float) -> Evidence:
@@ -79,7 +86,7 @@ def decayed(ev: Evidence, now: float, half_life_s: float) -> Evidence:
     if f == 1.0:
         return replace(ev, updated_at=max(now, ev.updated_at))
     scaled = {name: getattr(ev, name) * f for name in FIELDS}
-    return Evidence(**scaled, updated_at=max(now, ev.updated_at))
+    return Evidence(**scaled, updated_at=max(now, ev.updated_at), deviant_since=ev.deviant_since)
 
 
 # Each count with the sums it scales: capping keeps every mean, shrinks only the confidence.
@@ -98,10 +105,19 @@ def _capped(ev: Evidence, cap: float) -> Evidence:
     return replace(ev, **changes) if changes else ev
 
 
+# A single answer moves a learned answer length by a bounded step: an observation counts at
+# most this many times the arm's current expectation, so one wild claim cannot make a model
+# look 10,000x dearer; a real change still shows, by repeated steps.
+OUTLIER_FACTOR = 8.0
+
+
 def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
-            half_life_s: float, cap: float, change_window: float = 0.0) -> Evidence:
-    """Fold one feedback message's facts into the evidence: decay to `now`, add, cap, and
-    (with a `change_window`) forget the past when recent quality says the arm changed."""
+            half_life_s: float, cap: float, change_window: float = 0.0,
+            prior: Prior | None = None, change_min_s: float = 0.0) -> Evidence:
+    """Fold one feedback message's facts into the evidence: decay to `now`, add (bounded
+    against the arm's current estimates; `prior` gives the answer length's prior), cap, and
+    (with a `change_window`) forget the past once recent quality has said for at least
+    `change_min_s` that the arm changed."""
     if any(fact == "reset" for fact, _ in facts):  # an administrator cleared this arm
         return Evidence(updated_at=max(now, ev.updated_at))
     ev = decayed(ev, now, half_life_s)
@@ -118,6 +134,8 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
             add["q_pos"] += value
             add["q_neg"] += 1.0 - value
         elif fact == "latency_ms":
+            # log-latency: one wild answer moves the typical (geometric-mean) latency by
+            # its log over the count, and a reported latency is at most an hour (wire)
             x = math.log(max(value, _MIN_LATENCY_MS))
             add["lat_n"] += 1.0
             add["lat_sum"] += x
@@ -127,29 +145,51 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
             add["in_sum"] += value
         elif fact == "output_tokens":
             add["out_n"] += 1.0
-            add["out_sum"] += value
+            add["out_sum"] += _bounded_length(ev, value, prior)
     summed = {name: getattr(ev, name) + add[name] for name in FIELDS}
+    stamps = {"updated_at": ev.updated_at, "deviant_since": ev.deviant_since}
     if quality is not None and change_window > 0:
         keep = 1.0 - 1.0 / change_window  # an exponential window of about that many answers
         summed["recent_pos"] = ev.recent_pos * keep + quality
         summed["recent_neg"] = ev.recent_neg * keep + 1.0 - quality
-        summed.update(_after_change(summed, change_window))
-    return _capped(Evidence(**summed, updated_at=ev.updated_at), cap)
+        stamps["deviant_since"] = _after_change(summed, change_window, now, change_min_s,
+                                                ev.deviant_since)
+    return _capped(Evidence(**summed, **stamps), cap)
 
 
-def _after_change(s: dict[str, float], window: float) -> dict[str, float]:
-    """When the recent window's mean quality strays more than CHANGE_Z standard errors from
-    the long-run mean, the arm has changed (a model update, an outage): the long run
-    restarts from the recent window. Otherwise nothing changes."""
+def _bounded_length(ev: Evidence, tokens: float, prior: Prior | None) -> float:
+    """An answer length of at most OUTLIER_FACTOR times the arm's expected one."""
+    if prior is None:
+        return tokens
+    expected = expected_output_tokens(ev.out_n, ev.out_sum, prior)
+    return min(tokens, OUTLIER_FACTOR * max(expected, 1.0))
+
+
+def _deviant(s: dict[str, float], window: float) -> bool:
+    """Whether the recent window's mean quality strays more than CHANGE_Z standard errors
+    from the long-run mean (with enough of both to tell)."""
     recent_n = s["recent_pos"] + s["recent_neg"]
     long_n = s["q_pos"] + s["q_neg"]
     if recent_n < window / 2 or long_n < 2 * recent_n:
-        return {}
+        return False
     long_mean = s["q_pos"] / long_n
     spread = math.sqrt(max(long_mean * (1.0 - long_mean), 0.01) / recent_n)
-    if abs(s["recent_pos"] / recent_n - long_mean) <= CHANGE_Z * spread:
-        return {}
-    return {"q_pos": s["recent_pos"], "q_neg": s["recent_neg"]}
+    return abs(s["recent_pos"] / recent_n - long_mean) > CHANGE_Z * spread
+
+
+def _after_change(s: dict[str, float], window: float, now: float, min_span_s: float,
+                  since: float) -> float:
+    """Change detection: the new `deviant_since` (`since`: the old one); when the arm has
+    changed, the long run in `s` restarts from the recent window. A change counts once
+    recent quality has strayed at every answer for `min_span_s` (a model update, an
+    outage): a burst of feedback, however large, cannot fake that in less time."""
+    if not _deviant(s, window):
+        return 0.0
+    started = since or now
+    if now - started < min_span_s:
+        return started
+    s["q_pos"], s["q_neg"] = s["recent_pos"], s["recent_neg"]
+    return 0.0
 
 
 # --- reading a posterior (floats or arrays) -------------------------------------------------

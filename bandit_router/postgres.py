@@ -258,6 +258,10 @@ MIGRATIONS: dict[str, list[str]] = {
     after TEXT NOT NULL)""",
         "CREATE INDEX audit_model ON audit (model, id)",
     ],
+    # matches migrations.m007_change_span: when an arm's recent quality began to stray
+    "p003_change_span": [
+        "ALTER TABLE arms ADD COLUMN deviant_since DOUBLE PRECISION NOT NULL DEFAULT 0",
+    ],
 }
 
 

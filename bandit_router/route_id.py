@@ -2,7 +2,12 @@
 
 Feedback can then be attributed to its arm without a lookup (and on any replica that
 shares the key), and the route hot path writes nothing before it answers.
-Format: ``r2.<base64url(JSON [ms, tenant, policy, bucket, model, input_tokens, nonce])>.<mac>``.
+
+Format: ``r3.<base64url(JSON [ms, policy, bucket, model, input_tokens, nonce])>.<mac>``.
+The tenant is not written in it: the MAC covers it, and the reader supplies it (the tenant
+of the caller's key), so a route_id names nobody, and another tenant's route_id fails to
+verify exactly as a forged one does. ``r2`` route_ids (which carried the tenant in clear)
+are still read until they expire.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import orjson
 
 from bandit_router.types import RouteTicket
 
-_PREFIX = "r2"
+_PREFIX = "r3"
+_LEGACY = "r2"  # [ms, tenant, policy, bucket, model, input_tokens, nonce], tenant unbound
 _MAC_BYTES = 16
 KEY_BYTES = 32
+UNKNOWN = "unknown route_id: not issued to this tenant by this router, or altered"
 
 
 class UnknownRoute(ValueError):
-    """The route_id was not issued by this router (or was altered)."""
+    """The route_id was not issued to this tenant by this router (or was altered)."""
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -43,36 +50,44 @@ class RouteIds:
             raise ValueError("route_id key must be at least 16 bytes")
         self._key = key
 
-    def _mac(self, body: str) -> bytes:
+    def _mac(self, body: str, tenant: str | None) -> str:
         # Keyed BLAKE2b is a MAC in its own right (no HMAC construction needed), and fast.
-        return hashlib.blake2b(body.encode("ascii"), key=self._key[:64],
-                               digest_size=_MAC_BYTES).digest()
+        # The tenant is hashed after a NUL, which no route_id body contains.
+        data = body.encode("ascii") if tenant is None else \
+            body.encode("ascii") + b"\0" + tenant.encode("utf-8", "surrogatepass")
+        return _b64(hashlib.blake2b(data, key=self._key[:64], digest_size=_MAC_BYTES).digest())
 
     def issue(self, ticket: RouteTicket) -> str:
-        payload = orjson.dumps([round(ticket.created_at * 1000), ticket.tenant, ticket.policy,
-                                ticket.bucket, ticket.model, ticket.input_tokens, ticket.nonce])
+        payload = orjson.dumps([round(ticket.created_at * 1000), ticket.policy, ticket.bucket,
+                                ticket.model, ticket.input_tokens, ticket.nonce])
         body = f"{_PREFIX}.{_b64(payload)}"
-        return f"{body}.{_b64(self._mac(body))}"
+        return f"{body}.{self._mac(body, ticket.tenant)}"
 
-    def read(self, route_id: str) -> RouteTicket:
+    def read(self, route_id: str, tenant: str) -> RouteTicket:
+        """The ticket of a route_id issued to `tenant`; UnknownRoute (always the same
+        message) for anything else."""
         prefix, _, rest = route_id.partition(".")
         body_b64, _, mac_b64 = rest.rpartition(".")
-        if prefix != _PREFIX or not body_b64 or not mac_b64:
-            raise UnknownRoute("not a route_id issued by this router")
+        if prefix not in (_PREFIX, _LEGACY) or not body_b64 or not mac_b64 or \
+                not route_id.isascii():
+            raise UnknownRoute(UNKNOWN)
         body = f"{prefix}.{body_b64}"
+        # Compare the MAC's text, not its decoded bytes: base64 decoding ignores padding,
+        # stray characters and the last character's spare bits, so several strings would
+        # decode to one MAC, and feedback (deduplicated by route_id) could count twice.
+        bound = tenant if prefix == _PREFIX else None
+        if not hmac.compare_digest(mac_b64, self._mac(body, bound)):
+            raise UnknownRoute(UNKNOWN)
         try:
-            # Compare the MAC's text, not its decoded bytes: base64 decoding ignores padding,
-            # stray characters and the last character's spare bits, so several strings would
-            # decode to one MAC, and feedback (deduplicated by route_id) could count twice.
-            if not route_id.isascii() or not hmac.compare_digest(mac_b64,
-                                                                 _b64(self._mac(body))):
-                raise UnknownRoute("unknown route_id (signature does not match)")
-            ms, tenant, policy, bucket, model, input_tokens, nonce = orjson.loads(
-                _unb64(body_b64))
+            fields = orjson.loads(_unb64(body_b64))
+            if prefix == _LEGACY:
+                ms, owner, policy, bucket, model, input_tokens, nonce = fields
+            else:
+                (ms, policy, bucket, model, input_tokens, nonce), owner = fields, tenant
         except (binascii.Error, ValueError, TypeError) as exc:
-            if isinstance(exc, UnknownRoute):
-                raise
-            raise UnknownRoute("not a route_id issued by this router") from exc
+            raise UnknownRoute(UNKNOWN) from exc
+        if owner != tenant:
+            raise UnknownRoute(UNKNOWN)
         return RouteTicket(policy=policy, bucket=bucket, model=model, created_at=ms / 1000.0,
                            input_tokens=input_tokens, nonce=nonce, tenant=tenant)
 

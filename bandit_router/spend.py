@@ -2,7 +2,9 @@
 `cost_usd`, which wins (it knows about discounts, cached tokens and batch prices).
 
 Feedback may report a call's facts in several messages, so a call's charge is recomputed
-from all its facts after each message and only the difference is counted.
+from all its facts after each message and only the difference from what was already
+recorded for it is counted. A call is always priced at the prices of when it was made, and
+its recorded total is its latest charge, so it never goes below zero.
 """
 
 from __future__ import annotations
@@ -73,6 +75,19 @@ def charge(facts: Mapping[str, float], prices: Prices | None) -> Charge:
     tokened = input_tokens is not None or output_tokens is not None
     return Charge(spend_usd=cost, tokened_spend_usd=cost if tokened else 0.0,
                   input_tokens=input_tokens or 0.0, output_tokens=output_tokens or 0.0)
+
+
+def spend_delta(known: Mapping[str, float], recorded: Charge, applied: Mapping[str, float],
+                prices: Prices | None) -> Charge:
+    """What one more message adds to a call's charge: the call priced with every fact so far
+    (`prices`: those of when it was made), less what was recorded for it already. Tokens
+    count once each, whatever their price."""
+    total = charge({**known, **applied}, prices)
+    counted = charge(known, prices)
+    return Charge(total.spend_usd - recorded.spend_usd,
+                  total.tokened_spend_usd - recorded.tokened_spend_usd,
+                  total.input_tokens - counted.input_tokens,
+                  total.output_tokens - counted.output_tokens)
 
 
 def _finite(value: float | None) -> float | None:

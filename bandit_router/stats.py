@@ -15,7 +15,7 @@ from bandit_router.config import Config, Model
 from bandit_router.spend import HOUR_S, Prices, hour_of
 
 WINDOW_HOURS = {"hour": 1, "day": 24, "week": 168, "month": 720}
-STATS_QUERY = frozenset({"window", "policy", "bucket", "reference"})
+STATS_QUERY = frozenset({"window", "policy", "bucket", "reference", "tenant"})
 
 
 def window_start(window: str, now: float) -> float:
@@ -150,18 +150,28 @@ def stats_json(rows: list[UsageRow], window: str, since: float, now: float,
                         window)
 
 
-def budget_json(s: BudgetStatus, base_cost_weight: float | None) -> dict:
-    """A budget's state; `base_cost_weight` None when the pacing price is not known (it
-    lives in the running service's memory)."""
+def budget_json(s: BudgetStatus, base_cost_weight: float | None,
+                viewer: str | None = None) -> dict:
+    """A budget's state as `viewer` may see it: a tenant (None: an operator, or an open
+    service) sees a shared budget's limit, whether it is spent for it, and its own spend,
+    never the total that other tenants' spend is part of. `base_cost_weight` None when the
+    pacing price is not known (it lives in the running service's memory)."""
     b = s.budget
     known = base_cost_weight is not None
+    whole = viewer is None or b.tenant is not None  # nobody else's spend is in it
+    own = s.by_tenant.get(viewer, 0.0) if viewer is not None else None
+    share = b.max_tenant_share * b.limit_usd
     return {
         "name": b.name, "tenant": b.tenant, "policy": b.policy, "window": b.window,
-        "start": s.start, "end": s.end, "limit_usd": b.limit_usd, "spent_usd": s.spent_usd,
-        "remaining_usd": s.remaining_usd, "pace": s.pace, "pacing": b.pacing,
+        "start": s.start, "end": s.end, "limit_usd": b.limit_usd,
+        "spent_usd": s.spent_usd if whole else None,
+        "remaining_usd": s.remaining_usd if whole else None,
+        "tenant_spent_usd": own, "max_tenant_share": b.max_tenant_share,
+        "pace": s.pace if whole else None, "pacing": b.pacing,
         "cost_weight_added": s.price if known else None,
         "cost_weight": base_cost_weight + s.price if known else None,
-        "exhausted": s.exhausted, "when_spent": b.when_spent,
+        "exhausted": s.exhausted or (own is not None and own >= share),
+        "when_spent": b.when_spent,
     }
 
 
@@ -179,5 +189,5 @@ def usage_stats(conn: sqlite3.Connection, config: Config, now: float, window: st
     for row in read_usage(conn, first):
         budgets.charge(row.tenant, row.policy, row.tally.spend_usd, row.hour)
     stats["budgets"] = [budget_json(s, None) for s in budgets.status(now)
-                        if s.budget.tenant in (None, tenant)]
+                        if s.budget.tenant in (None, tenant)]  # the CLI runs as operator
     return stats

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -23,14 +22,15 @@ from sqlite_utils import Database
 
 from bandit_router import catalog_log, migrations, posterior
 from bandit_router.backend import Location, locate
-from bandit_router.catalog_changes import Change, Entry, from_config, replay
-from bandit_router.config import Config
+from bandit_router.bounds import check_facts
+from bandit_router.catalog_changes import Change, Entry, find, replay
+from bandit_router.config import Config, Model
 from bandit_router.errors import FactConflict, IdempotencyConflict
 from bandit_router.feedback import DuplicateFact, Resolution, resolve
 from bandit_router.learner import ArmBook
-from bandit_router.posterior import FIELDS, Evidence
+from bandit_router.posterior import FIELDS, STAMPS, Evidence
 from bandit_router.route_id import new_key, new_nonce
-from bandit_router.spend import Prices, charge, hour_of
+from bandit_router.spend import NO_CHARGE, Charge, Prices, hour_of, spend_delta
 from bandit_router.stats import Tally, UsageRow, read_usage
 from bandit_router.types import ArmKey, Decision, Facts, FeedbackEvent, RouteTicket
 from bandit_router.writer import StorageError, Writer, begin_immediate
@@ -39,12 +39,12 @@ log = structlog.get_logger("bandit_router.store")
 DECISION_BATCH = 256  # decisions written per job
 DECISION_FLUSH_S = 0.2  # ... and at least this often
 MAX_QUEUED_JOBS = 10_000  # beyond this backlog, new decisions are dropped (and counted)
-ARM_COLUMNS = ("tenant", "policy", "bucket", "model", *FIELDS, "updated_at")
+ARM_COLUMNS = ("tenant", "policy", "bucket", "model", *FIELDS, *STAMPS)
 _UPSERT_ARM = (
     f"INSERT INTO arms ({', '.join(ARM_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in ARM_COLUMNS)}) "
     f"ON CONFLICT (tenant, policy, bucket, model) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS, "updated_at")))
+    + ", ".join(f"{c} = excluded.{c}" for c in (*FIELDS, *STAMPS)))
 
 
 BUSY_TIMEOUT_S = 5.0  # how long a write waits for a lock another process holds
@@ -130,13 +130,16 @@ def _hint(exc: sqlite3.DatabaseError) -> str:
 
 
 def arm_row(key: ArmKey, ev: Evidence) -> tuple:
-    return (key.tenant, key.policy, key.bucket, key.model, *(getattr(ev, f) for f in FIELDS),
-            ev.updated_at)
+    return (key.tenant, key.policy, key.bucket, key.model,
+            *(getattr(ev, f) for f in (*FIELDS, *STAMPS)))
 
 
 def read_arms(db: Database) -> dict[ArmKey, Evidence]:
     rows = db.execute(f"SELECT {', '.join(ARM_COLUMNS)} FROM arms").fetchall()
-    return {ArmKey(row[1], row[2], row[3], row[0]): Evidence(*row[4:]) for row in rows}
+    names = (*FIELDS, *STAMPS)
+    return {ArmKey(row[1], row[2], row[3], row[0]): Evidence(**dict(zip(names, row[4:],
+                                                                         strict=True)))
+            for row in rows}
 
 
 def read_events(db: Database) -> Iterator[FeedbackEvent]:
@@ -339,6 +342,8 @@ class _BatchWrites:
     def log(self, feedback: tuple, facts: list[tuple]) -> None:
         self.feedback.append(feedback)
         self.fact_rows.extend(facts)
+        route_id, spend, tokened = feedback[1], feedback[7], feedback[8]
+        self.recorded[route_id] = self.recorded.get(route_id, NO_CHARGE) + Charge(spend, tokened)
         for route_id, fact, value, _, derived in facts:
             self.facts.setdefault(route_id, []).append((fact, value, derived))
 
@@ -374,6 +379,7 @@ class _BatchWrites:
         self.feedback: list[tuple] = []
         self.fact_rows: list[tuple] = []
         self.facts: dict[str, list[tuple[str, float, int]]] = {}
+        self.recorded: dict[str, Charge] = {}  # spend logged per route in this transaction
         self.answers: dict[tuple[str, str], tuple[str, str]] = {}
         self.answer_rows: list[tuple] = []
         self.next_id = None
@@ -387,10 +393,10 @@ class _RecordFeedback:
 
     def __init__(self, book: ArmBook, clock: Callable[[], float], route_id: str,
                  ticket: RouteTicket, facts: Facts, idempotency_key: str | None,
-                 prices: Callable[[str], Prices | None],
+                 call_of: Callable[[str, float], tuple[Model | None, Prices | None]],
                  stage_spend: Callable[[Spent], None], batch: _BatchWrites) -> None:
         self.book, self.clock, self.batch = book, clock, batch
-        self.prices, self.stage_spend = prices, stage_spend
+        self.call_of, self.stage_spend = call_of, stage_spend
         self.route_id, self.ticket, self.facts = route_id, ticket, facts
         self.idempotency_key = idempotency_key
         self.request_hash = hashlib.sha256(orjson.dumps(
@@ -420,20 +426,31 @@ class _RecordFeedback:
                               result.to_json().decode(), self.clock())
         return result
 
+    def _earlier(self, db: Database) -> tuple[list[tuple[str, float, int]], Charge]:
+        """The facts already counted for this route, and the spend already recorded for it
+        (committed rows and rows of earlier jobs in this transaction)."""
+        rows = db.execute(
+            "SELECT ff.fact, ff.value, ff.derived, f.id, f.spend_usd, f.tokened_spend_usd "
+            "FROM feedback_facts ff JOIN feedback f ON f.id = ff.feedback_id "
+            "WHERE ff.route_id = ?", [self.route_id]).fetchall()
+        recorded = {fid: Charge(spend, tokened) for *_, fid, spend, tokened in rows}
+        facts = [tuple(r[:3]) for r in rows] + self.batch.facts.get(self.route_id, [])
+        return facts, sum(recorded.values(), self.batch.recorded.get(self.route_id, NO_CHARGE))
+
     def _apply(self, db: Database) -> FeedbackResult:
-        rows = db.execute("SELECT fact, value, derived FROM feedback_facts WHERE route_id = ?",
-                          [self.route_id]).fetchall() + self.batch.facts.get(self.route_id, [])
+        rows, recorded = self._earlier(db)
         seen = {fact: derived for fact, _, derived in rows}
         try:
             resolution = resolve(self.facts, seen, quality_derived=bool(seen.get("quality")))
         except DuplicateFact as exc:
             raise FactConflict(str(exc), exc.facts[0]) from exc
-        event = FeedbackEvent(self.route_id, self.ticket, resolution.applied, self.clock())
-        key, evidence = self.book.learn(event)
         t = self.ticket
         before = {fact: value for fact, value, _ in rows}
-        prices = self.prices(t.model)
-        delta = charge({**before, **dict(resolution.applied)}, prices) - charge(before, prices)
+        model, prices = self.call_of(t.model, t.created_at)
+        check_facts(self.facts, before, model, prices)
+        event = FeedbackEvent(self.route_id, self.ticket, resolution.applied, self.clock())
+        key, evidence = self.book.learn(event)
+        delta = spend_delta(before, recorded, dict(resolution.applied), prices)
         quality = dict(resolution.applied).get("quality")
         # last, once nothing can refuse it: logged at the transaction's end, in job order
         feedback_id = self.batch.take_id()
@@ -460,9 +477,10 @@ class _Reset:
 
     def __init__(self, book: ArmBook, clock: Callable[[], float], tenant: str,
                  policy: str | None, bucket: str | None, model: str | None,
-                 batch: _BatchWrites) -> None:
+                 batch: _BatchWrites, actor: str | None) -> None:
         self.book, self.clock, self.batch = book, clock, batch
         self.tenant, self.policy, self.bucket, self.model = tenant, policy, bucket, model
+        self.actor = actor
 
     def _matches(self, key: ArmKey) -> bool:
         return key.tenant == self.tenant and all(
@@ -485,6 +503,12 @@ class _Reset:
                            [(route_id, "reset", 1.0, feedback_id, 0)])
             self.batch.arm(key, evidence)
             self.book.stage(key, evidence)
+        if keys:  # in the tenant's audit trail: who forgot what, when
+            arms = [{"policy": k.policy, "bucket": k.bucket, "model": k.model} for k in keys]
+            change = {"policy": self.policy, "bucket": self.bucket, "model": self.model}
+            catalog_log.insert_audit(db, (now, self.actor, self.tenant, catalog_log.RESET,
+                                          self.model or "*", orjson.dumps(change).decode(),
+                                          None, orjson.dumps({"reset": arms}).decode()))
         return keys
 
 
@@ -531,7 +555,7 @@ class Store:
         self._spent: list[Spent] = []  # staged by the writer, published on commit
         # written by the writer just before each commit
         self._batch = _BatchWrites(postgres=self.location.kind == "postgresql")
-        self._catalog = catalog_log.CatalogBook(from_config(config.models))
+        self._catalog = catalog_log.CatalogBook(replay(config.models, (), config.upstreams))
         self._on_catalog: catalog_log.Publish = lambda entries: None
         self._decisions: list[Decision] = []
         self.dropped_decisions = 0
@@ -566,11 +590,11 @@ class Store:
         self._seen = loaded.last_feedback_id
         changes, end = await asyncio.wrap_future(
             self._writer.submit(catalog_log.LoadChanges()))
-        replayed = replay(self._config.models, changes, os.environ)
+        replayed = replay(self._config.models, changes, self._config.upstreams)
         for note in replayed.notes:
             log.warning("catalog_change", note=note)
         # nothing is queued yet (the app serves once open returns): install it from here
-        self._catalog.install(replayed.entries)
+        self._catalog.install(replayed)
         self._audit_seen = end
         self._publish, self._on_spend = publish, on_spend
         self._on_catalog = on_catalog
@@ -581,10 +605,11 @@ class Store:
         """The committed catalog: config.toml with the runtime changes applied."""
         return self._catalog.entries
 
-    def price_of(self, model: str) -> Prices | None:
-        """A model's prices now (writer thread), from the live catalog: a price change
-        applies to feedback committed after it; None for a model the catalog lacks."""
-        return self._catalog.prices.get(model)
+    def _call_of(self, model: str, at: float) -> tuple[Model | None, Prices | None]:
+        """Writer thread: a model's limits now and its prices at `at`, when the call was
+        made (a later price change never reprices it); None for a model the catalog lacks."""
+        entry = find(self._catalog.current(), model)
+        return (entry.model if entry else None), self._catalog.price_at(model, at)
 
     def _fold_others(self, db: Database) -> None:
         """Writer thread, first thing in a write transaction: fold in the feedback other
@@ -609,9 +634,9 @@ class Store:
         if self._audit_seen is None or catalog_log.last_id(db) == self._audit_seen:
             return
         changes, self._audit_seen_staged = catalog_log.LoadChanges().run(db)
-        catalog = replay(self._config.models, changes, os.environ).entries
-        if catalog != self._catalog.current():
-            self._catalog.stage(catalog)
+        replayed = replay(self._config.models, changes, self._config.upstreams)
+        if replayed.entries != self._catalog.current():
+            self._catalog.stage(replayed)
 
     def _before_commit(self, db: Database) -> None:
         """Writer thread, last thing in a write transaction."""
@@ -671,10 +696,11 @@ class Store:
         changes, audit_end = catalog_log.LoadChanges().run(db)
         if self._audit_seen is not None:
             self._audit_seen = audit_end
-        catalog = replay(self._config.models, changes, os.environ).entries
+        replayed = replay(self._config.models, changes, self._config.upstreams)
+        catalog = replayed.entries
         if catalog != self._catalog.entries:  # a catalog change did reach the disk
             log.warning("resynced_catalog")
-            self._catalog.stage(catalog)
+            self._catalog.stage(replayed)
         if changed or catalog != self._catalog.entries or missed:
             self._committed()
 
@@ -706,28 +732,30 @@ class Store:
                               idempotency_key: str | None = None) -> FeedbackResult:
         """Apply and commit one feedback message; returns once it is durable."""
         job = _RecordFeedback(self._book, self._clock, route_id, ticket, facts,
-                              idempotency_key, self.price_of, self._stage_spend, self._batch)
+                              idempotency_key, self._call_of, self._stage_spend, self._batch)
         return await asyncio.wrap_future(self._writer.submit(job))
 
     async def reset(self, tenant: str, policy: str | None = None, bucket: str | None = None,
-                    model: str | None = None) -> list[ArmKey]:
-        """Forget what the tenant's matching arms learned (logged, so a rebuild agrees)."""
-        job = _Reset(self._book, self._clock, tenant, policy, bucket, model, self._batch)
+                    model: str | None = None, actor: str | None = None) -> list[ArmKey]:
+        """Forget what the tenant's matching arms learned (logged, so a rebuild agrees, and
+        audited under the tenant)."""
+        job = _Reset(self._book, self._clock, tenant, policy, bucket, model, self._batch,
+                     actor)
         return await asyncio.wrap_future(self._writer.submit(job))
 
-    async def change_catalog(self, change: Change, actor: str | None, tenant: str,
+    async def change_catalog(self, change: Change, actor: str | None,
                              aliases: Iterable[str]) -> catalog_log.Applied:
         """Check, apply and commit one catalog change with its audit row; the engine has
         the new catalog (`on_catalog`) before this returns."""
-        job = catalog_log.ChangeCatalog(self._catalog, change, actor, tenant, self._clock(),
-                                        aliases)
+        job = catalog_log.ChangeCatalog(self._catalog, change, actor, self._clock(), aliases,
+                                        self._config.upstreams)
         return await asyncio.wrap_future(self._writer.submit(job))
 
-    async def audit(self, limit: int, model: str | None = None,
-                    before: int | None = None) -> list[dict]:
-        """Audit rows, newest first (read on the writer thread)."""
+    async def audit(self, limit: int, model: str | None = None, before: int | None = None,
+                    tenant: str | None = None) -> list[dict]:
+        """Audit rows, newest first (read on the writer thread); `tenant` None: all."""
         return await asyncio.wrap_future(
-            self._writer.submit(catalog_log.ReadAudit(limit, model, before)))
+            self._writer.submit(catalog_log.ReadAudit(limit, model, before, tenant)))
 
     async def usage(self, since: float, tenant: str | None = None, policy: str | None = None,
                     bucket: str | None = None) -> list[UsageRow]:

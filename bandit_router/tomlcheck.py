@@ -42,6 +42,10 @@ class Table:
     def names(self) -> list[str]:
         return list(self._data)
 
+    def is_string(self, name: str) -> bool:
+        """Whether the key holds a string (for keys that take a name or a table)."""
+        return isinstance(self._data.get(name), str)
+
     def _raw(self, name: str, default: Any) -> Any:
         self._read.add(name)
         if name in self._data:

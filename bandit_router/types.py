@@ -8,6 +8,7 @@ FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success", "c
 DEFAULT_TENANT = "default"  # everyone's tenant when no API keys are configured
 MAX_TOKENS = 100_000_000  # token counts beyond this are refused (and clamped, if they slip in)
 MAX_LATENCY_MS = 86_400_000.0  # a day; anything longer is a unit mistake
+MAX_CALL_MS = 3_600_000.0  # one call's reported latency: an hour at most
 MAX_COST_USD = 1e6  # one call's cost, or a cost limit
 
 

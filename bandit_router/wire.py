@@ -7,6 +7,7 @@ from typing import Any
 from bandit_router.errors import InvalidField, MissingField
 from bandit_router.types import (
     FACTS,
+    MAX_CALL_MS,
     MAX_COST_USD,
     MAX_LATENCY_MS,
     MAX_TOKENS,
@@ -30,7 +31,7 @@ WEIGHT_FIELDS = frozenset({"cost", "latency"})
 FEEDBACK_FIELDS = frozenset({"route_id", "idempotency_key", *FACTS})
 MAX_IDEMPOTENCY_KEY = 128
 
-RESET_FIELDS = frozenset({"policy", "bucket", "model"})
+RESET_FIELDS = frozenset({"policy", "bucket", "model", "tenant"})
 ARMS_QUERY = frozenset({"policy", "bucket"})
 
 MAX_WEIGHT = 1000.0
@@ -120,7 +121,7 @@ def parse_feedback(data: Any) -> tuple[str, Facts, str | None]:
         raise InvalidField("idempotency_key must not be empty", "idempotency_key")
     facts = Facts(
         quality=body.number("quality", 0.0, 1.0),
-        latency_ms=body.number("latency_ms", 0.0, MAX_LATENCY_MS),
+        latency_ms=body.number("latency_ms", 0.0, MAX_CALL_MS),
         input_tokens=body.integer("input_tokens", 0, MAX_TOKENS),
         output_tokens=body.integer("output_tokens", 0, MAX_TOKENS),
         success=body.boolean("success"),

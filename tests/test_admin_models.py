@@ -13,6 +13,7 @@ import tempfile
 import tomllib
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from urllib.parse import quote
 
 import numpy as np
@@ -32,7 +33,7 @@ from bandit_router.catalog_changes import (
     from_config,
     replay,
 )
-from bandit_router.config import Config, Model, parse
+from bandit_router.config import Config, Model, UpstreamConfig, parse
 from bandit_router.engine import Engine
 from bandit_router.errors import RouterError
 from bandit_router.keys import ENGINE
@@ -220,24 +221,32 @@ async def spend_of(c) -> float:
     return stats["totals"]["spend_usd"]
 
 
-async def test_a_price_change_prices_decisions_and_spend_from_then_on(client):
-    name, tokens = "gpt-5-mini", {"input_tokens": 1_000_000, "output_tokens": 1_000_000}
+async def test_a_price_change_prices_calls_made_from_then_on(client, clock):
+    name = "gpt-5-mini"
     # max_output_tokens below the expected answer (the prior's 400): the cost is exact
     body = {"prompt": "hello", "input_tokens": 2000, "max_output_tokens": 300,
             "constraints": {"models": [name]}}
     before = await route(client, **body)
     assert before["expected_cost_usd"] == pytest.approx(2000 * 0.25e-6 + 300 * 2.0e-6)
-    await call(client, "POST", "/v1/feedback", {"route_id": before["route_id"], **tokens})
-    assert await spend_of(client) == pytest.approx(0.25 + 2.0)
+    await call(client, "POST", "/v1/feedback", {"route_id": before["route_id"],
+                                                "input_tokens": 100_000})
+    assert await spend_of(client) == pytest.approx(0.025)
+    clock.advance(1.0)
     status, body_ = await call(client, "PATCH", f"/v1/admin/models/{name}",
                                {"input_per_mtok": 0.5, "output_per_mtok": 4.0})
     assert status == 200 and body_["model"]["overridden"] == ["input_per_mtok",
                                                               "output_per_mtok"]
+    # the earlier call's remaining facts are priced as it was when it was made
+    await call(client, "POST", "/v1/feedback", {"route_id": before["route_id"],
+                                                "output_tokens": 100_000})
+    assert await spend_of(client) == pytest.approx(0.025 + 0.2)
+    clock.advance(1.0)
     after = await route(client, **body)
     assert after["expected_cost_usd"] == pytest.approx(2000 * 0.5e-6 + 300 * 4.0e-6)
-    # feedback committed after the change is priced at the new prices, whenever decided
-    await call(client, "POST", "/v1/feedback", {"route_id": after["route_id"], **tokens})
-    assert await spend_of(client) == pytest.approx(0.25 + 2.0 + 0.5 + 4.0)
+    await call(client, "POST", "/v1/feedback", {"route_id": after["route_id"],
+                                                "input_tokens": 100_000,
+                                                "output_tokens": 100_000})
+    assert await spend_of(client) == pytest.approx(0.025 + 0.2 + 0.05 + 0.4)
 
 
 async def test_a_price_cut_moves_traffic_to_the_model(client):
@@ -276,15 +285,19 @@ async def upstream():
         yield str(server.make_url("/v1")), asked
 
 
-async def test_the_gateway_forwards_to_an_added_models_upstream(client, config, upstream,
-                                                                monkeypatch):
+async def test_the_gateway_forwards_to_an_added_models_upstream(app_config, clock, upstream):
     base_url, asked = upstream
-    monkeypatch.setenv("ACME_KEY_FOR_TEST", "sk-acme-0123456789")
+    declared = UpstreamConfig("acme", base_url, api_key="sk-acme-0123456789")
+    config = replace(app_config, upstreams=MappingProxyType({"acme": declared}))
+    async with restart(config, clock) as client:
+        await _gateway_to_added_model(client, config, asked)
+
+
+async def _gateway_to_added_model(client, config: Config, asked: list[str]) -> None:
     status, body = await call(client, "POST", "/v1/admin/models", {
-        **NEW, "upstream": {"base_url": base_url, "model": "acme/small-v1",
-                            "key_env": "ACME_KEY_FOR_TEST"}})
+        **NEW, "upstream": "acme", "upstream_model": "acme/small-v1"})
     assert status == 200, body
-    assert body["model"]["upstream"] == {"base_url": base_url, "model": "acme/small-v1",
+    assert body["model"]["upstream"] == {"name": "acme", "model": "acme/small-v1",
                                          "has_key": True}
     assert "sk-acme" not in str(body) and "sk-acme" not in str(await models_of(client))
     r = await client.post("/v1/chat/completions", json={
@@ -321,13 +334,13 @@ BAD_ADDS = [
     ({**NEW, "latency_ms": 0}, 400, "invalid_field", "latency_ms"),
     ({**NEW, "quality_prior": 1.0}, 400, "invalid_field", "quality_prior"),
     ({**NEW, "colour": "red"}, 400, "unknown_field", "colour"),
-    ({**NEW, "upstream": {"base_url": "ftp://x.example"}}, 400, "invalid_field",
-     "upstream.base_url"),
-    ({**NEW, "upstream": {"model": "m"}}, 400, "missing_field", "upstream.base_url"),
-    ({**NEW, "upstream": {"base_url": "http://localhost:1", "key_env": "UNSET_FOR_SURE_42"}},
-     400, "invalid_field", "upstream.key_env"),
-    ({**NEW, "upstream": {"base_url": "http://localhost:1", "api_key": "sk-1"}}, 400,
-     "unknown_field", "upstream.api_key"),
+    # an upstream is a name from config.toml: never a URL, a key or an environment variable
+    ({**NEW, "upstream": {"base_url": "http://169.254.169.254/v1", "key_env": "HOME"}}, 400,
+     "invalid_field", "upstream"),
+    ({**NEW, "upstream": "no-such-upstream"}, 400, "unknown_upstream", "upstream"),
+    ({**NEW, "upstream": 7}, 400, "invalid_field", "upstream"),
+    ({**NEW, "upstream_model": "m"}, 400, "invalid_field", "upstream_model"),
+    ({**NEW, "max_output_tokens": 200_000}, 400, "invalid_field", "max_output_tokens"),
     ({**NEW, "name": "gpt-5"}, 409, "model_exists", "name"),
     ({**NEW, "name": "auto"}, 409, "model_exists", "name"),
     ({**NEW, "name": "auto-cheap"}, 409, "model_exists", "name"),
@@ -351,6 +364,7 @@ BAD_PATCHES = [
     ("gpt-5", {"name": "gpt-6"}, 400, "unknown_field", "name"),
     ("gpt-5", {"provider": "x"}, 400, "unknown_field", "provider"),
     ("no-such-model", {"enabled": False}, 404, "model_not_found", "name"),
+    ("gpt-5", {"upstream": {"base_url": "http://10.0.0.1"}}, 400, "invalid_field", "upstream"),
 ]
 
 
@@ -391,7 +405,7 @@ async def test_a_patch_that_changes_nothing_is_not_recorded(client):
 # --- the audit log -----------------------------------------------------------------------------
 
 async def test_the_audit_log_says_who_when_what_before_and_after(keyed, clock):  # noqa: F811
-    admin = auth("acme-admin")
+    admin = auth("ops")
     assert (await call(keyed, "POST", "/v1/admin/models", NEW, headers=admin))[0] == 200
     clock.advance(60)
     assert (await call(keyed, "PATCH", "/v1/admin/models/acme-small", {"enabled": False},
@@ -406,7 +420,8 @@ async def test_the_audit_log_says_who_when_what_before_and_after(keyed, clock): 
     assert [e["action"] for e in entries] == ["model.update", "model.update", "model.add"]
     assert [e["model"] for e in entries] == ["gpt-5", "acme-small", "acme-small"]
     assert [e["at"] for e in entries] == [clock.t, clock.t - 60, clock.t - 120]
-    assert all(e["actor"] == "acme-admin" and e["tenant"] == "acme" for e in entries)
+    # the catalog is every tenant's: its changes are the operator's, shared ("*")
+    assert all(e["actor"] == "ops" and e["tenant"] == "*" for e in entries)
     reprice, disable, add = entries
     assert add["before"] is None and add["after"]["name"] == "acme-small"
     assert add["change"]["input_per_mtok"] == 0.2
@@ -437,14 +452,16 @@ async def test_the_change_and_its_audit_row_are_committed_before_the_answer(clie
     assert rows == [(body["audit"]["id"], "model.update", "gpt-5")]
 
 
-async def test_admin_endpoints_need_the_admin_scope(keyed):  # noqa: F811
-    requests = [("GET", "/v1/admin/models", None), ("POST", "/v1/admin/models", NEW),
-                ("PATCH", "/v1/admin/models/gpt-5", {"enabled": False}),
-                ("GET", "/v1/admin/audit", None)]
-    for method, path, body in requests:
+async def test_admin_endpoints_need_the_admin_scope_and_changes_the_operator(keyed):  # noqa: F811
+    reads = [("GET", "/v1/admin/models", None), ("GET", "/v1/admin/audit", None)]
+    changes = [("POST", "/v1/admin/models", NEW),
+               ("PATCH", "/v1/admin/models/gpt-5", {"enabled": False})]
+    for method, path, body in reads + changes:
         status, err = await call(keyed, method, path, body)
         assert status == 401 and err["error"]["code"] == "unauthorized"
-        for name in ("acme-app", "acme-router-only", "globex-app"):
+        refused = ("acme-app", "acme-router-only", "globex-app") + \
+            (("acme-admin",) if (method, path, body) in changes else ())
+        for name in refused:
             status, err = await call(keyed, method, path, body, headers=auth(name))
             assert status == 403 and err["error"]["code"] == "forbidden", (name, path)
     assert "acme-small" not in await models_of(keyed, headers=auth("acme-admin"))

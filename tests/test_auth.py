@@ -20,6 +20,8 @@ KEYS = {  # name: (tenant, scopes, secret)
     "acme-admin": ("acme", ["admin"], "acme-admin-secret-0123456789"),
     "acme-router-only": ("acme", ["route"], "acme-route-only-0123456789"),
     "globex-app": ("globex", ["route", "feedback"], "globex-app-secret-0123456789"),
+    "globex-admin": ("globex", ["admin"], "globex-admin-secret-0123456789"),
+    "ops": ("default", ["operator"], "operator-secret-0123456789abcdef"),
 }
 
 

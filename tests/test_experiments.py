@@ -45,3 +45,19 @@ def test_experiment_runs_and_meets_its_target(script: str, level: str, tmp_path:
     assert "| level |" in (tmp_path / f"{script}.md").read_text()
     assert result["target"]["level"] == level
     assert result["target"]["met"], result["summary"]
+
+
+def test_poisoning_costs_more_after_than_before(tmp_path: Path):
+    """The change-detection span makes flipping a well-observed bucket cost an attacker
+    more (messages) than forgetting at once did, and a burst's cost grow with the evidence."""
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "poisoning.py"),
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "poisoning.json").read_text())
+    assert (tmp_path / "poisoning.png").read_bytes()[:4] == b"\x89PNG"
+    for row in rows:
+        before, after = row["before"]["messages"], row["after"]["messages"]
+        assert before is not None and (after is None or after >= before), row
+    bursts = {r["honest"]: r for r in rows if r["attack"].startswith("burst")}
+    assert bursts[3000]["after"]["messages"] >= 10 * bursts[3000]["before"]["messages"]
+    assert bursts[3000]["after"]["messages"] > bursts[300]["after"]["messages"]

@@ -213,7 +213,7 @@ def test_alias_is_routed_forwarded_and_retried_to_a_working_model(client, upstre
         # fallbacks; four attempts always reach good-model, the one that answers
         assert answer.model == raw.headers["x-routed-model"]
         assert answer.choices[0].message.content == "".join(CHUNKS)
-        assert raw.headers["x-route-id"].startswith("r2.")
+        assert raw.headers["x-route-id"].startswith("r3.")
         assert raw.headers["x-route-bucket"]
         seen_first.add(answer.model)
     assert seen_first == {"good-model"}
@@ -287,7 +287,8 @@ async def test_feedback_is_automatic_and_quality_can_follow(gateway, async_clien
     await asyncio.sleep(0.5)  # the gateway writes its feedback after answering
     arms = await _arms(gateway)
     assert arms["good-model"]["latency_observations"] >= 1  # latency and tokens, learned
-    assert arms["fail-model"]["evidence"] >= 1  # failures count as quality 0
+    # failures count as quality 0 (at least one; decay since takes a hair off it)
+    assert arms["fail-model"]["evidence"] > 0.99
     async with aiohttp.ClientSession() as s:
         async with s.post(f"{gateway.url}/v1/feedback",
                           json={"route_id": route_id, "quality": 0.9}) as r:

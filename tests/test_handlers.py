@@ -123,7 +123,7 @@ async def test_route_with_prompt_has_the_documented_shape(client, config):
     catalog = names(config)
     d = await route(client, prompt="hello there")
     assert set(d) == ROUTE_KEYS  # no explanation unless asked
-    assert d["route_id"].startswith("r2.")
+    assert d["route_id"].startswith("r3.")
     assert d["model"] in catalog
     assert d["bucket"] == "chat:low"
     assert d["policy"] == "default"

@@ -145,7 +145,9 @@ def test_replay_equals_live_one_by_one(events: list[FeedbackEvent],
         by_hand[key] = observe(by_hand.get(key, Evidence()), e.facts, e.at,
                                p.half_life_hours * HOUR if p else 0.0,
                                p.evidence_cap if p else 0.0,
-                               p.change_window if p else 0.0)
+                               p.change_window if p else 0.0,
+                               p.prior if p else None,
+                               p.change_min_hours * HOUR if p else 0.0)
     assert live.states() == by_hand
     assert replay(events, policies) == live.states()  # exact, float for float
 
@@ -180,6 +182,7 @@ def test_replay_matches_observe_by_hand(config: Config) -> None:
     by_hand = Evidence()
     for e in events:
         by_hand = observe(by_hand, e.facts, e.at, policy.half_life_hours * HOUR,
-                          policy.evidence_cap, policy.change_window)
+                          policy.evidence_cap, policy.change_window, policy.prior,
+                          policy.change_min_hours * HOUR)
     assert replay(events, config.policies) == {KEY: by_hand}
     assert by_hand.quality_n < 2.0  # decay happened along the way

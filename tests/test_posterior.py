@@ -319,4 +319,4 @@ def test_success_is_not_evidence_by_itself() -> None:
 
 
 def test_evidence_fields_are_the_decayable_ones() -> None:
-    assert set(FIELDS) == {f.name for f in fields(Evidence)} - {"updated_at"}
+    assert set(FIELDS) == {f.name for f in fields(Evidence)} - {"updated_at", "deviant_since"}

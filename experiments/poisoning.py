@@ -1,0 +1,133 @@
+"""Poisoning: what it costs one key to flip a well-observed bucket with bad quality scores.
+
+A bucket's best model A has answered well (quality 0.9) and the runner-up B a little worse
+(0.8), each observed n times over the past days, one answer a minute. An attacker then sends
+quality 0 for A's decisions, while honest feedback (0.9) keeps arriving once a minute. The
+bucket flips when A's posterior mean falls below B's. Measured with the policy's learning
+(`ArmBook`, as the service learns), before (change detection forgets at once:
+`change_min_hours = 0`, the old behaviour) and after (the default `change_min_hours`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from _common import HERE, config
+
+from bandit_router.config import PolicyConfig
+from bandit_router.learner import ArmBook
+from bandit_router.posterior import Evidence
+from bandit_router.types import ArmKey, FeedbackEvent, RouteTicket
+
+T0 = 1_800_000_000.0
+A, B = ArmKey("default", "code:low", "a"), ArmKey("default", "code:low", "b")
+HONEST_EVERY_S = 60.0
+HORIZON_S = 48 * 3600.0
+
+
+def _event(key: ArmKey, quality: float, at: float, i: int) -> FeedbackEvent:
+    ticket = RouteTicket(key.policy, key.bucket, key.model, at, 0, f"{i:x}")
+    return FeedbackEvent(f"r{i}", ticket, (("quality", quality),), at)
+
+
+def _mean(ev: Evidence, policy: PolicyConfig) -> float:
+    prior = policy.prior
+    return (prior.alpha + ev.q_pos) / (prior.alpha + prior.beta + ev.quality_n)
+
+
+def flip(policy: PolicyConfig, honest: int, attack_every_s: float) -> dict:
+    """Attack messages and seconds until A's mean falls below B's (None: not within the
+    horizon)."""
+    book, i = ArmBook({"default": policy}), 0
+    start = T0 - honest * HONEST_EVERY_S
+    for k in range(honest):
+        at = start + k * HONEST_EVERY_S
+        for key, q in ((A, 0.9), (B, 0.8)):
+            book.apply(_event(key, q, at, i))
+            i += 1
+    t, sent, next_honest = T0, 0, T0
+    while t - T0 <= HORIZON_S:
+        if next_honest <= t:  # honest traffic goes on meanwhile
+            book.apply(_event(A, 0.9, next_honest, i))
+            next_honest += HONEST_EVERY_S
+        else:
+            book.apply(_event(A, 0.0, t, i))
+            sent += 1
+            if _mean(book.get(A), policy) < _mean(book.get(B), policy):
+                return {"messages": sent, "seconds": t - T0}
+            t += attack_every_s
+        i += 1
+    return {"messages": None, "seconds": None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", help="router config (default: the bundled one)")
+    parser.add_argument("--out", default=str(HERE / "results"))
+    args = parser.parse_args()
+    policy = config(args.config).policies["default"]
+    before = replace(policy, change_min_hours=0.0)
+    rows = []
+    for honest in (100, 300, 1000, 3000):
+        for label, every in (("burst, 1/s", 1.0), ("steady, 2/min", 30.0)):
+            rows.append({"honest": honest, "attack": label,
+                         "before": flip(before, honest, every),
+                         "after": flip(policy, honest, every)})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "poisoning.json").write_text(json.dumps(rows, indent=1))
+    (out / "poisoning.md").write_text(_table(rows, policy.change_min_hours))
+    _plot(rows, out / "poisoning.png")
+    print(_table(rows, policy.change_min_hours))
+
+
+def _cell(r: dict) -> str:
+    if r["messages"] is None:
+        return f"not within {HORIZON_S / 3600:.0f} h"
+    return f"{r['messages']:,} msgs, {r['seconds'] / 60:,.1f} min"
+
+
+def _table(rows: list[dict], hours: float) -> str:
+    lines = ["# Poisoning: cost of flipping a well-observed bucket", "",
+             "Quality-0 scores for the bucket's best model (0.9) against an honest runner-up "
+             "(0.8), honest feedback continuing at one a minute. Before: change detection "
+             f"forgets at once; after: `change_min_hours = {hours:g}`. "
+             "`python experiments/poisoning.py`.", "",
+             "| honest observations | attack | before | after |", "|---:|---|---|---|"]
+    lines += [f"| {r['honest']:,} | {r['attack']} | {_cell(r['before'])} | {_cell(r['after'])} |"
+              for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for attack, style in (("burst, 1/s", "-"), ("steady, 2/min", "--")):
+        for when, colour in (("before", "#d55e00"), ("after", "#0072b2")):
+            points = [(r["honest"], r[when]["messages"]) for r in rows
+                      if r["attack"] == attack and r[when]["messages"] is not None]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, style, marker="o", color=colour, label=f"{when}, {attack}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    honest = sorted({r["honest"] for r in rows})
+    ax.set_xticks(honest, [f"{h:,}" for h in honest])
+    ax.set_xlabel("honest observations of the bucket's best model")
+    ax.set_ylabel("attack messages until the bucket flips")
+    ax.set_title("Cost of flipping a bucket with quality-0 scores")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
