@@ -222,6 +222,66 @@ class SpendConfig:
     reference_model: str | None = None  # savings are against it; None = the priciest model
 
 
+DEFAULT_JUDGE_PROMPT = """You grade an AI assistant's answer to a conversation.
+Judge only the final answer: is it correct, complete and useful for what was asked?
+
+<conversation>
+{conversation}
+</conversation>
+
+<answer>
+{answer}
+</answer>
+
+Reply with a JSON object only: {{"score": <a number from 0 (useless or wrong) to 1 \
+(excellent)>, "reason": "<one short sentence>"}}"""
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeConfig:
+    """A judge model the router calls itself, after a gateway answer was sent, on a sample
+    of the calls: its score becomes a quality fact with source `judge`. Off (model None)
+    unless configured: it costs money and sends conversations to another model."""
+
+    model: str | None = None  # a catalog model with an upstream
+    sample_rate: float = 0.05  # fraction of answered gateway calls judged once arms are sure
+    young_rate: float = 0.5  # ... while the routed arm has no evidence, falling linearly to
+    young_evidence: float = 30.0  # sample_rate once it has this many quality observations
+    bucket_rates: MappingProxyType[str, float] = field(
+        default_factory=lambda: MappingProxyType({}))  # per-bucket sample rates
+    policies: tuple[str, ...] = ()  # only these policies' calls; () = every policy
+    budget_usd: float | None = None  # the most judging may cost per window; None = no limit
+    window: Window = "day"
+    timeout_s: float = 30.0
+    max_chars: int = 12_000  # of the conversation and of the answer shown to the judge
+    weight: float = 1.0  # what one judge score weighs against a client's (1)
+    disagreement: float = 0.25  # mean |client - judge| over which /v1/stats flags the judge
+    prompt: str = DEFAULT_JUDGE_PROMPT
+
+    @property
+    def enabled(self) -> bool:
+        return self.model is not None
+
+
+IMPLICIT_SIGNALS = ("empty", "truncated", "content_filter", "refusal", "invalid_json",
+                    "regenerate")
+DEFAULT_REFUSALS = ("i can't help with", "i cannot help with", "i can't assist",
+                    "i cannot assist", "i'm sorry, but i can't", "i am sorry, but i cannot",
+                    "i'm unable to help", "as an ai language model, i cannot")
+
+
+@dataclass(frozen=True, slots=True)
+class ImplicitConfig:
+    """Quality the gateway sees for free in an answer's form: each signal present gives the
+    call one bounded negative quality fact (source `implicit`), weighted `weight`."""
+
+    signals: tuple[str, ...] = ("empty", "truncated", "content_filter", "refusal",
+                                "invalid_json")  # "regenerate": opt in (a caller's act)
+    weight: float = 0.5
+    refusals: tuple[str, ...] = DEFAULT_REFUSALS  # lower-case phrases an answer starts with
+    regenerate_window_s: float = 300.0  # the same conversation again within this: a retry
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """One caller's key: who it is (for logs), whose arms it reaches, what it may do."""
@@ -257,7 +317,14 @@ class Config:
     spend: SpendConfig = SpendConfig()
     upstreams: MappingProxyType[str, UpstreamConfig] = field(
         default_factory=lambda: MappingProxyType({}))
+    judge: JudgeConfig = JudgeConfig()
+    implicit: ImplicitConfig = ImplicitConfig()
     source: str = "<memory>"
+
+    @property
+    def source_weights(self) -> dict[str, float]:
+        """What one quality fact of each source weighs in a posterior."""
+        return {"client": 1.0, "judge": self.judge.weight, "implicit": self.implicit.weight}
 
     def model(self, name: str) -> Model:
         return next(m for m in self.models if m.name == name)
@@ -566,6 +633,71 @@ def _spend(t: Table, models: tuple[Model, ...]) -> SpendConfig:
     return SpendConfig(reference_model=name)
 
 
+def _judge(t: Table, models: tuple[Model, ...], policies: Mapping[str, object],
+           buckets: tuple[str, ...]) -> JudgeConfig:
+    d = JudgeConfig()
+    if not t.has("model"):
+        t.raw_none("model")
+        if t.names():
+            raise ConfigError(t.key("model"), "the judge needs a model (a catalog model "
+                                              "with an upstream)")
+        return d
+    name = t.string("model")
+    model = next((m for m in models if m.name == name), None)
+    if model is None or model.upstream is None:
+        raise ConfigError(t.key("model"), f"{name!r} is not a catalog model with an upstream")
+    rates = t.table("bucket_rates")
+    bucket_rates = {b: rates.number(b, lo=0, hi=1) for b in rates.names()}
+    for b in bucket_rates:
+        if b not in buckets:
+            raise ConfigError(rates.key(b), f"unknown bucket; buckets are {', '.join(buckets)}")
+    judged = t.strings("policies", [])
+    for p in judged:
+        if p not in policies:
+            raise ConfigError(t.key("policies"), f"{p!r} is not one of the [policies]")
+    prompt = t.string("prompt", d.prompt)
+    for placeholder in ("{conversation}", "{answer}"):
+        if placeholder not in prompt:
+            raise ConfigError(t.key("prompt"), f"must contain {placeholder}")
+    try:
+        prompt.format(conversation="", answer="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(t.key("prompt"), f"has a stray placeholder or brace ({exc}); "
+                                           "write literal braces as {{ and }}") from exc
+    return JudgeConfig(
+        model=name,
+        sample_rate=t.number("sample_rate", d.sample_rate, lo=0, hi=1),
+        young_rate=t.number("young_rate", d.young_rate, lo=0, hi=1),
+        young_evidence=t.number("young_evidence", d.young_evidence, lo=0, hi=1e6),
+        bucket_rates=MappingProxyType(bucket_rates),
+        policies=judged,
+        budget_usd=t.number("budget_usd", above=0, hi=1e9) if t.has("budget_usd")
+        else t.raw_none("budget_usd"),
+        window=t.string("window", d.window, choices=WINDOWS),  # type: ignore[arg-type]
+        timeout_s=t.number("timeout_s", d.timeout_s, above=0, hi=600),
+        max_chars=t.integer("max_chars", d.max_chars, lo=100, hi=1_000_000),
+        weight=t.number("weight", d.weight, lo=0, hi=10),
+        disagreement=t.number("disagreement", d.disagreement, above=0, hi=1),
+        prompt=prompt,
+    )
+
+
+def _implicit(t: Table) -> ImplicitConfig:
+    d = ImplicitConfig()
+    signals = t.strings("signals", list(d.signals))
+    unknown = sorted(set(signals) - set(IMPLICIT_SIGNALS))
+    if unknown:
+        raise ConfigError(t.key("signals"), f"unknown: {', '.join(unknown)}; signals are "
+                                            f"{', '.join(IMPLICIT_SIGNALS)}")
+    return ImplicitConfig(
+        signals=signals,
+        weight=t.number("weight", d.weight, lo=0, hi=10),
+        refusals=tuple(r.lower() for r in t.strings("refusals", list(d.refusals))),
+        regenerate_window_s=t.number("regenerate_window_s", d.regenerate_window_s, above=0,
+                                     hi=86_400),
+    )
+
+
 def _auth(t: Table) -> AuthConfig:
     keys = tuple(k.read(_api_key) for k in t.array_of_tables("keys")) if t.has("keys") \
         else t.raw_none("keys") or ()
@@ -602,6 +734,9 @@ def parse(document: dict, source: str = "<memory>") -> Config:
         budgets=_budgets(root, policies),
         spend=root.table("spend").read(lambda t: _spend(t, models)),
         upstreams=upstreams,
+        judge=root.table("judge").read(
+            lambda t: _judge(t, models, policies, buckets.names)),
+        implicit=root.table("implicit").read(_implicit),
         source=source,
     )
     root.done()

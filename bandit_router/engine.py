@@ -175,6 +175,14 @@ class Engine:
         """Count spend (committed feedback, priced) against the budgets covering it."""
         self.budgets.charge(tenant, policy, usd, at)
 
+    def evidence(self, tenant: str, policy: str, bucket: str, model: str) -> float:
+        """Quality observations behind an arm (undecayed): how sure the router is of it."""
+        table = self._tables.get((tenant, policy, bucket))
+        i = self.catalog.index.get(model)
+        if table is None or i is None:
+            return 0.0
+        return float(table.evidence[QUALITY_ROWS, i].sum())
+
     def remember(self, decisions: Iterable[tuple[str, str, str, str]]) -> None:
         """Replay earlier (tenant, policy, bucket, model) decisions into the recent-traffic
         windows."""

@@ -211,7 +211,7 @@ async def stats(request: web.Request) -> web.Response:
     since = window_start(window, now)
     app[STORE].flush_decisions()  # queued ahead of the read: every answered route counts
     rows = await app[STORE].usage(since, tenant, policy, bucket)
-    body = stats_json(rows, window, since, now, reference)
+    body = stats_json(rows, window, since, now, reference, app[CONFIG].judge.disagreement)
     viewer = None if caller.operator else caller.tenant
     body["budgets"] = [
         budget_json(s, engine.policy(s.budget.policy).weights.cost, viewer)

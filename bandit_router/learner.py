@@ -21,21 +21,25 @@ def arm_key(event: FeedbackEvent) -> ArmKey:
     return ArmKey(t.policy, t.bucket, t.model, t.tenant)
 
 
-def fold(current: Evidence, event: FeedbackEvent, policy: PolicyConfig | None) -> Evidence:
-    """The arm's evidence after `event`. A policy no longer in config neither decays nor caps."""
+def fold(current: Evidence, event: FeedbackEvent, policy: PolicyConfig | None,
+         weights: Mapping[str, float] | None = None) -> Evidence:
+    """The arm's evidence after `event` (`weights`: of each quality source). A policy no
+    longer in config neither decays nor caps."""
     if policy is None:
-        return posterior.observe(current, event.facts, event.at, 0.0, 0.0)
+        return posterior.observe(current, event.facts, event.at, 0.0, 0.0, weights=weights)
     return posterior.observe(current, event.facts, event.at, policy.half_life_hours * 3600.0,
                              policy.evidence_cap, policy.change_window, policy.prior,
-                             policy.change_min_hours * 3600.0)
+                             policy.change_min_hours * 3600.0, weights)
 
 
 class ArmBook:
     """Every arm's evidence, with changes staged until the caller commits them."""
 
     def __init__(self, policies: Mapping[str, PolicyConfig],
-                 states: Mapping[ArmKey, Evidence] | None = None) -> None:
+                 states: Mapping[ArmKey, Evidence] | None = None,
+                 weights: Mapping[str, float] | None = None) -> None:
         self._policies = policies
+        self._weights = weights
         self._states: dict[ArmKey, Evidence] = dict(states or {})
         self._staged: dict[ArmKey, Evidence] = {}
 
@@ -46,7 +50,7 @@ class ArmBook:
     def learn(self, event: FeedbackEvent) -> tuple[ArmKey, Evidence]:
         """The new evidence for the event's arm (seeing staged changes); installs nothing."""
         key = arm_key(event)
-        return key, fold(self.get(key), event, self._policies.get(key.policy))
+        return key, fold(self.get(key), event, self._policies.get(key.policy), self._weights)
 
     def stage(self, key: ArmKey, evidence: Evidence) -> None:
         self._staged[key] = evidence
@@ -72,10 +76,10 @@ class ArmBook:
         return self.commit()
 
 
-def replay(events: Iterable[FeedbackEvent],
-           policies: Mapping[str, PolicyConfig]) -> dict[ArmKey, Evidence]:
+def replay(events: Iterable[FeedbackEvent], policies: Mapping[str, PolicyConfig],
+           weights: Mapping[str, float] | None = None) -> dict[ArmKey, Evidence]:
     """Evidence rebuilt from a feedback log, in log order."""
-    book = ArmBook(policies)
+    book = ArmBook(policies, weights=weights)
     for event in events:
         book.apply(event)
     return book.states()

@@ -79,6 +79,14 @@ class Metrics:
                                     "cost_usd replaced a call's token-priced charge, in USD; "
                                     "net spend = spend - this")
         self._errors = counter("errors", "Error answers, by error code", ("code",))
+        self._judged = counter("judge_calls", "Calls to the judge model, by outcome (scored, "
+                               "unparsed, error, timeout; skipped_budget: not made)",
+                               ("outcome",))
+        self._judge_spend = Counter(f"{PREFIX}_judge_spend_usd", "What judge calls cost, in "
+                                    "USD (the judge's own spend line, never routed traffic)",
+                                    registry=self.registry)
+        self._implicit = counter("implicit_facts", "Implicit quality facts the gateway "
+                                 "recorded, by signal", ("signal",))
         self._clamped = counter("usage_clamped", "Upstream answers whose reported token "
                                 "counts exceeded what the call could use (context window, "
                                 "output limit, max_tokens) and were clamped", ("model",))
@@ -117,6 +125,14 @@ class Metrics:
 
     def error(self, code: str) -> None:
         self._child(self._errors, (code,)).inc()
+
+    def judged(self, outcome: str, spend_usd: float) -> None:
+        self._child(self._judged, (outcome,)).inc()
+        if spend_usd > 0:
+            self._judge_spend.inc(spend_usd)
+
+    def implicit(self, signal: str) -> None:
+        self._child(self._implicit, (signal,)).inc()
 
     def usage_clamped(self, model: str) -> None:
         self._child(self._clamped, (model,)).inc()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from bandit_router.backend import locate
 from bandit_router.config import Config
+from bandit_router.migrations import JUDGE_USAGE_COLUMNS
 from bandit_router.posterior import FIELDS
 from bandit_router.rebuild import rebuild
 from bandit_router.store import ARM_COLUMNS, FEEDBACK_COLUMNS, USAGE_COLUMNS, connect
@@ -35,7 +36,8 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 _REAL_COLUMNS = {*FIELDS, "updated_at", "deviant_since", "received_at", "spend_usd",
                  "tokened_spend_usd", "value", "created_at", "hour", "at", "input_tokens",
-                 "output_tokens", "quality_sum", "expected_cost_usd", "expected_latency_ms"}
+                 "output_tokens", "quality_sum", "expected_cost_usd", "expected_latency_ms",
+                 *(c for c, kind in JUDGE_USAGE_COLUMNS.items() if kind == "REAL")}
 # Each table's primary key: the order rows are read in, chunk by chunk.
 _ORDER = {"meta": "key", "feedback": "id", "feedback_facts": "rowid",
           "arms": "tenant, policy, bucket, model", "idempotency": "tenant, key",

@@ -155,6 +155,21 @@ def m007_change_span(db: Database) -> None:
     db.execute("ALTER TABLE arms ADD COLUMN deviant_since REAL NOT NULL DEFAULT 0")
 
 
+JUDGE_USAGE_COLUMNS = {  # column: SQL type (SQLite; PostgreSQL's in postgres.py)
+    "judge_calls": "INTEGER", "judge_failed": "INTEGER", "judge_spend_usd": "REAL",
+    "judge_n": "INTEGER", "judge_sum": "REAL", "implicit_n": "INTEGER", "pair_n": "INTEGER",
+    "pair_absdiff": "REAL", "pair_client": "REAL", "pair_judge": "REAL", "pair_cc": "REAL",
+    "pair_jj": "REAL", "pair_cj": "REAL"}
+
+
+@migrations()
+def m008_quality_sources(db: Database) -> None:
+    """Per hour: the judge's calls, spend and scores, implicit facts, and the sums that
+    measure how a judge agrees with clients on the routes both scored."""
+    for column, kind in JUDGE_USAGE_COLUMNS.items():
+        db.execute(f"ALTER TABLE usage ADD COLUMN {column} {kind} NOT NULL DEFAULT 0")
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)
 

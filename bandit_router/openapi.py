@@ -14,7 +14,7 @@ from bandit_router.auth import PUBLIC_PATHS  # importing auth registers Unauthor
 from bandit_router.config import SCOPES, Config, ServerConfig
 from bandit_router.errors import RouterError
 from bandit_router.stats import WINDOW_HOURS
-from bandit_router.types import FACTS
+from bandit_router.types import CLIENT_FACTS
 from bandit_router.validate import MAX_STRINGS
 
 OPENAPI_VERSION = "3.1.0"
@@ -219,7 +219,7 @@ def _feedback_request(config: Config | None) -> dict:
                      "description": "what the call cost; wins over the tokens priced from "
                                     "the catalog; at most twice its tokens at list price"},
     }
-    assert tuple(facts) == FACTS
+    assert tuple(facts) == CLIENT_FACTS
     return _object({
         "route_id": _string(wire.MAX_ROUTE_ID, "from the route answer"),
         "idempotency_key": _string(wire.MAX_IDEMPOTENCY_KEY, "optional client key: a resend "
@@ -227,7 +227,7 @@ def _feedback_request(config: Config | None) -> dict:
                                                              "answered again, not re-applied",
                                    minLength=1),
         **facts,
-    }, required=("route_id",), anyOf=[{"required": [f]} for f in FACTS],
+    }, required=("route_id",), anyOf=[{"required": [f]} for f in CLIENT_FACTS],
         description="Facts about a routed call; at least one. Each fact counts once per "
                     "route_id. A field set to null counts as absent.")
 

@@ -11,13 +11,14 @@ every model of a bucket in one vectorised pass.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from scipy.special import betaincinv
 
 from bandit_router.config import Prior
-from bandit_router.types import MAX_LATENCY_MS, MAX_TOKENS
+from bandit_router.types import MAX_LATENCY_MS, MAX_TOKENS, QUALITY_SOURCES
 
 _MIN_LATENCY_MS = 1.0  # log-latency needs a positive value; sub-millisecond answers count as 1 ms
 _MIN_LOG_VAR = 1e-6
@@ -113,26 +114,30 @@ OUTLIER_FACTOR = 8.0
 
 def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
             half_life_s: float, cap: float, change_window: float = 0.0,
-            prior: Prior | None = None, change_min_s: float = 0.0) -> Evidence:
+            prior: Prior | None = None, change_min_s: float = 0.0,
+            weights: Mapping[str, float] | None = None) -> Evidence:
     """Fold one feedback message's facts into the evidence: decay to `now`, add (bounded
     against the arm's current estimates; `prior` gives the answer length's prior), cap, and
     (with a `change_window`) forget the past once recent quality has said for at least
-    `change_min_s` that the arm changed."""
+    `change_min_s` that the arm changed. A quality fact counts as its source's weight of
+    observations (`weights`: client, judge, implicit; 1 each unless given)."""
     if any(fact == "reset" for fact, _ in facts):  # an administrator cleared this arm
         return Evidence(updated_at=max(now, ev.updated_at))
     ev = decayed(ev, now, half_life_s)
     add = dict.fromkeys(FIELDS, 0.0)
-    quality = None
+    quality = False  # whether the message held a quality fact (of any source)
     for fact, value in facts:
         # The HTTP layer already refuses these; the log, a replay or a test might not.
         # A NaN or a negative count must never reach a posterior.
         if not math.isfinite(value) or value < 0:
             continue
         value = min(value, _FACT_LIMITS.get(fact, value))
-        if fact == "quality":
-            quality = value
-            add["q_pos"] += value
-            add["q_neg"] += 1.0 - value
+        source = QUALITY_SOURCES.get(fact)
+        if source is not None:
+            weight = 1.0 if weights is None else weights.get(source, 1.0)
+            quality = quality or weight > 0
+            add["q_pos"] += weight * min(value, 1.0)
+            add["q_neg"] += weight * (1.0 - min(value, 1.0))
         elif fact == "latency_ms":
             # log-latency: one wild answer moves the typical (geometric-mean) latency by
             # its log over the count, and a reported latency is at most an hour (wire)
@@ -148,10 +153,10 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
             add["out_sum"] += _bounded_length(ev, value, prior)
     summed = {name: getattr(ev, name) + add[name] for name in FIELDS}
     stamps = {"updated_at": ev.updated_at, "deviant_since": ev.deviant_since}
-    if quality is not None and change_window > 0:
+    if quality and change_window > 0:
         keep = 1.0 - 1.0 / change_window  # an exponential window of about that many answers
-        summed["recent_pos"] = ev.recent_pos * keep + quality
-        summed["recent_neg"] = ev.recent_neg * keep + 1.0 - quality
+        summed["recent_pos"] = ev.recent_pos * keep + add["q_pos"]
+        summed["recent_neg"] = ev.recent_neg * keep + add["q_neg"]
         stamps["deviant_since"] = _after_change(summed, change_window, now, change_min_s,
                                                 ev.deviant_since)
     return _capped(Evidence(**summed, **stamps), cap)

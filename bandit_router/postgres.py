@@ -25,6 +25,8 @@ from typing import Any
 
 import asyncpg
 
+from bandit_router.migrations import JUDGE_USAGE_COLUMNS
+
 WRITE_LOCK = 0x62616E6469  # pg_advisory_xact_lock key: one writer at a time, per database
 CONNECT_TIMEOUT_S = 5.0
 STATEMENT_TIMEOUT_S = 30.0
@@ -262,6 +264,11 @@ MIGRATIONS: dict[str, list[str]] = {
     "p003_change_span": [
         "ALTER TABLE arms ADD COLUMN deviant_since DOUBLE PRECISION NOT NULL DEFAULT 0",
     ],
+    # matches migrations.m008_quality_sources
+    "p004_quality_sources": [
+        f"ALTER TABLE usage ADD COLUMN {column} "
+        f"{'BIGINT' if kind == 'INTEGER' else 'DOUBLE PRECISION'} NOT NULL DEFAULT 0"
+        for column, kind in JUDGE_USAGE_COLUMNS.items()],
 }
 
 

@@ -23,7 +23,7 @@ class RebuildResult:
 def rebuild(db: Database, config: Config, write: bool = True) -> RebuildResult:
     """Replay the log over the configured priors; with `write`, replace the snapshot."""
     events = list(read_events(db))
-    rebuilt = replay(events, config.policies)
+    rebuilt = replay(events, config.policies, config.source_weights)
     live = read_arms(db)
     differing = sorted((k for k in rebuilt.keys() | live.keys()
                         if rebuilt.get(k) != live.get(k)),

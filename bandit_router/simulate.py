@@ -90,7 +90,7 @@ class RouterChooser:
         self.name = name
         self.engine = Engine(config, RouteIds(b"simulation-key-00"), np.random.default_rng(seed),
                              clock)
-        self.book = ArmBook(config.policies)
+        self.book = ArmBook(config.policies, weights=config.source_weights)
         self._policy = policy
         self._constraints = constraints
         self._last: Decision | None = None

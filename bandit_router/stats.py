@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 
 from bandit_router.budget import Budgets, BudgetStatus, window_bounds
 from bandit_router.config import Config, Model
+from bandit_router.sources import judge_figures
 from bandit_router.spend import HOUR_S, Prices, hour_of
 
 WINDOW_HOURS = {"hour": 1, "day": 24, "week": 168, "month": 720}
@@ -34,6 +35,21 @@ class Tally:
     output_tokens: float = 0.0
     quality_sum: float = 0.0
     quality_n: int = 0
+    # the judge: calls made (priced, never routed traffic), scores it gave
+    judge_calls: int = 0
+    judge_failed: int = 0  # no score: an error, a timeout or a reply that did not parse
+    judge_spend_usd: float = 0.0
+    judge_n: int = 0
+    judge_sum: float = 0.0
+    implicit_n: int = 0  # implicit quality facts (an empty or cut-off answer, a refusal, ...)
+    # routes scored by both a client and the judge: sums for their agreement
+    pair_n: int = 0
+    pair_absdiff: float = 0.0
+    pair_client: float = 0.0
+    pair_judge: float = 0.0
+    pair_cc: float = 0.0
+    pair_jj: float = 0.0
+    pair_cj: float = 0.0
 
     def add(self, other: Tally) -> None:
         for f in fields(self):
@@ -125,18 +141,21 @@ def figures(t: Tally, reference: Prices) -> dict:
     }
 
 
-def summary_json(s: Summary, window: str) -> dict:
+def summary_json(s: Summary, window: str, disagreement: float = 0.25) -> dict:
     groups = []
     for g in s.groups:
         total = g.tally.decisions
         share = {m: (t.decisions / total if total else 0.0) for m, t in sorted(g.by_model.items())}
         groups.append({"tenant": g.tenant, "policy": g.policy, "bucket": g.bucket,
                        **figures(g.tally, s.reference), "share": share,
-                       "spend_by_model": {m: t.spend_usd for m, t in sorted(g.by_model.items())}})
+                       "spend_by_model": {m: t.spend_usd for m, t in sorted(g.by_model.items())},
+                       "judge": judge_figures(g.tally, disagreement)})
     return {
         "window": window, "since": s.since, "until": s.until,
         "reference_model": s.reference_model,
-        "totals": figures(s.totals, s.reference), "groups": groups,
+        "totals": {**figures(s.totals, s.reference),
+                   "judge": judge_figures(s.totals, disagreement)},
+        "groups": groups,
         "series": [{"hour": r.hour, "tenant": r.tenant, "policy": r.policy, "bucket": r.bucket,
                     "model": r.model, "decisions": r.tally.decisions,
                     "spend_usd": r.tally.spend_usd}
@@ -145,9 +164,9 @@ def summary_json(s: Summary, window: str) -> dict:
 
 
 def stats_json(rows: list[UsageRow], window: str, since: float, now: float,
-               reference: Model) -> dict:
+               reference: Model, disagreement: float = 0.25) -> dict:
     return summary_json(summarize(rows, since, now, reference.name, Prices.of(reference)),
-                        window)
+                        window, disagreement)
 
 
 def budget_json(s: BudgetStatus, base_cost_weight: float | None,
@@ -183,7 +202,7 @@ def usage_stats(conn: sqlite3.Connection, config: Config, now: float, window: st
     model = config.model(reference) if reference else config.reference_model()
     since = window_start(window, now)
     stats = stats_json(read_usage(conn, since, tenant, policy, bucket), window, since, now,
-                       model)
+                       model, config.judge.disagreement)
     budgets = Budgets(config.budgets, now)
     first = min((window_bounds(b.window, now)[0] for b in config.budgets), default=now)
     for row in read_usage(conn, first):

@@ -13,7 +13,7 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import orjson
@@ -30,8 +30,9 @@ from bandit_router.feedback import DuplicateFact, Resolution, resolve
 from bandit_router.learner import ArmBook
 from bandit_router.posterior import FIELDS, STAMPS, Evidence
 from bandit_router.route_id import new_key, new_nonce
+from bandit_router.sources import source_tally
 from bandit_router.spend import NO_CHARGE, Charge, Prices, hour_of, spend_delta
-from bandit_router.stats import Tally, UsageRow, read_usage
+from bandit_router.stats import TALLY_COLUMNS, Tally, UsageRow, read_usage
 from bandit_router.types import ArmKey, Decision, Facts, FeedbackEvent, RouteTicket
 from bandit_router.writer import StorageError, Writer, begin_immediate
 
@@ -49,9 +50,7 @@ _UPSERT_ARM = (
 
 BUSY_TIMEOUT_S = 5.0  # how long a write waits for a lock another process holds
 SPEND_MEMORY_S = 32 * 86400.0  # spend loaded at start: enough for the longest budget window
-USAGE_COLUMNS = ("tenant", "policy", "bucket", "model", "hour", "decisions",
-                  "routes_with_feedback", "spend_usd", "tokened_spend_usd", "input_tokens",
-                  "output_tokens", "quality_sum", "quality_n")
+USAGE_COLUMNS = ("tenant", "policy", "bucket", "model", "hour", *TALLY_COLUMNS)
 _ADD_USAGE = (
     f"INSERT INTO usage ({', '.join(USAGE_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in USAGE_COLUMNS)}) "
@@ -182,9 +181,7 @@ def write_arms(db: Database, states: Mapping[ArmKey, Evidence]) -> None:
 
 def add_usage(db: Database, rows: list[tuple[str, str, str, str, float, Tally]]) -> None:
     """Add to the hourly usage of (tenant, policy, bucket, model, hour)."""
-    db.conn.executemany(_ADD_USAGE, [
-        (*key, t.decisions, t.routes_with_feedback, t.spend_usd, t.tokened_spend_usd,
-         t.input_tokens, t.output_tokens, t.quality_sum, t.quality_n) for *key, t in rows])
+    db.conn.executemany(_ADD_USAGE, [(*key, *astuple(t)) for *key, t in rows])
 
 
 # A charge to count against the budgets once committed: (tenant, policy, usd, at).
@@ -200,6 +197,7 @@ class Loaded:
     recent: list[tuple[str, str, str, str]]  # (tenant, policy, bucket, model), oldest first
     spend: list[Spent]  # per hour, over the last SPEND_MEMORY_S, at the start of each hour
     last_feedback_id: int  # the log's end that `arms` reflects
+    judge_spend: list[tuple[float, float]] = ()  # (usd, hour) of judge calls, same span
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +240,13 @@ class _Load:
             "SELECT tenant, policy, sum(spend_usd), hour FROM usage WHERE hour >= ? "
             "GROUP BY tenant, policy, hour HAVING sum(spend_usd) != 0 ORDER BY hour",
             [hour_of(self.now - SPEND_MEMORY_S)]).fetchall()
+        judged = db.execute(
+            "SELECT sum(judge_spend_usd), hour FROM usage WHERE hour >= ? GROUP BY hour "
+            "HAVING sum(judge_spend_usd) != 0 ORDER BY hour",
+            [hour_of(self.now - SPEND_MEMORY_S)]).fetchall()
         return Loaded(route_key=bytes(key), arms=_sound_arms(db), recent=recent, spend=spend,
-                      last_feedback_id=last_feedback_id(db))
+                      last_feedback_id=last_feedback_id(db),
+                      judge_spend=[tuple(row) for row in judged])
 
 
 def _sound_arms(db: Database) -> dict[ArmKey, Evidence]:
@@ -278,6 +281,18 @@ class _LogDecisions:
             key = (d.tenant, d.policy, d.bucket, d.model, hour_of(d.created_at))
             counts[key] = counts.get(key, 0) + 1
         add_usage(db, [(*key, Tally(decisions=n)) for key, n in counts.items()])
+
+
+class _AddUsage:
+    """Hourly usage that is no feedback (a judge call's spend)."""
+
+    refusable = False
+
+    def __init__(self, rows: list[tuple[str, str, str, str, float, Tally]]) -> None:
+        self.rows = rows
+
+    def run(self, db: Database) -> None:
+        add_usage(db, self.rows)
 
 
 class _Prune:
@@ -451,7 +466,7 @@ class _RecordFeedback:
         event = FeedbackEvent(self.route_id, self.ticket, resolution.applied, self.clock())
         key, evidence = self.book.learn(event)
         delta = spend_delta(before, recorded, dict(resolution.applied), prices)
-        quality = dict(resolution.applied).get("quality")
+        applied = dict(resolution.applied)
         # last, once nothing can refuse it: logged at the transaction's end, in job order
         feedback_id = self.batch.take_id()
         self.batch.log(
@@ -461,11 +476,13 @@ class _RecordFeedback:
               int(resolution.derived_quality and fact == "quality"))
              for fact, value in resolution.applied])
         self.batch.arm(key, evidence)
-        self.batch.add((t.tenant, t.policy, t.bucket, t.model, hour_of(event.at)), Tally(
-            routes_with_feedback=0 if rows else 1, spend_usd=delta.spend_usd,
-            tokened_spend_usd=delta.tokened_spend_usd, input_tokens=delta.input_tokens,
-            output_tokens=delta.output_tokens, quality_sum=quality or 0.0,
-            quality_n=0 if quality is None else 1))
+        sources = source_tally({f: (v, bool(derived)) for f, v, derived in rows}, applied,
+                               resolution.derived_quality)
+        tally = Tally(routes_with_feedback=0 if rows else 1, spend_usd=delta.spend_usd,
+                      tokened_spend_usd=delta.tokened_spend_usd,
+                      input_tokens=delta.input_tokens, output_tokens=delta.output_tokens,
+                      **sources)
+        self.batch.add((t.tenant, t.policy, t.bucket, t.model, hour_of(event.at)), tally)
         self.book.stage(key, evidence)
         if delta.spend_usd:
             self.stage_spend((t.tenant, t.policy, delta.spend_usd, event.at))
@@ -549,7 +566,7 @@ class Store:
         self.path = self.location.shown  # for logs: never a password
         self._config = config
         self._clock = clock
-        self._book = ArmBook(config.policies)
+        self._book = ArmBook(config.policies, weights=config.source_weights)
         self._publish: Callable[[dict[ArmKey, Evidence]], None] = lambda changes: None
         self._on_spend: Callable[[list[Spent]], None] = lambda spent: None
         self._spent: list[Spent] = []  # staged by the writer, published on commit
@@ -586,7 +603,7 @@ class Store:
         except StorageError as exc:
             await self.close()
             raise StorageError(f"cannot load database {self.path!r}: {exc}") from exc
-        self._book = ArmBook(self._config.policies, loaded.arms)
+        self._book = ArmBook(self._config.policies, loaded.arms, self._config.source_weights)
         self._seen = loaded.last_feedback_id
         changes, end = await asyncio.wrap_future(
             self._writer.submit(catalog_log.LoadChanges()))
@@ -762,6 +779,12 @@ class Store:
         """Hourly usage rows from `since` on (read on the writer thread, off the loop)."""
         return await asyncio.wrap_future(
             self._writer.submit(_ReadUsage(since, tenant, policy, bucket)))
+
+    async def add_usage(self, ticket: RouteTicket, at: float, tally: Tally) -> None:
+        """Add to the usage of the ticket's (tenant, policy, bucket, model) at `at`'s hour,
+        committed before it returns (a judge call's spend, say)."""
+        key = (ticket.tenant, ticket.policy, ticket.bucket, ticket.model, hour_of(at))
+        await asyncio.wrap_future(self._writer.submit(_AddUsage([(*key, tally)])))
 
     async def prune(self, before: float) -> int:
         return await asyncio.wrap_future(self._writer.submit(_Prune(before)))

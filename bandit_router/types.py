@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success", "cost_usd")
+CLIENT_FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success", "cost_usd")
+# Quality from the router's own sources: a sampled judge model, and implicit signals the
+# gateway sees (an empty or cut-off answer, a refusal, a regenerate). Never sent by clients.
+FACTS = (*CLIENT_FACTS, "judge_quality", "implicit_quality")
+QUALITY_SOURCES = {"quality": "client", "judge_quality": "judge", "implicit_quality": "implicit"}
 DEFAULT_TENANT = "default"  # everyone's tenant when no API keys are configured
 MAX_TOKENS = 100_000_000  # token counts beyond this are refused (and clamped, if they slip in)
 MAX_LATENCY_MS = 86_400_000.0  # a day; anything longer is a unit mistake
@@ -132,6 +136,8 @@ class Facts:
     output_tokens: int | None = None
     success: bool | None = None
     cost_usd: float | None = None  # what the call cost, if the caller knows better than tokens
+    judge_quality: float | None = None  # a judge model's grade of the answer
+    implicit_quality: float | None = None  # what the answer's form told (a bounded negative)
 
     def items(self) -> list[tuple[str, float]]:
         """Reported facts as (name, value), in the canonical order of FACTS."""

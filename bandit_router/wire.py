@@ -6,7 +6,7 @@ from typing import Any
 
 from bandit_router.errors import InvalidField, MissingField
 from bandit_router.types import (
-    FACTS,
+    CLIENT_FACTS,
     MAX_CALL_MS,
     MAX_COST_USD,
     MAX_LATENCY_MS,
@@ -28,7 +28,7 @@ ROUTE_FIELDS = frozenset({"prompt", "messages", "task", "bucket", "policy", "con
                           "weights", "input_tokens", "max_output_tokens", "explain"})
 CONSTRAINT_FIELDS = frozenset({"models", "exclude", "max_cost_usd", "max_latency_ms"})
 WEIGHT_FIELDS = frozenset({"cost", "latency"})
-FEEDBACK_FIELDS = frozenset({"route_id", "idempotency_key", *FACTS})
+FEEDBACK_FIELDS = frozenset({"route_id", "idempotency_key", *CLIENT_FACTS})
 MAX_IDEMPOTENCY_KEY = 128
 
 RESET_FIELDS = frozenset({"policy", "bucket", "model", "tenant"})
@@ -128,7 +128,8 @@ def parse_feedback(data: Any) -> tuple[str, Facts, str | None]:
         cost_usd=body.number("cost_usd", 0.0, MAX_COST_USD),
     )
     if not facts.items():
-        raise MissingField(f"feedback needs at least one of {', '.join(FACTS)}", "quality")
+        raise MissingField(f"feedback needs at least one of {', '.join(CLIENT_FACTS)}",
+                           "quality")
     return route_id, facts, idempotency_key
 
 

@@ -68,7 +68,7 @@ def engine_with_evidence(config: Config, request: RouteRequest, feedback: int = 
     """An engine whose bucket for `request` has learned from `feedback` answers."""
     clock = Clock()
     engine = Engine(config, RouteIds(b"microbenchmark-key"), np.random.default_rng(0), clock)
-    book = ArmBook(config.policies)
+    book = ArmBook(config.policies, weights=config.source_weights)
     rng = np.random.default_rng(1)
     for _ in range(feedback):
         clock.t += 1.0
