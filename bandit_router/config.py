@@ -255,6 +255,10 @@ class JudgeConfig:
     timeout_s: float = 30.0
     max_chars: int = 12_000  # of the conversation and of the answer shown to the judge
     weight: float = 1.0  # what one judge score weighs against a client's (1)
+    # how often the judge agrees with a careful human grader: its scores are read as that
+    # noisy (LLM judges agree with experts about 85% of the time, as often as experts agree
+    # with each other: Zheng et al. 2023, MT-Bench); 1 takes them at face value
+    accuracy: float = 0.85
     disagreement: float = 0.25  # mean |client - judge| over which /v1/stats flags the judge
     prompt: str = DEFAULT_JUDGE_PROMPT
 
@@ -323,8 +327,10 @@ class Config:
 
     @property
     def source_weights(self) -> dict[str, float]:
-        """What one quality fact of each source weighs in a posterior."""
-        return {"client": 1.0, "judge": self.judge.weight, "implicit": self.implicit.weight}
+        """How quality facts are read: what one fact of each source weighs in a posterior,
+        and the judge's accuracy (its scores are noisy observations of the truth)."""
+        return {"client": 1.0, "judge": self.judge.weight, "implicit": self.implicit.weight,
+                "judge_accuracy": self.judge.accuracy}
 
     def model(self, name: str) -> Model:
         return next(m for m in self.models if m.name == name)
@@ -677,6 +683,7 @@ def _judge(t: Table, models: tuple[Model, ...], policies: Mapping[str, object],
         timeout_s=t.number("timeout_s", d.timeout_s, above=0, hi=600),
         max_chars=t.integer("max_chars", d.max_chars, lo=100, hi=1_000_000),
         weight=t.number("weight", d.weight, lo=0, hi=10),
+        accuracy=t.number("accuracy", d.accuracy, above=0.5, hi=1),
         disagreement=t.number("disagreement", d.disagreement, above=0, hi=1),
         prompt=prompt,
     )

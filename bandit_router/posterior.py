@@ -135,9 +135,12 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
         source = QUALITY_SOURCES.get(fact)
         if source is not None:
             weight = 1.0 if weights is None else weights.get(source, 1.0)
+            value = min(value, 1.0)
+            if source == "judge" and weights is not None:
+                value = believed(ev, prior, value, weights.get("judge_accuracy", 1.0))
             quality = quality or weight > 0
-            add["q_pos"] += weight * min(value, 1.0)
-            add["q_neg"] += weight * (1.0 - min(value, 1.0))
+            add["q_pos"] += weight * value
+            add["q_neg"] += weight * (1.0 - value)
         elif fact == "latency_ms":
             # log-latency: one wild answer moves the typical (geometric-mean) latency by
             # its log over the count, and a reported latency is at most an hour (wire)
@@ -160,6 +163,24 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
         stamps["deviant_since"] = _after_change(summed, change_window, now, change_min_s,
                                                 ev.deviant_since)
     return _capped(Evidence(**summed, **stamps), cap)
+
+
+def believed(ev: Evidence, prior: Prior | None, score: float, accuracy: float) -> float:
+    """What a noisy judge's score says of the answer: the probability it was good, given
+    the score and what the arm has shown so far. A judge of `accuracy` p reports a good
+    answer as good with probability p and a bad one as good with 1 - p, so a score y (read
+    as a mix of "good" and "bad" reports) moves an arm of mean m to
+    y * mp / (mp + (1-m)(1-p)) + (1-y) * m(1-p) / (m(1-p) + (1-m)p).
+    Its fixed point is the true quality: the judge's noise does not squeeze every arm toward
+    0.5, which would make price differences look larger than quality ones (assumed density
+    filtering for a Beta under a symmetric noisy channel). p = 1 reads the score as is."""
+    if accuracy >= 1.0:
+        return score
+    a0, b0 = (prior.alpha, prior.beta) if prior is not None else (1.0, 1.0)
+    m = (a0 + ev.q_pos) / (a0 + b0 + ev.q_pos + ev.q_neg)
+    good = m * accuracy / (m * accuracy + (1.0 - m) * (1.0 - accuracy))
+    bad = m * (1.0 - accuracy) / (m * (1.0 - accuracy) + (1.0 - m) * accuracy)
+    return score * good + (1.0 - score) * bad
 
 
 def _bounded_length(ev: Evidence, tokens: float, prior: Prior | None) -> float:

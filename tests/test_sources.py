@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bandit_router.config import Prior
 from bandit_router.learner import ArmBook, replay
-from bandit_router.posterior import Evidence, observe
+from bandit_router.posterior import Evidence, believed, observe
 from bandit_router.sources import agreement, source_tally
 from bandit_router.stats import Tally
 from bandit_router.store import Store, read_events
@@ -77,9 +78,39 @@ async def test_one_fact_per_source_and_the_log_rebuilds_the_live_arms(config, db
     assert rebuilt == live
     (ev,) = live.values()
     w = config.source_weights
-    assert ev.q_pos == pytest.approx(0.9 * w["judge"] + 0.4)
-    assert ev.q_neg == pytest.approx(0.1 * w["judge"] + 0.6 + w["implicit"])
+    judged = believed(Evidence(), config.policies["default"].prior, 0.9, w["judge_accuracy"])
+    assert ev.q_pos == pytest.approx(judged * w["judge"] + 0.4)
+    assert ev.q_neg == pytest.approx((1 - judged) * w["judge"] + 0.6 + w["implicit"])
     usage = db.execute("SELECT judge_n, judge_sum, pair_n, implicit_n FROM usage").fetchall()
     assert usage == [(1, 0.9, 1, 1)]
     db.conn.close()
     assert ArmBook(config.policies, rebuilt, config.source_weights).states() == live
+
+
+@given(theta=st.floats(0.01, 0.99), p=st.floats(0.55, 0.99))
+def test_a_noisy_judge_is_read_so_that_the_truth_is_its_fixed_point(theta, p):
+    """At an arm's true quality, the expected belief after one score is that quality."""
+    n = 100.0
+    ev = Evidence(q_pos=theta * n - 1.0, q_neg=(1 - theta) * n - 1.0)  # with Beta(1, 1)
+    says_good = theta * p + (1 - theta) * (1 - p)
+    expected = says_good * believed(ev, Prior(), 1.0, p) + \
+        (1 - says_good) * believed(ev, Prior(), 0.0, p)
+    assert expected == pytest.approx(theta, abs=1e-9)
+
+
+def test_a_noisy_judges_scores_converge_to_the_true_quality():
+    """4,000 scores from a judge right 85% of the time, of an arm good 80% of the time: read
+    at face value its mean would settle at 0.8*0.85 + 0.2*0.15 = 0.71; read as noisy it
+    settles at 0.8. Seeded; the tolerance 0.04 is about 4 sd of the estimate (the
+    effective sample of a 0.85 judge is (2p-1)^2 = 0.49 of its size: sd ~ 0.009)."""
+    rng = np.random.default_rng(3)
+    noisy, face = Evidence(), Evidence()
+    for _ in range(4000):
+        good = rng.random() < 0.8
+        score = float(good if rng.random() < 0.85 else not good)
+        noisy = observe(noisy, (("judge_quality", score),), 0.0, 0.0, 0.0, prior=Prior(),
+                        weights={"judge": 1.0, "judge_accuracy": 0.85})
+        face = observe(face, (("judge_quality", score),), 0.0, 0.0, 0.0, prior=Prior(),
+                       weights={"judge": 1.0, "judge_accuracy": 1.0})
+    assert noisy.q_pos / noisy.quality_n == pytest.approx(0.8, abs=0.04)
+    assert face.q_pos / face.quality_n == pytest.approx(0.71, abs=0.04)
