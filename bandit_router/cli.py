@@ -166,36 +166,25 @@ def _serve(config: Config, workers: int) -> int:
         raise ConfigError("--workers", f"must be at least 1; got {workers}")
     if workers == 1:
         return _serve_one(config)
+    from bandit_router import server
     from bandit_router.store import prepare
     from bandit_router.workers import Supervisor
 
+    server.bind(config.server, reuse_port=True).close()  # a busy port: one line, exit 2
     prepare(config)  # migrate once, before N processes open the store together
     return Supervisor(workers, lambda: _serve_one(config, reuse_port=True)).run()
 
 
 def _serve_one(config: Config, reuse_port: bool = False) -> int:
-    from aiohttp import web
-
-    from bandit_router import log
+    from bandit_router import log, server
     from bandit_router.app import create_app
 
+    sock = server.bind(config.server, reuse_port)  # a busy port stops us before anything
     sink = log.configure(config.logging.level)
     try:
-        web.run_app(create_app(config), host=config.server.host, port=config.server.port,
-                    print=lambda msg: log_listening(config), access_log=None,
-                    handle_signals=True, reuse_port=reuse_port or None,
-                    # a client that hangs up cancels its handler, and so its upstream call
-                    handler_cancellation=True)
+        return server.run(create_app(config), config.server, sock)
     finally:
         sink.close()
-    return 0
-
-
-def log_listening(config: Config) -> None:
-    import structlog
-
-    structlog.get_logger("bandit_router").info(
-        "listening", url=f"http://{config.server.host}:{config.server.port}")
 
 
 def _rebuild(config: Config, check: bool) -> int:

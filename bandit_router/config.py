@@ -32,6 +32,11 @@ class ServerConfig:
     port: int = 8787
     max_body_bytes: int = 1_048_576
     max_messages: int = 4096
+    max_content_parts: int = 4096  # content parts in all of a request's messages together
+    max_connections: int = 4096  # beyond: 503 too_many_connections, then closed
+    header_timeout_s: float = 10.0  # for a request's headers, from connect or the last answer
+    body_timeout_s: float = 30.0  # for the rest of the body, once its headers are in
+    shutdown_drain_s: float = 10.0  # after SIGTERM: open requests may finish for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +166,8 @@ class GatewayConfig:
     attempts: int = 3  # upstream calls per request, the decision's model then its fallbacks
     connect_timeout_s: float = 5.0
     timeout_s: float = 120.0  # a whole call (a non-streamed answer, or between stream chunks)
+    max_answer_bytes: int = 8 << 20  # an upstream's answer, streamed or not; beyond: failed
+    max_event_bytes: int = 1 << 20  # one line of a streamed answer
 
     def policy_of(self, model: str, policies: Mapping[str, object], default: str) -> str | None:
         """The policy a `model` alias names, or None when it is not an alias."""
@@ -272,6 +279,12 @@ def _server(t: Table) -> ServerConfig:
         port=t.integer("port", d.port, lo=0, hi=65535),
         max_body_bytes=t.integer("max_body_bytes", d.max_body_bytes, lo=1024, hi=1 << 30),
         max_messages=t.integer("max_messages", d.max_messages, lo=1, hi=100_000),
+        max_content_parts=t.integer("max_content_parts", d.max_content_parts, lo=1,
+                                    hi=100_000),
+        max_connections=t.integer("max_connections", d.max_connections, lo=1, hi=1_000_000),
+        header_timeout_s=t.number("header_timeout_s", d.header_timeout_s, above=0, hi=3600),
+        body_timeout_s=t.number("body_timeout_s", d.body_timeout_s, above=0, hi=3600),
+        shutdown_drain_s=t.number("shutdown_drain_s", d.shutdown_drain_s, lo=0, hi=3600),
     )
 
 
@@ -483,6 +496,9 @@ def _gateway(t: Table) -> GatewayConfig:
         attempts=t.integer("attempts", d.attempts, lo=1, hi=10),
         connect_timeout_s=t.number("connect_timeout_s", d.connect_timeout_s, above=0, hi=600),
         timeout_s=t.number("timeout_s", d.timeout_s, above=0, hi=3600),
+        max_answer_bytes=t.integer("max_answer_bytes", d.max_answer_bytes, lo=1024,
+                                   hi=1 << 30),
+        max_event_bytes=t.integer("max_event_bytes", d.max_event_bytes, lo=1024, hi=1 << 30),
     )
 
 
