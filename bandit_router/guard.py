@@ -130,6 +130,11 @@ def exception_handler(accept_failed: Callable[..., None]) -> Callable:
                           why="cannot accept connections (asyncio retries in 1 s): raise the "
                               "open-file limit (ulimit -n) or lower server.max_connections")
             return
+        callback = getattr(context.get("handle"), "_callback", None)
+        if getattr(callback, "__name__", "") == "_start_serving":
+            # asyncio schedules one accept retry per failed accept; those still pending
+            # when the listener closes at shutdown fail on its closed socket: harmless
+            return
         loop.default_exception_handler(context)
 
     return handle
