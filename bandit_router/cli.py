@@ -131,9 +131,15 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"bandit-router: error: {exc}; install the extra: pip install -e '.[bench]'",
               file=sys.stderr)
         return 2
+    from bandit_router.bench.dataset import DatasetError
+
     settings = Settings(shuffles=args.shuffles, draws=args.draws, workers=args.workers,
                         steady_runs=args.steady_runs, ablation=not args.no_ablation)
-    figures = replay(args.path, args.out, args.config, settings, peers=args.peers)
+    try:
+        figures = replay(args.path, args.out, args.config, settings, peers=args.peers)
+    except (DatasetError, ConfigError) as exc:
+        print(f"bandit-router: error: {exc}", file=sys.stderr)
+        return 2
     router = figures["regimes"]["steady_state"]["policies"]["router"]
     cold = figures["regimes"]["cold_start"]["policies"]["router"]
     print(f"router: steady state {router['quality_vs_strongest']:.1%} of always-strongest's "
