@@ -15,9 +15,19 @@ from aiohttp import web
 from bandit_router import admin_models, dashboard, gateway
 from bandit_router.auth import KeyRing
 from bandit_router.config import Config
+from bandit_router.drain import Drain
 from bandit_router.engine import Engine
 from bandit_router.handlers import ROUTES, error_middleware
-from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, METRICS, ROUTE_IDS, STORE
+from bandit_router.keys import (
+    CONFIG,
+    DRAIN,
+    ENGINE,
+    KEYS,
+    LOG_SAMPLER,
+    METRICS,
+    ROUTE_IDS,
+    STORE,
+)
 from bandit_router.metrics import Metrics
 from bandit_router.route_id import RouteIds
 from bandit_router.store import DECISION_FLUSH_S, Store
@@ -35,6 +45,7 @@ def create_app(config: Config, store: Store | None = None,
     app[STORE] = store or Store(config, clock=clock)
     app[LOG_SAMPLER] = random.Random(config.routing.seed)
     app[KEYS] = KeyRing(config.auth)
+    app[DRAIN] = Drain()
     app[METRICS] = Metrics(lambda: (app[ENGINE], app[STORE]) if ENGINE in app else None)
     app.add_routes(ROUTES)
     app.add_routes(gateway.ROUTES)

@@ -12,83 +12,106 @@ from bandit_router.config import Config, load
 from bandit_router.tomlcheck import ConfigError
 from bandit_router.writer import StorageError
 
+EXAMPLES = """examples:
+  bandit-router serve                    # on http://127.0.0.1:8787, state in ./bandit-router.db
+  bandit-router report --window week     # spend, savings and quality of the last 7 days
+  bandit-router bench replay DATASET     # replay real outcomes; results in benchmarks/results/
+"""
+
+
+def _command(commands, name: str, summary: str, detail: str = "") -> argparse.ArgumentParser:
+    """A subcommand: `summary` is its one line in the parent's list, and opens its --help."""
+    return commands.add_parser(name, help=summary, description=f"{summary}. {detail}".strip())
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bandit-router", description="Route each LLM request to the cheapest good-enough "
-                                          "model, learning from feedback.")
+                                          "model, learning from feedback.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"bandit-router {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve = _command(commands, "serve", "run the HTTP service",
+                     "Routes, learns from feedback and serves the OpenAI-compatible gateway; "
+                     "SIGTERM drains and exits 0.")
     _common(serve)
-    serve.add_argument("--host", help="address to bind (default: server.host in the config)")
-    serve.add_argument("--port", type=int, help="port (default: server.port in the config)")
+    serve.add_argument("--host", help="address to bind (default: server.host in the config, "
+                                      "127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: server.port in the config, "
+                                                "8787)")
     serve.add_argument("--workers", type=int, default=1,
-                       help="processes serving the port together, sharing the store (1)")
+                       help="processes serving the port together, sharing the store "
+                            "(default: %(default)s)")
 
-    rebuild = commands.add_parser(
-        "rebuild", help="rebuild the posterior snapshot from the feedback log "
-                        "(stop the service first)")
+    rebuild = _command(commands, "rebuild", "rebuild the posteriors from the feedback log",
+                       "Replays the log over the configured priors and replaces the "
+                       "snapshot. Stop the service first.")
     _common(rebuild)
     rebuild.add_argument("--check", action="store_true",
                          help="only compare the snapshot with a rebuild; exit 1 if they differ")
-    report = commands.add_parser(
-        "report", help="spend, savings against a reference model, quality, traffic shares and "
-                       "budgets, from the database (works while the service runs)")
+    report = _command(commands, "report", "print spend, savings, quality and traffic",
+                      "Per policy and bucket, against a reference model, with the budgets; "
+                      "read from the database (works while the service runs).")
     _common(report)
     report.add_argument("--window", default="day", choices=("hour", "day", "week", "month"),
                         help="the last hour, day (24 h), week or month (30 days), in whole "
-                             "UTC hours (default: day)")
-    report.add_argument("--tenant", default="default", help="whose spend (default: default)")
-    report.add_argument("--policy", help="only this policy")
-    report.add_argument("--bucket", help="only this bucket")
+                             "UTC hours (default: %(default)s)")
+    report.add_argument("--tenant", default="default",
+                        help="whose spend (default: %(default)s)")
+    report.add_argument("--policy", help="only this policy (default: every policy)")
+    report.add_argument("--bucket", help="only this bucket (default: every bucket)")
     report.add_argument("--reference", help="the model savings are measured against "
                                             "(default: spend.reference_model, else the "
                                             "priciest model)")
     report.add_argument("--json", action="store_true", help="print GET /v1/stats's JSON")
-    migrate = commands.add_parser(
-        "migrate-store", help="copy a whole store (log, posteriors, usage, route key) into a "
-                              "new, empty one, e.g. SQLite to PostgreSQL (stop the service "
-                              "first)")
+    migrate = _command(commands, "migrate-store", "copy a whole store into an empty one",
+                       "The log, posteriors, usage and route key, e.g. SQLite to PostgreSQL; "
+                       "checked with a rebuild. Stop the service first.")
     migrate.add_argument("source", help="the store to copy: a SQLite path or URL, or a "
                                         "postgresql:// URL")
     migrate.add_argument("target", help="the empty store to fill (created if needed)")
     migrate.add_argument("--config", help="config whose policies check the copy with a "
                                           "rebuild (default: as for serve)")
-    bench = commands.add_parser("bench", help="benchmarks on real or simulated outcomes")
-    kinds = bench.add_subparsers(dest="bench_command", required=True)
-    replay = kinds.add_parser(
-        "replay", help="replay a dataset of real per-prompt outcomes through the router and "
-                       "every baseline (needs the [bench] extra)")
+    bench = _command(commands, "bench", "run a benchmark (replay or load)")
+    kinds = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    replay = _command(kinds, "replay", "replay a dataset of real outcomes",
+                      "Through the router and every baseline; needs the [bench] extra.")
     replay.add_argument("path", help="dataset folder (one *.jsonl.gz and models.json)")
-    replay.add_argument("--out", help="results folder (default benchmarks/results/<dataset>)")
+    replay.add_argument("--out", help="results folder (default: benchmarks/results/<dataset "
+                                      "folder's name>)")
     replay.add_argument("--config", help="router config (default: as for serve)")
-    replay.add_argument("--shuffles", type=int, default=10, help="cold-start passes (10)")
-    replay.add_argument("--draws", type=int, default=30_000, help="steady-state draws (30000)")
+    replay.add_argument("--shuffles", type=int, default=10,
+                        help="cold-start passes (default: %(default)s)")
+    replay.add_argument("--draws", type=int, default=30_000,
+                        help="steady-state draws (default: %(default)s)")
     replay.add_argument("--steady-runs", type=int, default=3,
-                        help="steady-state runs of each learning policy (3)")
+                        help="steady-state runs of each learning policy (default: %(default)s)")
     replay.add_argument("--workers", type=int, help="processes (default: one per CPU)")
     replay.add_argument("--no-ablation", action="store_true", help="skip the prior ablation")
     replay.add_argument("--peers", default="benchmarks/peers",
-                        help="folder of published peer curves, <dataset>.json (optional)")
-    load = kinds.add_parser(
-        "load", help="load benchmark: the real service vs a bare aiohttp app, driven by wrk; "
-                     "plus the in-process microbenchmark and a long in-process run")
-    load.add_argument("--out", default="benchmarks/results/load", help="results folder")
+                        help="folder of published peer curves, <dataset>.json, if present "
+                             "(default: %(default)s)")
+    load = _command(kinds, "load", "load-test the real service with wrk",
+                    "Against a bare aiohttp app as the baseline; plus the in-process "
+                    "microbenchmark and a long in-process run.")
+    load.add_argument("--out", default="benchmarks/results/load",
+                      help="results folder (default: %(default)s)")
     load.add_argument("--config", help="router config (default: the bundled one)")
-    load.add_argument("--duration", type=float, default=5.0, help="seconds per cell (5)")
+    load.add_argument("--duration", type=float, default=5.0,
+                      help="seconds per cell (default: %(default)s)")
     load.add_argument("--connections", default="1,8,32,128",
-                      help="comma-separated concurrencies (1,8,32,128)")
+                      help="comma-separated concurrencies (default: %(default)s)")
     load.add_argument("--decisions", type=int, default=1_000_000,
-                      help="decisions in the long in-process memory run (1000000)")
+                      help="decisions in the long in-process memory run (default: "
+                           "%(default)s)")
     load.add_argument("--quick", action="store_true",
                       help="a smoke run in seconds (1 s cells, 1 and 8 connections, short "
                            "in-process runs); its numbers mean nothing")
     load.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     load.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                      help="PostgreSQL server for the scale-out rows (a scratch database is "
-                           "created and dropped there)")
+                      help="PostgreSQL server for the scale-out rows, where a scratch "
+                           "database is created and dropped (default: %(default)s)")
     load.add_argument("--no-scaleout", action="store_true",
                       help="skip the workers / PostgreSQL / staleness runs")
     return parser
@@ -131,9 +154,15 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"bandit-router: error: {exc}; install the extra: pip install -e '.[bench]'",
               file=sys.stderr)
         return 2
+    from bandit_router.bench.dataset import DatasetError
+
     settings = Settings(shuffles=args.shuffles, draws=args.draws, workers=args.workers,
                         steady_runs=args.steady_runs, ablation=not args.no_ablation)
-    figures = replay(args.path, args.out, args.config, settings, peers=args.peers)
+    try:
+        figures = replay(args.path, args.out, args.config, settings, peers=args.peers)
+    except (DatasetError, ConfigError) as exc:
+        print(f"bandit-router: error: {exc}", file=sys.stderr)
+        return 2
     router = figures["regimes"]["steady_state"]["policies"]["router"]
     cold = figures["regimes"]["cold_start"]["policies"]["router"]
     print(f"router: steady state {router['quality_vs_strongest']:.1%} of always-strongest's "
@@ -166,36 +195,25 @@ def _serve(config: Config, workers: int) -> int:
         raise ConfigError("--workers", f"must be at least 1; got {workers}")
     if workers == 1:
         return _serve_one(config)
+    from bandit_router import server
     from bandit_router.store import prepare
     from bandit_router.workers import Supervisor
 
+    server.bind(config.server, reuse_port=True).close()  # a busy port: one line, exit 2
     prepare(config)  # migrate once, before N processes open the store together
     return Supervisor(workers, lambda: _serve_one(config, reuse_port=True)).run()
 
 
 def _serve_one(config: Config, reuse_port: bool = False) -> int:
-    from aiohttp import web
-
-    from bandit_router import log
+    from bandit_router import log, server
     from bandit_router.app import create_app
 
+    sock = server.bind(config.server, reuse_port)  # a busy port stops us before anything
     sink = log.configure(config.logging.level)
     try:
-        web.run_app(create_app(config), host=config.server.host, port=config.server.port,
-                    print=lambda msg: log_listening(config), access_log=None,
-                    handle_signals=True, reuse_port=reuse_port or None,
-                    # a client that hangs up cancels its handler, and so its upstream call
-                    handler_cancellation=True)
+        return server.run(create_app(config), config.server, sock)
     finally:
         sink.close()
-    return 0
-
-
-def log_listening(config: Config) -> None:
-    import structlog
-
-    structlog.get_logger("bandit_router").info(
-        "listening", url=f"http://{config.server.host}:{config.server.port}")
 
 
 def _rebuild(config: Config, check: bool) -> int:

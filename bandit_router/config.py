@@ -12,7 +12,9 @@ from types import MappingProxyType
 from typing import Literal
 
 from bandit_router.backend import BadLocation, locate
+from bandit_router.names import name_problem
 from bandit_router.tomlcheck import ConfigError, Table
+from bandit_router.types import MAX_COST_USD, MAX_LATENCY_MS, MAX_TOKENS
 
 Mode = Literal["utility", "cheapest_adequate"]
 Window = Literal["hour", "day", "month"]
@@ -33,6 +35,11 @@ class ServerConfig:
     port: int = 8787
     max_body_bytes: int = 1_048_576
     max_messages: int = 4096
+    max_content_parts: int = 4096  # content parts in all of a request's messages together
+    max_connections: int = 4096  # beyond: 503 too_many_connections, then closed
+    header_timeout_s: float = 10.0  # for a request's headers, from connect or the last answer
+    body_timeout_s: float = 30.0  # for the rest of the body, once its headers are in
+    shutdown_drain_s: float = 10.0  # after SIGTERM: open requests may finish for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +191,8 @@ class GatewayConfig:
     attempts: int = 3  # upstream calls per request, the decision's model then its fallbacks
     connect_timeout_s: float = 5.0
     timeout_s: float = 120.0  # a whole call (a non-streamed answer, or between stream chunks)
+    max_answer_bytes: int = 8 << 20  # an upstream's answer, streamed or not; beyond: failed
+    max_event_bytes: int = 1 << 20  # one line of a streamed answer
 
     def policy_of(self, model: str, policies: Mapping[str, object], default: str) -> str | None:
         """The policy a `model` alias names, or None when it is not an alias."""
@@ -350,14 +359,35 @@ class Config:
 
 
 # --- reading -------------------------------------------------------------------------------
+# Every number has a range: beyond it the arithmetic overflows or the setting makes no sense
+# (a latency spread of e^200, a ten-thousand-year TTL), so it is refused at start.
+MAX_PRICE_PER_MTOK = 100_000.0
+MAX_HOURS = 87_600.0  # ten years
+MAX_STRENGTH = 1e6  # pseudo-observations
+
+
+def _named(key: str, name: str, part: bool = False) -> str:
+    """`name`, if it follows the name rule (names.py); else an error naming `key`."""
+    problem = name_problem(name, part)
+    if problem is not None:
+        raise ConfigError(key, problem)
+    return name
+
+
 
 def _server(t: Table) -> ServerConfig:
     d = ServerConfig()
     return ServerConfig(
         host=t.string("host", d.host),
         port=t.integer("port", d.port, lo=0, hi=65535),
-        max_body_bytes=t.integer("max_body_bytes", d.max_body_bytes, lo=1024),
-        max_messages=t.integer("max_messages", d.max_messages, lo=1),
+        max_body_bytes=t.integer("max_body_bytes", d.max_body_bytes, lo=1024, hi=1 << 30),
+        max_messages=t.integer("max_messages", d.max_messages, lo=1, hi=100_000),
+        max_content_parts=t.integer("max_content_parts", d.max_content_parts, lo=1,
+                                    hi=100_000),
+        max_connections=t.integer("max_connections", d.max_connections, lo=1, hi=1_000_000),
+        header_timeout_s=t.number("header_timeout_s", d.header_timeout_s, above=0, hi=3600),
+        body_timeout_s=t.number("body_timeout_s", d.body_timeout_s, above=0, hi=3600),
+        shutdown_drain_s=t.number("shutdown_drain_s", d.shutdown_drain_s, lo=0, hi=3600),
     )
 
 
@@ -370,8 +400,9 @@ def _storage(t: Table) -> StorageConfig:
     return StorageConfig(
         url=t.string("url", d.url),
         synchronous=t.string("synchronous", d.synchronous, choices=("full", "normal")),
-        max_batch=t.integer("max_batch", d.max_batch, lo=1),
-        decision_ttl_hours=t.number("decision_ttl_hours", d.decision_ttl_hours, above=0),
+        max_batch=t.integer("max_batch", d.max_batch, lo=1, hi=100_000),
+        decision_ttl_hours=t.number("decision_ttl_hours", d.decision_ttl_hours, above=0,
+                                    hi=MAX_HOURS),
         sync_interval_ms=t.number("sync_interval_ms", d.sync_interval_ms, above=0,
                                   hi=60_000),
     )
@@ -389,22 +420,22 @@ def _routing(t: Table) -> RoutingConfig:
     d = RoutingConfig()
     return RoutingConfig(
         default_policy=t.string("default_policy", d.default_policy),
-        seed=t.optional_integer("seed"),
-        recent_window=t.integer("recent_window", d.recent_window, lo=1),
+        seed=t.optional_integer("seed", lo=0),
+        recent_window=t.integer("recent_window", d.recent_window, lo=1, hi=1_000_000),
     )
 
 
 def _model(t: Table, upstreams: Mapping[str, UpstreamConfig]) -> Model:
-    context = t.integer("context_tokens", lo=1)
+    context = t.integer("context_tokens", lo=1, hi=MAX_TOKENS)
     return Model(
-        name=t.string("name"),
+        name=_named(t.key("name"), t.string("name")),
         provider=t.string("provider"),
-        input_per_mtok=t.number("input_per_mtok", lo=0),
-        output_per_mtok=t.number("output_per_mtok", lo=0),
+        input_per_mtok=t.number("input_per_mtok", lo=0, hi=MAX_PRICE_PER_MTOK),
+        output_per_mtok=t.number("output_per_mtok", lo=0, hi=MAX_PRICE_PER_MTOK),
         context_tokens=context,
         max_output_tokens=t.integer("max_output_tokens", lo=1, hi=context)
         if t.has("max_output_tokens") else t.raw_none("max_output_tokens"),
-        latency_ms=t.number("latency_ms", above=0),
+        latency_ms=t.number("latency_ms", above=0, hi=MAX_LATENCY_MS),
         quality_prior=t.number("quality_prior", lo=0.01, hi=0.99) if t.has("quality_prior")
         else t.raw_none("quality_prior"),
         upstream=_model_upstream(t, upstreams),
@@ -472,20 +503,21 @@ def _models(root: Table, upstreams: Mapping[str, UpstreamConfig]) -> tuple[Model
 
 
 def _task(name: str, t: Table) -> TaskRule:
-    if ":" in name:
-        raise ConfigError(f"buckets.tasks.{name}", "a task name may not contain ':'")
-    return TaskRule(name=name, hints=tuple(h.lower() for h in t.strings("hints", [])),
+    return TaskRule(name=_named(f"buckets.tasks.{name}", name, part=True),
+                    hints=tuple(h.lower() for h in t.strings("hints", [])),
                     cues=tuple(c.lower() for c in t.strings("cues", [])),
-                    min_cues=t.integer("min_cues", 1, lo=1))
+                    min_cues=t.integer("min_cues", 1, lo=1, hi=1000))
 
 
 def _complexity(t: Table) -> Complexity:
     d = Complexity()
     return Complexity(
-        per_1k_input_tokens=t.number("per_1k_input_tokens", d.per_1k_input_tokens, lo=0),
-        per_1k_output_tokens=t.number("per_1k_output_tokens", d.per_1k_output_tokens, lo=0),
-        per_extra_turn=t.number("per_extra_turn", d.per_extra_turn, lo=0),
-        per_cue=t.number("per_cue", d.per_cue, lo=0),
+        per_1k_input_tokens=t.number("per_1k_input_tokens", d.per_1k_input_tokens, lo=0,
+                                     hi=1000),
+        per_1k_output_tokens=t.number("per_1k_output_tokens", d.per_1k_output_tokens, lo=0,
+                                      hi=1000),
+        per_extra_turn=t.number("per_extra_turn", d.per_extra_turn, lo=0, hi=1000),
+        per_cue=t.number("per_cue", d.per_cue, lo=0, hi=1000),
         cues=tuple(c.lower() for c in t.strings("cues", [])),
     )
 
@@ -499,7 +531,11 @@ def _buckets(t: Table) -> BucketRules:
     levels = t.strings("levels")
     if not levels or len(set(levels)) != len(levels):
         raise ConfigError(t.key("levels"), "needs at least one level and no repeats")
+    for i, level in enumerate(levels):
+        _named(f"{t.key('levels')}[{i}]", level, part=True)
     thresholds = t.numbers("thresholds", [])
+    if any(abs(x) > 1e6 for x in thresholds):
+        raise ConfigError(t.key("thresholds"), "each threshold must be within ±1e6")
     if len(thresholds) != len(levels) - 1 or list(thresholds) != sorted(thresholds):
         raise ConfigError(t.key("thresholds"),
                           "needs one ascending threshold per level after the first")
@@ -509,8 +545,8 @@ def _buckets(t: Table) -> BucketRules:
 
 def _weights(t: Table) -> Weights:
     d = Weights()
-    return Weights(cost=t.number("cost", d.cost, lo=0),
-                   latency=t.number("latency", d.latency, lo=0))
+    return Weights(cost=t.number("cost", d.cost, lo=0, hi=1000),
+                   latency=t.number("latency", d.latency, lo=0, hi=1000))
 
 
 def _prior(t: Table) -> Prior:
@@ -519,31 +555,33 @@ def _prior(t: Table) -> Prior:
         # Bounds keep the Beta prior numerically sound (intervals, sampling).
         quality_mean=t.number("quality_mean", d.quality_mean, lo=0.01, hi=0.99),
         quality_strength=t.number("quality_strength", d.quality_strength, lo=0.1, hi=1e6),
-        latency_strength=t.number("latency_strength", d.latency_strength, above=0),
-        latency_log_sd=t.number("latency_log_sd", d.latency_log_sd, above=0),
-        output_tokens=t.number("output_tokens", d.output_tokens, lo=0),
+        latency_strength=t.number("latency_strength", d.latency_strength, above=0,
+                                  hi=MAX_STRENGTH),
+        # e^5: the typical latency spread 150-fold either way, far beyond any real model
+        latency_log_sd=t.number("latency_log_sd", d.latency_log_sd, above=0, hi=5.0),
+        output_tokens=t.number("output_tokens", d.output_tokens, lo=0, hi=MAX_TOKENS),
         output_tokens_strength=t.number("output_tokens_strength", d.output_tokens_strength,
-                                        above=0),
+                                        above=0, hi=MAX_STRENGTH),
         price_slope=t.number("price_slope", d.price_slope, lo=-0.9, hi=0.9),
     )
 
 
 def _half_life(t: Table, default: float) -> float:
-    value = t.number("half_life_hours", default, lo=0)
+    value = t.number("half_life_hours", default, lo=0, hi=MAX_HOURS)
     if 0 < value < 0.001:
         raise ConfigError(t.key("half_life_hours"), "must be 0 (no decay) or at least 0.001")
     return value
 
 
 def _change_window(t: Table, default: float) -> float:
-    value = t.number("change_window", default, lo=0)
+    value = t.number("change_window", default, lo=0, hi=1_000_000)
     if 0 < value < 2:
         raise ConfigError(t.key("change_window"), "must be 0 (off) or at least 2")
     return value
 
 
 def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
-    d = PolicyConfig(name)
+    d = PolicyConfig(_named(f"policies.{name}", name))
     targets = t.table("quality_targets")
     per_bucket = {b: targets.number(b, lo=0, hi=1) for b in targets.names()}
     for b in per_bucket:
@@ -557,9 +595,9 @@ def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
         quality_target=t.number("quality_target", d.quality_target, lo=0, hi=1),
         quality_targets=MappingProxyType(per_bucket),
         half_life_hours=_half_life(t, d.half_life_hours),
-        evidence_cap=t.number("evidence_cap", d.evidence_cap, lo=0),
+        evidence_cap=t.number("evidence_cap", d.evidence_cap, lo=0, hi=1e9),
         pooling=t.string("pooling", d.pooling, choices=("optimistic", "full", "off")),  # type: ignore[arg-type]
-        pool_strength=t.number("pool_strength", d.pool_strength, lo=0),
+        pool_strength=t.number("pool_strength", d.pool_strength, lo=0, hi=MAX_STRENGTH),
         change_window=_change_window(t, d.change_window),
         change_min_hours=t.number("change_min_hours", d.change_min_hours, lo=0, hi=720),
     )
@@ -585,17 +623,21 @@ def _api_key(t: Table) -> ApiKey:
     if len(secret) < MIN_KEY_CHARS:
         raise ConfigError(t.key("key_env" if t.has("key_env") else "key"),
                           f"the key must have at least {MIN_KEY_CHARS} characters")
-    return ApiKey(name=t.string("name"), tenant=t.string("tenant", DEFAULT_TENANT),
+    return ApiKey(name=t.string("name"),
+                  tenant=_named(t.key("tenant"), t.string("tenant", DEFAULT_TENANT)),
                   scopes=frozenset(scopes), secret=secret)
 
 
 def _gateway(t: Table) -> GatewayConfig:
     d = GatewayConfig()
     return GatewayConfig(
-        alias=t.string("alias", d.alias),
+        alias=_named(t.key("alias"), t.string("alias", d.alias)),
         attempts=t.integer("attempts", d.attempts, lo=1, hi=10),
-        connect_timeout_s=t.number("connect_timeout_s", d.connect_timeout_s, above=0),
-        timeout_s=t.number("timeout_s", d.timeout_s, above=0),
+        connect_timeout_s=t.number("connect_timeout_s", d.connect_timeout_s, above=0, hi=600),
+        timeout_s=t.number("timeout_s", d.timeout_s, above=0, hi=3600),
+        max_answer_bytes=t.integer("max_answer_bytes", d.max_answer_bytes, lo=1024,
+                                   hi=1 << 30),
+        max_event_bytes=t.integer("max_event_bytes", d.max_event_bytes, lo=1024, hi=1 << 30),
     )
 
 
@@ -606,9 +648,10 @@ def _budget(t: Table, policies: Mapping[str, object]) -> BudgetConfig:
         raise ConfigError(t.key("policy"), f"{policy!r} is not one of the [policies]")
     return BudgetConfig(
         name=t.string("name"),
-        limit_usd=t.number("limit_usd", above=0),
+        limit_usd=t.number("limit_usd", above=0, hi=MAX_COST_USD * 1000),
         window=t.string("window", d.window, choices=WINDOWS),  # type: ignore[arg-type]
-        tenant=t.string("tenant") if t.has("tenant") else t.raw_none("tenant"),
+        tenant=_named(t.key("tenant"), t.string("tenant")) if t.has("tenant")
+        else t.raw_none("tenant"),
         policy=policy,
         when_spent=t.string("when_spent", d.when_spent,  # type: ignore[arg-type]
                             choices=("cheapest", "refuse")),

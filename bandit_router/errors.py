@@ -90,3 +90,10 @@ class BudgetExhausted(RouterError):
 
     status = 429
     code = "budget_exhausted"
+
+
+class BodyTimeout(RouterError):
+    """The body did not arrive within server.body_timeout_s of its headers."""
+
+    status = 408
+    code = "request_timeout"

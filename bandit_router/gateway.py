@@ -19,7 +19,7 @@ from bandit_router.bounds import clamped_usage
 from bandit_router.config import Config, Model
 from bandit_router.errors import RouterError, UnknownModel
 from bandit_router.handlers import read_json
-from bandit_router.keys import CONFIG, ENGINE, KEYS, METRICS, ROUTE_IDS, STORE
+from bandit_router.keys import CONFIG, DRAIN, ENGINE, KEYS, METRICS, ROUTE_IDS, STORE
 from bandit_router.route_id import new_nonce
 from bandit_router.types import (
     MAX_CALL_MS,
@@ -63,7 +63,8 @@ def _route_request(config: Config, body: Fields, tenant: str) -> RouteRequest:
     route = {"messages": body.raw("messages", required=True)}
     if max_tokens is not None:
         route["max_output_tokens"] = max_tokens
-    request = replace(parse_route(route, config.server.max_messages), tenant=tenant)
+    request = replace(parse_route(route, config.server.max_messages,
+                                  config.server.max_content_parts), tenant=tenant)
     policy = config.aliases().get(model)
     if policy is not None:
         return replace(request, policy=policy)
@@ -134,7 +135,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         log.info("gateway_call", route_id=route_id, model=model, ok=call.ok,
                  status=call.status, reason=call.reason, latency_ms=round(call.latency_ms, 1),
                  first_token_ms=call.first_token_ms, stream=stream)
-        if call.ok or call.retryable or call.streamed is not None:
+        if (call.ok or call.retryable or call.streamed is not None) and not call.ours:
             # a client error (4xx) is the caller's request's, not the model's failure
             _learn(app, route_id, ticket, call, config.model(model), route.max_output_tokens)
         if call.streamed is not None:
@@ -167,7 +168,7 @@ async def models(request: web.Request) -> web.Response:
 
 async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     """The shared client session; at shutdown, pending feedback is written first."""
-    app[UPSTREAMS] = Upstreams(app[CONFIG].gateway)
+    app[UPSTREAMS] = Upstreams(app[CONFIG].gateway, app[DRAIN])
     app[PENDING] = set()
     await app[UPSTREAMS].start()
     yield

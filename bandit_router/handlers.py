@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from typing import Any
@@ -14,6 +15,7 @@ from bandit_router import __version__, openapi
 from bandit_router.auth import Forbidden, Principal, authenticate
 from bandit_router.config import Config, Model
 from bandit_router.errors import (
+    BodyTimeout,
     BodyTooLarge,
     InvalidField,
     InvalidJson,
@@ -74,8 +76,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except RouterError as exc:
         count(exc.code)
         response = json_response(exc.payload(), status=exc.status, headers=exc.headers)
-        if isinstance(exc, UnreadableBody):
-            response.force_close()
+        if isinstance(exc, UnreadableBody | BodyTimeout):
+            response.force_close()  # the rest of the body is not worth waiting for
         return response
     except StorageError as exc:
         count(Unavailable.code)
@@ -99,12 +101,18 @@ async def read_json(request: web.Request) -> Any:
         raise UnsupportedMediaType(
             f"send the body as JSON with 'Content-Type: application/json' "
             f"(got {request.content_type!r})")
-    limit = request.app[CONFIG].server.max_body_bytes
+    server = request.app[CONFIG].server
+    limit = server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"request body is {request.content_length} bytes; the limit "
                            f"(server.max_body_bytes) is {limit}")
     try:
-        body = await request.read()
+        # a peer trickling its body would otherwise hold the handler (and memory) forever
+        async with asyncio.timeout(server.body_timeout_s):
+            body = await request.read()
+    except TimeoutError as exc:
+        raise BodyTimeout(f"the body did not arrive within {server.body_timeout_s:g} s "
+                          "(server.body_timeout_s)") from exc
     except web.HTTPRequestEntityTooLarge as exc:
         raise BodyTooLarge(f"request body exceeds server.max_body_bytes ({limit})") from exc
     except (web.RequestPayloadError, ConnectionResetError) as exc:
@@ -135,7 +143,8 @@ def _caller(request: web.Request, scope: str | None) -> Principal:
 async def route(request: web.Request) -> web.Response:
     app = request.app
     caller = _caller(request, "route")
-    req = parse_route(await read_json(request), app[CONFIG].server.max_messages)
+    server = app[CONFIG].server
+    req = parse_route(await read_json(request), server.max_messages, server.max_content_parts)
     if caller.tenant != req.tenant:
         req = replace(req, tenant=caller.tenant)
     started = time.perf_counter()

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from bandit_router.auth import KeyRing
 from bandit_router.config import Config
+from bandit_router.drain import Drain
 from bandit_router.engine import Engine
 from bandit_router.metrics import Metrics
 from bandit_router.route_id import RouteIds
@@ -20,3 +21,4 @@ ROUTE_IDS = web.AppKey("route_ids", RouteIds)
 LOG_SAMPLER = web.AppKey("log_sampler", random.Random)
 KEYS = web.AppKey("keys", KeyRing)
 METRICS = web.AppKey("metrics", Metrics)
+DRAIN = web.AppKey("drain", Drain)  # streamed answers, ended by shutdown's deadline

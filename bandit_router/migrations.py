@@ -171,7 +171,20 @@ def m008_quality_sources(db: Database) -> None:
 
 
 def apply(db: Database) -> None:
-    migrations.apply(db)
+    """Apply what is pending under the database's write lock, deciding what is pending only
+    once the lock is held: two processes starting on a fresh file would otherwise both see
+    every migration pending and the second would fail ("duplicate column name"). The second
+    waits for the first (the connection's busy timeout), then finds nothing to do.
+    Nothing pending (every start but the first): no lock, so a read-only file still opens."""
+    if not migrations.pending(db):
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        migrations.apply(db)  # each migration in a savepoint of this transaction
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.execute("COMMIT")
 
 
 def pending(db: Database) -> list[str]:

@@ -25,7 +25,7 @@ JSON = "application/json"
 HTTP_ERROR_CODES = {404: ("not_found",), 405: ("method_not_allowed",), 413: ("body_too_large",),
                     500: ("internal",)}
 # the error statuses each operation can answer (besides "default")
-_BODY_ERRORS = (400, 401, 403, 413, 415)
+_BODY_ERRORS = (400, 401, 403, 408, 413, 415)
 OPERATION_ERRORS = {
     ("post", "/v1/route"): (*_BODY_ERRORS, 422, 429, 503),
     ("post", "/v1/feedback"): (*_BODY_ERRORS, 404, 409, 503),
@@ -64,6 +64,7 @@ _STATUS_TEXT = {400: "Bad request: the body or a field is invalid",
                 409: "A fact already counted for this route_id, or an idempotency_key resent "
                      "with different content; a model that already exists, or disabling the "
                      "last enabled one",
+                408: "The body did not arrive within server.body_timeout_s of its headers",
                 413: "Body larger than server.max_body_bytes (refused before it is read)",
                 415: "Content-Type is not JSON",
                 422: "No model satisfies the constraints (the message says why for each)",

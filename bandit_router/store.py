@@ -69,12 +69,28 @@ def connect(url: str, synchronous: str = "full") -> Database:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         db = Database(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S))
-        db.enable_wal()
+        _enable_wal(db)
         db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         migrations.apply(db)
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"cannot open database {path!r}: {exc}{_hint(exc)}") from exc
     return db
+
+
+def _enable_wal(db: Database) -> None:
+    """Switch a new file to WAL. The switch needs the file to itself, and SQLite answers
+    "database is locked" at once, without its busy timeout, while another process opens
+    the same fresh file: so wait for it here, as the busy timeout would."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY")
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _connect_postgres(location: Location) -> Database:

@@ -1,8 +1,17 @@
 """Calling an OpenAI-compatible upstream: one shared, pooled aiohttp session, one call per
-attempt, streamed answers passed through chunk by chunk while they are measured."""
+attempt, streamed answers passed through event by event while they are measured.
+
+An upstream is read like a client: its answer is bounded (`gateway.max_answer_bytes`, and
+`max_event_bytes` per streamed line) and checked (upstream_answer.py). Whatever goes wrong
+before the first byte reaches our client (an error status, a timeout, a body too large or
+malformed, a stream whose first event is bad) is a retryable failure: the gateway tries the
+next model. Once a stream has started, a failure ends it cleanly with an OpenAI-style error
+event; either way it is recorded against that upstream.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -10,9 +19,14 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from bandit_router import upstream_answer as checked
 from bandit_router.config import GatewayConfig, Upstream
+from bandit_router.drain import Drain
+from bandit_router.upstream_answer import BadAnswer
 
 RETRYABLE = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
+MAX_ERROR_BYTES = 65_536  # an upstream's error answer, passed on to the client
+_FAILURES = (TimeoutError, aiohttp.ClientError, BadAnswer)
 
 
 @dataclass
@@ -29,13 +43,21 @@ class Call:
     retryable: bool = False  # worth trying the next model
     body: bytes | None = None  # a non-streamed answer (or the upstream's client error)
     streamed: web.StreamResponse | None = None  # a streamed answer, already sent
+    ours: bool = False  # cut short by the router (shutdown), not the upstream's doing
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, BadAnswer):
+        return str(exc)
+    return "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
 
 
 class Upstreams:
     """The gateway's client side; open in the app's lifetime, closed at shutdown."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, drain: Drain) -> None:
         self._config = config
+        self._drain = drain
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -67,57 +89,130 @@ class Upstreams:
                                           data=orjson.dumps(payload),
                                           headers=self._headers(upstream)) as resp:
                 if resp.status >= 400:
-                    error = await resp.read()
-                    return Call(False, resp.status, f"HTTP {resp.status}",
-                                _ms(started), retryable=resp.status in RETRYABLE, body=error)
+                    return await _refused(resp, started)
                 if request is not None:
-                    return await _stream(resp, request, model, extra_headers, started)
-                data = orjson.loads(await resp.read())
-        except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as exc:
-            reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-            return Call(False, None, reason, _ms(started), retryable=True)
+                    stream = _Stream(resp, request, model, extra_headers, started)
+                    return await stream.run(self._config, self._drain)
+                # the whole answer within timeout_s: a trickle must not hold the call
+                async with asyncio.timeout(self._config.timeout_s):
+                    raw = await checked.read_capped(resp, self._config.max_answer_bytes)
+                data = checked.answer(raw)
+        except _FAILURES as exc:
+            return Call(False, None if not isinstance(exc, BadAnswer) else 200, _reason(exc),
+                        _ms(started), retryable=True)
         usage = data.get("usage") or {}
         data["model"] = model
-        return Call(True, 200, "ok", _ms(started), input_tokens=_int(usage.get("prompt_tokens")),
-                    output_tokens=_int(usage.get("completion_tokens")), body=orjson.dumps(data))
+        return Call(True, 200, "ok", _ms(started), input_tokens=usage.get("prompt_tokens"),
+                    output_tokens=usage.get("completion_tokens"), body=orjson.dumps(data))
+
+
+async def _refused(resp: aiohttp.ClientResponse, started: float) -> Call:
+    try:
+        error = await checked.read_capped(resp, MAX_ERROR_BYTES)
+    except BadAnswer:
+        error = orjson.dumps({"error": {"message": f"upstream answered HTTP {resp.status} "
+                                                   "with an error body too large to pass on",
+                                        "type": "upstream_error"}})
+    return Call(False, resp.status, f"HTTP {resp.status}", _ms(started),
+                retryable=resp.status in RETRYABLE, body=error)
 
 
 def _ms(started: float) -> float:
     return (time.monotonic() - started) * 1000.0
 
 
-def _int(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+class _ClientGone(Exception):
+    """Our own client hung up mid-stream: nobody's failure to learn from."""
 
 
-async def _stream(resp: aiohttp.ClientResponse, request: web.Request, model: str,
-                  extra_headers: dict, started: float) -> Call:
-    """Pass the upstream's server-sent events through as they arrive, with `model` set to
-    the catalog's name, noting time to first token, the usage chunk and the text's length."""
-    out = web.StreamResponse(status=200, headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache", **extra_headers})
-    await out.prepare(request)
-    first: float | None = None
-    usage: dict = {}
-    chars = 0
-    try:
-        async for line in resp.content:
-            if line.startswith(b"data:") and line[5:].strip() not in (b"", b"[DONE]"):
-                if first is None:
-                    first = _ms(started)
-                chunk = orjson.loads(line[5:])
-                chunk["model"] = model
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices") or ():
-                    chars += len((choice.get("delta") or {}).get("content") or "")
-                line = b"data: " + orjson.dumps(chunk) + b"\n"
-            await out.write(line)
-        await out.write_eof()
-    except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as exc:
-        # Already streaming: too late to try another model; the client sees the stream end.
-        return Call(False, 200, f"stream broke: {type(exc).__name__}", _ms(started),
-                    first_token_ms=first, streamed=out)
-    output = _int(usage.get("completion_tokens"))
-    return Call(True, 200, "ok", _ms(started), first_token_ms=first,
-                input_tokens=_int(usage.get("prompt_tokens")),
-                output_tokens=output if output is not None else -(-chars // 4), streamed=out)
+def error_event(message: str) -> bytes:
+    """The event that ends a broken stream: OpenAI's SDKs raise it as an APIError."""
+    return b"data: " + orjson.dumps({"error": {
+        "message": message, "type": "upstream_error", "code": "upstream_failed",
+        "param": None}}) + b"\n\n"
+
+
+class _Stream:
+    """One streamed answer: its server-sent events passed through with `model` set to the
+    catalog's name, noting time to first token, the usage event and the text's length.
+    Nothing is sent to our client until the first event has arrived and checked out."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, request: web.Request, model: str,
+                 headers: dict, started: float) -> None:
+        self.resp, self.request, self.model = resp, request, model
+        self.headers, self.started = headers, started
+        self.out: web.StreamResponse | None = None
+        self.first: float | None = None
+        self.usage: dict = {}
+        self.chars = 0
+
+    def _line(self, line: bytes) -> bytes:
+        data = line[5:].strip() if line.startswith(b"data:") else None
+        if data is None or data in (b"", b"[DONE]"):
+            return line
+        chunk = checked.event(data)
+        if self.first is None:
+            self.first = _ms(self.started)
+        chunk["model"] = self.model
+        self.usage = chunk.get("usage") or self.usage
+        self.chars += checked.text_chars(chunk)
+        return b"data: " + orjson.dumps(chunk) + b"\n"
+
+    async def _start(self, held: list[bytes]) -> None:
+        self.out = web.StreamResponse(status=200, headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache", **self.headers})
+        try:
+            await self.out.prepare(self.request)
+        except ConnectionError as exc:
+            raise _ClientGone from exc
+        await self._write(b"".join(held))
+
+    async def _write(self, data: bytes) -> None:
+        assert self.out is not None
+        try:
+            await self.out.write(data)
+        except ConnectionError as exc:  # aiohttp's reset is a ClientError: not the upstream's
+            raise _ClientGone from exc
+
+    async def run(self, config: GatewayConfig, drain: Drain) -> Call:
+        held: list[bytes] = []  # lines before the first event (comments, blank lines)
+        try:
+            async with drain.stream():
+                async for line in checked.lines(self.resp, config.max_event_bytes,
+                                                config.max_answer_bytes):
+                    line = self._line(line)
+                    if self.out is not None:
+                        await self._write(line)
+                    elif self.first is not None:
+                        await self._start([*held, line])
+                    else:
+                        held.append(line)
+                if self.out is None:
+                    raise BadAnswer("the stream ended before its first event")
+                await self.out.write_eof()
+        except _ClientGone:
+            return Call(False, 200, "the client left", _ms(self.started),
+                        first_token_ms=self.first, streamed=self.out, ours=True)
+        except _FAILURES as exc:
+            return await self._broken(exc, drain)
+        output = self.usage.get("completion_tokens")
+        return Call(True, 200, "ok", _ms(self.started), first_token_ms=self.first,
+                    input_tokens=self.usage.get("prompt_tokens"),
+                    output_tokens=output if output is not None else -(-self.chars // 4),
+                    streamed=self.out)
+
+    async def _broken(self, exc: BaseException, drain: Drain) -> Call:
+        ours = isinstance(exc, TimeoutError) and drain.expired()
+        reason = "the router is shutting down" if ours else _reason(exc)
+        if self.out is None and not ours:  # nothing sent yet: the next model may answer
+            return Call(False, 200, reason, _ms(self.started), retryable=True)
+        try:
+            if self.out is None:
+                await self._start([])
+            await self._write(error_event(f"the stream broke: {reason}"))
+            assert self.out is not None
+            await self.out.write_eof()
+        except (_ClientGone, ConnectionError):
+            pass  # our client left too
+        return Call(False, 200, f"stream broke: {reason}", _ms(self.started),
+                    first_token_ms=self.first, streamed=self.out, ours=ours)

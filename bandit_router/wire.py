@@ -53,6 +53,10 @@ def _content(value: Any, path: str) -> str:
         raise InvalidField(f"{path} must be a string or an array of content parts", path)
     texts = []
     for i, part in enumerate(value):
+        text = part.get("text") if type(part) is dict and part.get("type") == "text" else None
+        if type(text) is str:  # the usual part, without building a Fields for it
+            texts.append(text)
+            continue
         fields = Fields(part, f"{path}[{i}]")
         kind = fields.string("type", required=True, max_len=MAX_ROLE)
         if kind == "text":
@@ -60,7 +64,21 @@ def _content(value: Any, path: str) -> str:
     return "\n".join(texts)
 
 
-def _messages(body: Fields, max_messages: int) -> tuple[Message, ...]:
+def _count_parts(messages: list, max_parts: int) -> None:
+    """Refuse a request with too many content parts before any part is examined: each part
+    costs event-loop time, and 35,000 tiny ones in a megabyte cost 30 ms."""
+    parts = 0
+    for i, item in enumerate(messages):
+        content = item.get("content") if type(item) is dict else None
+        if type(content) is list:
+            parts += len(content)
+            if parts > max_parts:
+                raise InvalidField(f"messages[{i}].content: the request has more than "
+                                   f"{max_parts} content parts in all "
+                                   "(server.max_content_parts)", f"messages[{i}].content")
+
+
+def _messages(body: Fields, max_messages: int, max_parts: int) -> tuple[Message, ...]:
     prompt = body.string("prompt", max_len=MAX_TEXT)
     raw = body.array("messages", max_messages)
     if prompt is not None and raw is not None:
@@ -70,6 +88,7 @@ def _messages(body: Fields, max_messages: int) -> tuple[Message, ...]:
     if not raw:
         raise MissingField("prompt (a string) or messages (a non-empty array) is required",
                            "prompt" if raw is None else "messages")
+    _count_parts(raw, max_parts)
     out = []
     for i, item in enumerate(raw):
         fields = Fields(item, f"messages[{i}]")
@@ -94,11 +113,11 @@ def _constraints(body: Fields) -> Constraints:
     )
 
 
-def parse_route(data: Any, max_messages: int) -> RouteRequest:
+def parse_route(data: Any, max_messages: int, max_parts: int = 4096) -> RouteRequest:
     body = Fields(data, allowed=ROUTE_FIELDS)
     weights = body.object("weights", WEIGHT_FIELDS)
     return RouteRequest(
-        messages=_messages(body, max_messages),
+        messages=_messages(body, max_messages, max_parts),
         task=body.string("task", max_len=MAX_TASK),
         bucket=body.string("bucket", max_len=MAX_NAME),
         policy=body.string("policy", max_len=MAX_NAME),

@@ -13,6 +13,7 @@ from bandit_router.app import create_app
 from bandit_router.config import Config, load
 from bandit_router.engine import Engine
 from bandit_router.route_id import RouteIds
+from tests.fake_upstream import FakeUpstream
 from tests.stores import store_url  # noqa: F401  (a fixture: a fresh store of each backend)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,3 +67,11 @@ async def client(app_config: Config, clock: FakeClock):
     """The real app on a real loopback port, with a real SQLite file and the fake clock."""
     async with TestClient(TestServer(create_app(app_config, clock=clock))) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    """A fake LLM provider (a real HTTP server on loopback), shared by a module's tests."""
+    server = FakeUpstream()
+    yield server
+    server.stop()

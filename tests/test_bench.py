@@ -133,6 +133,56 @@ def test_a_dataset_without_prices_is_refused(tmp_path):
         ds_module.load(folder)
 
 
+@pytest.mark.parametrize(("models", "problem"), [
+    ([{"name": "tiny"}, *MODELS[1:]], r"models\[0\] \(tiny\): lacks prices"),
+    ([{**MODELS[0], "output_per_mtok": "cheap"}, *MODELS[1:]],
+     r"models\[0\]\.output_per_mtok: must be a price"),
+    ([{**MODELS[0], "input_per_mtok": -1.0}, *MODELS[1:]],
+     r"models\[0\]\.input_per_mtok: must be a price"),
+    ([{"provider": "a"}, *MODELS[1:]], r"models\[0\]\.name"),
+    ("not a list", "models: must be a list"),
+])
+def test_a_bad_models_file_is_an_error_naming_file_and_field(tmp_path, models, problem):
+    folder = ds_module.write(tmp_path / "bad", _rows(4, 0), MODELS)
+    (folder / "models.json").write_text(json.dumps({"models": models}))
+    with pytest.raises(ds_module.DatasetError, match=problem) as err:
+        ds_module.load(folder)
+    assert str(folder / "models.json") in str(err.value)
+
+
+def test_bad_rows_are_errors_naming_file_line_and_field(tmp_path):
+    rows = _rows(4, 0)
+    rows[2]["outcomes"]["medium"] = {"quality": "good", "cost_usd": 0.1}
+    folder = ds_module.write(tmp_path / "bad", rows, MODELS)
+    with pytest.raises(ds_module.DatasetError, match=r"line 3: outcomes\.medium\.quality"):
+        ds_module.load(folder)
+    del rows[2]["outcomes"]["medium"]
+    ds_module.write(folder, rows, MODELS)
+    with pytest.raises(ds_module.DatasetError, match=r"line 3: outcomes\.medium: missing"):
+        ds_module.load(folder)
+
+
+def test_prices_may_be_one_price_per_model_or_keyed_by_name(tmp_path):
+    listed = ds_module.load(ds_module.write(tmp_path / "listed", _rows(4, 0), MODELS))
+    folder = ds_module.write(tmp_path / "other", _rows(4, 0), MODELS)
+    by_name = {m["name"]: {k: v for k, v in m.items() if k != "name"} for m in MODELS}
+    by_name["tiny"] = {"provider": "a", "price_per_mtok": 0.15}
+    (folder / "models.json").write_text(json.dumps({"models": by_name}))
+    other = ds_module.load(folder)
+    assert other.names == listed.names and other.models[1:] == listed.models[1:]
+    assert (other.models[0].input_per_mtok, other.models[0].output_per_mtok) == (0.15, 0.15)
+
+
+def test_the_command_reports_a_bad_dataset_in_one_line(tmp_path, capsys):
+    from bandit_router.cli import main
+
+    folder = ds_module.write(tmp_path / "bad", _rows(4, 0), [{"name": "tiny"}, *MODELS[1:]])
+    assert main(["bench", "replay", str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bandit-router: error: ")
+    assert "models.json: models[0] (tiny): lacks prices" in err[0]
+
+
 # --- the metrics themselves -------------------------------------------------------------------
 
 def test_upper_hull_drops_dominated_and_concave_points():

@@ -279,3 +279,133 @@ def test_load_uses_environment_variable(tmp_path: Path, monkeypatch: pytest.Monk
     config = load()
     assert config.server.port == 9999
     assert config.source == str(path)
+
+
+# --- every number has a range; names follow one rule (issue 16, item 8) ---------------------
+
+def _numeric_leaves(node: Any, path: str = "") -> list[tuple[str, Any]]:
+    """(dotted path as _set takes it, value) of every number in a document."""
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    out: list[tuple[str, Any]] = []
+    for key, value in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(value, dict | list):
+            out += _numeric_leaves(value, here)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out.append((here, value))
+    return out
+
+
+def _with_budget(doc: dict[str, Any]) -> dict[str, Any]:
+    doc["budgets"] = [{"name": "team", "limit_usd": 5.0, "max_cost_weight": 2.0}]
+    return doc
+
+
+def test_every_numeric_setting_refuses_an_absurd_value(doc: dict[str, Any]) -> None:
+    leaves = _numeric_leaves(_with_budget(doc))
+    assert len(leaves) > 60  # the whole bundled file, every model and policy
+    accepted = []
+    for path, value in leaves:
+        if path.startswith("buckets.thresholds") or path == "routing.seed":
+            continue  # checked below: any seed >= 0 is sane; thresholds are a list
+        trial = _with_budget(copy.deepcopy(doc))
+        _set(path, 10**18 if isinstance(value, int) else 1e200)(trial)
+        try:
+            parse(trial)
+        except ConfigError as err:
+            assert err.key.replace("[", ".").replace("]", "") == path, (path, err)
+        else:
+            accepted.append(path)
+    assert not accepted, f"accepted an absurd value for {accepted}"
+
+
+@pytest.mark.parametrize(("path", "value", "dotted"), [
+    ("policies.default.prior.latency_log_sd", 1e200, "policies.default.prior.latency_log_sd"),
+    ("routing.seed", -1, "routing.seed"),
+    ("buckets.thresholds", [1e300], "buckets.thresholds"),
+    ("gateway.timeout_s", 1e9, "gateway.timeout_s"),
+])
+def test_out_of_range_values_are_named(doc: dict[str, Any], path: str, value: Any,
+                                       dotted: str) -> None:
+    _set(path, value)(doc)
+    assert error_for(doc).key == dotted
+
+
+BAD_NAMES = ["", "a\x00b", "line\nbreak", "x" * 65, "has space", "-dash-first", "é-accent"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
+def test_model_policy_task_level_and_tenant_names_follow_the_rule(
+        doc: dict[str, Any], name: str) -> None:
+    model = copy.deepcopy(doc)
+    model["models"][2]["name"] = name
+    assert error_for(model).key == "models[2].name"
+    policy = copy.deepcopy(doc)
+    policy["policies"][name] = policy["policies"].pop("cheap")
+    assert error_for(policy).key == f"policies.{name}"
+    task = copy.deepcopy(doc)
+    task["buckets"]["tasks"][name] = task["buckets"]["tasks"].pop("write")
+    assert error_for(task).key == f"buckets.tasks.{name}"
+    level = copy.deepcopy(doc)
+    level["buckets"]["levels"] = ["low", name]
+    assert error_for(level).key == "buckets.levels[1]"
+    tenant = copy.deepcopy(doc)
+    tenant["auth"] = {"keys": [{"name": "k", "tenant": name, "scopes": ["route"],
+                                "key": "k" * 32}]}
+    assert error_for(tenant).key == "auth.keys[0].tenant"
+
+
+def test_a_task_or_level_is_at_most_32_characters_without_a_colon(doc: dict[str, Any]) -> None:
+    doc["buckets"]["levels"] = ["low", "h" * 33]
+    assert "at most 32" in error_for(doc).problem
+    doc["buckets"]["levels"] = ["low", "hi:gh"]
+    assert error_for(doc).key == "buckets.levels[1]"
+
+
+def test_names_at_their_longest_give_route_ids_that_feedback_accepts(
+        doc: dict[str, Any]) -> None:
+    import numpy as np
+
+    from bandit_router.engine import Engine
+    from bandit_router.route_id import RouteIds
+    from bandit_router.types import Message, RouteRequest
+    from bandit_router.wire import MAX_ROUTE_ID, parse_feedback
+
+    doc["models"] = [dict(doc["models"][0], name="m" * 64, context_tokens=100_000_000)]
+    doc["policies"] = {"p" * 64: doc["policies"]["default"]}
+    doc["routing"]["default_policy"] = "p" * 64
+    doc["buckets"]["levels"] = ["l" * 32, "h" * 32]
+    doc["buckets"]["tasks"] = {"t" * 32: {"hints": ["x"]}}
+    doc["buckets"]["default_task"] = "t" * 32
+    config = parse(doc)
+    engine = Engine(config, RouteIds(b"k" * 32), np.random.default_rng(0), lambda: 4e9)
+    request = RouteRequest(messages=(Message("user", "hi"),), input_tokens=99_999_000,
+                           tenant="n" * 64)
+    route_id = engine.decide(request).route_id
+    assert len(route_id) <= 450 < MAX_ROUTE_ID
+    assert parse_feedback({"route_id": route_id, "quality": 1.0})[0] == route_id
+
+
+def test_numbers_at_the_edges_of_their_ranges_route_and_learn(doc: dict[str, Any]) -> None:
+    import numpy as np
+
+    from bandit_router.engine import Engine
+    from bandit_router.learner import ArmBook
+    from bandit_router.route_id import RouteIds
+    from bandit_router.types import FeedbackEvent, Message, RouteRequest, RouteTicket
+
+    prior = doc["policies"]["default"]["prior"]
+    prior.update(latency_log_sd=5.0, latency_strength=1e6, output_tokens_strength=1e6,
+                 quality_strength=1e6)
+    doc["policies"]["default"]["weights"] = {"cost": 1000.0, "latency": 1000.0}
+    doc["policies"]["default"].update(half_life_hours=87_600.0, pool_strength=1e6)
+    doc["models"][0].update(input_per_mtok=100_000.0, latency_ms=86_400_000.0)
+    config = parse(doc)
+    engine = Engine(config, RouteIds(b"k" * 32), np.random.default_rng(0), lambda: 4e9)
+    book = ArmBook(config.policies)
+    for _ in range(20):
+        d = engine.decide(RouteRequest(messages=(Message("user", "hi"),), explain=True))
+        ticket = RouteTicket(d.policy, d.bucket, d.model, d.created_at, d.input_tokens, "")
+        facts = (("quality", 1.0), ("latency_ms", 86_400_000.0), ("output_tokens", 1e8))
+        engine.absorb(book.apply(FeedbackEvent(d.route_id, ticket, facts, 4e9)))
+    assert engine.report()

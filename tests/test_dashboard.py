@@ -4,7 +4,6 @@ the numbers /v1/stats and /v1/arms report, refreshes by itself, and works with A
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import re
 from dataclasses import replace
@@ -186,7 +185,13 @@ async def test_with_keys_the_page_asks_for_one_and_shows_that_tenant(keyed):  # 
         await page.send("Page.navigate", url=url + "#key=not-a-key")
         await page.wait_for("document.getElementById('status').textContent.includes('refused')")
         asked = len(page.requests)
-        await asyncio.sleep(6)  # longer than the refresh interval
+        # A probe timer due after a whole refresh interval: browsers run timers in the
+        # order they fall due, so once it has fired, a refresh still scheduled would have
+        # run (and asked) before it.
+        await page.evaluate("setTimeout(() => { document.body.dataset.probe = '1'; }, "
+                            "REFRESH_MS + 500), true")
+        await page.wait_for("document.body.dataset.probe === '1'")
+        await page.evaluate("1")  # events the page sent before this answer have arrived
         shown = await page.evaluate(SHOWN)
         assert not shown["keyform_hidden"] and "invalid API key" in shown["status"]
         assert await page.evaluate("sessionStorage.length") == 0

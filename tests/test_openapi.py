@@ -132,7 +132,7 @@ def test_every_error_status_has_the_error_shape(app_config: Config):
                 assert schema["allOf"][0] == {"$ref": "#/components/schemas/Error"}
                 codes = schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"]
                 assert codes and set(codes) <= set(openapi.error_codes()[int(status)])
-    assert statuses == {400, 401, 403, 404, 409, 413, 415, 422, 429, 503}
+    assert statuses == {400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503}
     error = doc["components"]["schemas"]["Error"]["properties"]["error"]
     assert error["required"] == ["code", "message", "field"]
 

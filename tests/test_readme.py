@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -38,3 +39,50 @@ def test_the_readme_shows_the_dashboard_screenshot():
     readme = (ROOT / "README.md").read_text()
     assert "](docs/dashboard.png)" in readme
     assert (ROOT / "docs" / "dashboard.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def _bundled_value(doc: dict, key: str):
+    node = doc
+    for part in key.replace("<name>", "default").split("."):
+        if not isinstance(node, dict) or part not in node:
+            return KeyError
+        node = node[part]
+    return node
+
+
+def test_the_config_table_defaults_are_what_the_bundled_config_sets():
+    """A default the table shows as a literal is the value the bundled file has (where it
+    sets the key): `routing.seed` was shown as having none while the file sets 0."""
+    doc = tomllib.loads((ROOT / "config.toml").read_text())
+    rows = re.findall(r"(?m)^\| `([a-z_.<>]+)` \| ([^|]*)\|", (ROOT / "README.md").read_text())
+    checked = 0
+    for key, cell in rows:
+        value = _bundled_value(doc, key)
+        if value is KeyError or "<task>" in key or isinstance(value, dict):
+            continue
+        literal = re.match(r"\s*`([^`]+)`", cell)
+        if literal is None and isinstance(value, list):
+            continue  # a list of cues: described, not spelt out
+        assert literal, f"README's table gives no default for {key}; config.toml sets {value!r}"
+        shown = tomllib.loads(f"v = {literal.group(1)}")["v"]
+        assert shown == value, f"README's table says {key} = {literal}; config.toml: {value!r}"
+        checked += 1
+    assert checked > 30
+
+
+def test_the_route_id_length_is_told_one_way_and_is_right(config):
+    import numpy as np
+
+    from bandit_router.engine import Engine
+    from bandit_router.route_id import RouteIds
+    from bandit_router.types import Message, RouteRequest
+
+    readme = (ROOT / "README.md").read_text()
+    told = {int(n) for n in re.findall(r"about (\d+) characters", readme)}
+    assert len(told) == 1, f"the README gives route_ids several lengths: {sorted(told)}"
+    engine = Engine(config, RouteIds(b"k" * 32), np.random.default_rng(0), lambda: 1.8e9)
+    lengths = [len(engine.decide(RouteRequest(messages=(Message("user", p),))).route_id)
+               for p in ("hi", "Write a Python function that merges two sorted lists.",
+                         "Summarize this thread: ...")]
+    (about,) = told
+    assert all(abs(n - about) <= 20 for n in lengths), (about, lengths)

@@ -21,6 +21,7 @@ from bandit_router.rebuild import rebuild
 from bandit_router.store import Store, connect, read_arms, read_log
 from bandit_router.types import ArmKey, Facts, RouteTicket
 from tests.stores import off_loop
+from tests.waiting import eventually
 
 MODELS = ("gpt-5-nano", "gpt-5-mini", "gpt-5")
 
@@ -178,7 +179,10 @@ async def test_a_reset_after_feedback_in_the_same_transaction_stays_reset(
         feedback = asyncio.ensure_future(o.store.record_feedback(
             "route-3", _ticket(contract_config, 3), Facts(quality=1.0)))
         reset = asyncio.ensure_future(o.store.reset("default", model=MODELS[0]))
-        await asyncio.sleep(0.05)
+
+        async def both_queued() -> bool:  # behind the gate's job, which holds the writer
+            return o.store.queue_depth >= 2
+        await eventually(both_queued, "the feedback and the reset queued")
         commits = o.store._writer.commits
         gate.opened.set()
         await asyncio.gather(feedback, reset)
