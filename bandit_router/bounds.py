@@ -33,9 +33,14 @@ def cost_ceiling(model: Model, prices: Prices, input_tokens: float | None,
 def check_facts(facts: Facts, known: Mapping[str, float], model: Model | None,
                 prices: Prices | None) -> None:
     """Refuse facts no call to `model` could produce (InvalidField names the field). `known`
-    holds the facts already counted for the call. A model the catalog no longer has is
-    held to the wire's absolute limits only."""
+    holds the facts already counted for the call. For a model the catalog no longer has,
+    nothing bounds a cost: its tokens and cost_usd are refused (quality, latency and
+    success still count)."""
     if model is None:
+        for name in ("input_tokens", "output_tokens", "cost_usd"):
+            if getattr(facts, name) is not None:
+                raise InvalidField(f"{name} cannot be counted: the call's model is no longer "
+                                   "in the catalog, so nothing bounds what it cost", name)
         return
     if facts.input_tokens is not None and facts.input_tokens > model.context_tokens:
         raise InvalidField(f"input_tokens {facts.input_tokens} is more than {model.name} can "

@@ -46,7 +46,7 @@ class BudgetStatus:
     budget: BudgetConfig
     start: float
     end: float
-    spent_usd: float
+    spent_usd: float  # what counts against the limit (no tenant's excess over its share)
     pace: float | None  # spend / even-pace spend so far; > 1 is ahead; None at the start
     price: float  # the cost weight pacing adds
     exhausted: bool
@@ -86,10 +86,21 @@ class Pacer:
             self.spent = max(0.0, self.spent + usd)
             self.by_tenant[tenant] = max(0.0, self.by_tenant.get(tenant, 0.0) + usd)
 
+    @property
+    def counted(self) -> float:
+        """Spend that counts against the limit: with a `max_tenant_share`, a tenant's spend
+        past its share is its own excess, which no other tenant's budget pays for (its
+        feedback for decisions taken earlier still arrives, and is still priced)."""
+        share = self.budget.max_tenant_share
+        if share >= 1.0:
+            return self.spent
+        cap = share * self.budget.limit_usd
+        return sum(min(usd, cap) for usd in self.by_tenant.values())
+
     def gap(self, now: float) -> float:
         """Spend ahead of the even pace, as a fraction of the limit (negative: behind)."""
         elapsed = (now - self.start) / (self.end - self.start)
-        return (self.spent - self.budget.limit_usd * elapsed) / self.budget.limit_usd
+        return (self.counted - self.budget.limit_usd * elapsed) / self.budget.limit_usd
 
     def update(self, now: float) -> float:
         """The price at `now`, after integrating the gap since the last update."""
@@ -106,7 +117,7 @@ class Pacer:
 
     @property
     def exhausted(self) -> bool:
-        return self.spent >= self.budget.limit_usd
+        return self.counted >= self.budget.limit_usd
 
     def exhausted_for(self, tenant: str) -> bool:
         """Spent for this tenant: the whole budget, or the tenant's share of a shared one
@@ -118,8 +129,9 @@ class Pacer:
         self.update(now)
         elapsed = (now - self.start) / (self.end - self.start)
         expected = self.budget.limit_usd * elapsed
-        return BudgetStatus(self.budget, self.start, self.end, self.spent,
-                            self.spent / expected if expected > 0 else None, self.price,
+        counted = self.counted
+        return BudgetStatus(self.budget, self.start, self.end, counted,
+                            counted / expected if expected > 0 else None, self.price,
                             self.exhausted, dict(self.by_tenant))
 
 
@@ -130,6 +142,8 @@ class Pacing:
     price: float = 0.0  # added to the cost weight
     priced_by: str | None = None  # the budget that set the price
     exhausted: BudgetConfig | None = None  # a spent budget, whose hard action applies
+    shared: bool = False  # the pricing budget covers other tenants too (its price is theirs)
+    share_spent: bool = False  # `exhausted` is spent for this tenant only (its share of it)
 
 
 NO_PACING = Pacing()
@@ -154,14 +168,15 @@ class Budgets:
     def pacing(self, tenant: str, policy: str, now: float) -> Pacing:
         if not self.pacers:
             return NO_PACING
-        price, by, spent = 0.0, None, None
+        price, by, spent, shared, share_spent = 0.0, None, None, False, False
         for pacer in self._of(tenant, policy):
             if pacer.update(now) > price:
                 price, by = pacer.price, pacer.budget.name
+                shared = pacer.budget.tenant is None
             if pacer.exhausted_for(tenant) and \
                     (spent is None or pacer.budget.when_spent == "refuse"):
-                spent = pacer.budget
-        return Pacing(price, by, spent) if by or spent else NO_PACING
+                spent, share_spent = pacer.budget, not pacer.exhausted
+        return Pacing(price, by, spent, shared, share_spent) if by or spent else NO_PACING
 
     def status(self, now: float) -> list[BudgetStatus]:
         return [p.status(now) for p in self.pacers]

@@ -135,10 +135,28 @@ def check(entries: tuple[Entry, ...], change: Change, aliases: Iterable[str]) ->
     if released and current.configured is None:
         raise InvalidField(f"{released[0]} cannot be released: {change.name!r} was added at run "
                            f"time, so config.toml has no value to return to", released[0])
+    _check_limits(current, change.fields)
     if change.fields.get("enabled") is False and current.enabled and \
             sum(e.enabled for e in entries) == 1:
         raise LastEnabledModel(f"{change.name!r} is the only enabled model; enable another "
                                f"first", "enabled")
+
+
+def _check_limits(current: Entry, fields: Mapping[str, Any]) -> None:
+    """The model after a change must be one config.toml would accept: its longest answer
+    fits in its context window."""
+    def after(name: str):
+        if name not in fields:
+            return getattr(current.model, name)
+        value = fields[name]
+        return getattr(current.configured, name) if value is None and current.configured \
+            else value
+
+    context, longest = after("context_tokens"), after("max_output_tokens")
+    if longest is not None and longest > context:
+        field = "max_output_tokens" if "max_output_tokens" in fields else "context_tokens"
+        raise InvalidField(f"max_output_tokens {longest} would exceed context_tokens "
+                           f"{context}; change both together", field)
 
 
 def upstream_of(spec: Mapping[str, Any] | None, model: str,

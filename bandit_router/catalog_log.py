@@ -134,15 +134,30 @@ def last_id(db: Database) -> int:
 
 
 class LoadChanges:
-    """The catalog's change list, in order, and the audit log's end it reflects."""
+    """The catalog's change list, in order, and the audit log's end it reflects.
+
+    Only changes to the shared catalog count: an operator's (tenant "*"), or one made while
+    the service had no keys (no actor). A change a tenant's admin key made before catalog
+    changes took an operator key steered every tenant's traffic; it is not replayed, and
+    `skipped` names each (an operator may make it again)."""
 
     refusable = False
 
+    def __init__(self) -> None:
+        self.skipped: list[str] = []
+
     def run(self, db: Database) -> tuple[list[Change], int]:
-        rows = db.execute("SELECT action, model, change, at FROM audit WHERE action IN (?, ?) "
-                          "ORDER BY id", list(_OPS)).fetchall()
-        return [Change(_OPS[action], model, orjson.loads(change), at)  # type: ignore[arg-type]
-                for action, model, change, at in rows], last_id(db)
+        rows = db.execute("SELECT action, model, change, at, tenant, actor FROM audit "
+                          "WHERE action IN (?, ?) ORDER BY id", list(_OPS)).fetchall()
+        changes = []
+        for action, model, change, at, tenant, actor in rows:
+            if tenant != SHARED and actor is not None:
+                self.skipped.append(f"model {model!r}: the {action} by {actor!r} (a tenant's "
+                                    f"admin key, tenant {tenant!r}) is not applied; catalog "
+                                    "changes take an operator key now")
+                continue
+            changes.append(Change(_OPS[action], model, orjson.loads(change), at))  # type: ignore[arg-type]
+        return changes, last_id(db)
 
 
 class ReadAudit:

@@ -76,17 +76,20 @@ def base_quality(prior: Prior, models: tuple[Model, ...]) -> np.ndarray:
     return np.where(np.isnan(own), tilted, own)
 
 
-def _refusal(budget, now: float) -> BudgetExhausted:
+def _refusal(pacing: Pacing, now: float) -> BudgetExhausted:
+    budget = pacing.exhausted
     end = window_bounds(budget.window, now)[1]
+    what = f"your tenant's share ({budget.max_tenant_share:g}) of budget {budget.name!r}" \
+        if pacing.share_spent else f"budget {budget.name!r}"
     return BudgetExhausted(
-        f"budget {budget.name!r} ({budget.limit_usd:g} USD per {budget.window}) is spent; "
+        f"{what} ({budget.limit_usd:g} USD per {budget.window}) is spent; "
         f"it renews in {end - now:.0f} s", headers={"Retry-After": str(max(1, round(end - now)))})
 
 
 def _effect(pacing: Pacing, cost_weight: float) -> BudgetEffect:
     return BudgetEffect(budget=pacing.priced_by or pacing.exhausted.name,
                         cost_weight=cost_weight + pacing.price,
-                        spent=pacing.exhausted is not None)
+                        spent=pacing.exhausted is not None, shared=pacing.shared)
 
 
 class Engine:
@@ -222,7 +225,7 @@ class Engine:
         tenant = request.tenant
         pacing = self.budgets.pacing(tenant, policy.name, now)
         if pacing.exhausted is not None and pacing.exhausted.when_spent == "refuse":
-            raise _refusal(pacing.exhausted, now)
+            raise _refusal(pacing, now)
         table = self._tables.get((tenant, policy.name, bucket)) or BucketArms(
             len(self.catalog), self.config.routing.recent_window)
         scored = self._score(table, tenant, policy, bucket, features, now)
@@ -242,7 +245,7 @@ class Engine:
         model = self.catalog.names[best]
         self._issued += 1
         ticket = RouteTicket(policy.name, bucket, model, created, features.input_tokens,
-                             f"{self._nonce_prefix}{self._issued:x}", tenant)
+                             f"{self._nonce_prefix}{self._issued:x}", tenant, request.measured)
         explanation = None
         if request.explain:
             explanation = self._explain(request, features, scored, choice)

@@ -14,6 +14,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from bandit_router import gateway_learning as learning
 from bandit_router.auth import authenticate
 from bandit_router.bounds import clamped_usage
 from bandit_router.config import Config, Model
@@ -64,7 +65,8 @@ def _route_request(config: Config, body: Fields, tenant: str) -> RouteRequest:
     if max_tokens is not None:
         route["max_output_tokens"] = max_tokens
     request = replace(parse_route(route, config.server.max_messages,
-                                  config.server.max_content_parts), tenant=tenant)
+                                  config.server.max_content_parts), tenant=tenant,
+                      measured=True)
     policy = config.aliases().get(model)
     if policy is not None:
         return replace(request, policy=policy)
@@ -77,11 +79,11 @@ def _route_request(config: Config, body: Fields, tenant: str) -> RouteRequest:
 def _ticket(decision: Decision, model: str) -> RouteTicket:
     nonce = "" if model == decision.model else new_nonce()
     return RouteTicket(decision.policy, decision.bucket, model, decision.created_at,
-                       decision.input_tokens, nonce, decision.tenant)
+                       decision.input_tokens, nonce, decision.tenant, measured=True)
 
 
 def _learn(app: web.Application, route_id: str, ticket: RouteTicket, call: Call,
-           model: Model, max_tokens: int | None) -> None:
+           model: Model, max_tokens: int | None, implicit: float | None = None) -> None:
     """Feed the call's measurements back in the background; the answer does not wait. The
     upstream's usage is held to what the call could have used (its model's context window
     and output limit, the caller's max_tokens): clamped, counted and logged beyond it."""
@@ -92,7 +94,7 @@ def _learn(app: web.Application, route_id: str, ticket: RouteTicket, call: Call,
         log.warning("upstream_usage_clamped", route_id=route_id, model=model.name,
                     input_tokens=call.input_tokens, output_tokens=call.output_tokens)
     facts = Facts(latency_ms=min(call.latency_ms, MAX_CALL_MS), input_tokens=inputs,
-                  output_tokens=outputs, success=call.ok)
+                  output_tokens=outputs, success=call.ok, implicit_quality=implicit)
 
     async def record() -> None:
         try:
@@ -137,7 +139,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                  first_token_ms=call.first_token_ms, stream=stream)
         if (call.ok or call.retryable or call.streamed is not None) and not call.ours:
             # a client error (4xx) is the caller's request's, not the model's failure
-            _learn(app, route_id, ticket, call, config.model(model), route.max_output_tokens)
+            implicit = learning.implicit_of(app, call, raw, route.max_output_tokens is not None) \
+                if call.ok else None
+            _learn(app, route_id, ticket, call, config.model(model), route.max_output_tokens,
+                   implicit)
+            if call.ok:
+                learning.after_answer(app, route_id, ticket, call, raw,
+                                      learning.session_of(request, raw))
         if call.streamed is not None:
             return call.streamed
         if call.ok:
@@ -171,8 +179,12 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[UPSTREAMS] = Upstreams(app[CONFIG].gateway, app[DRAIN])
     app[PENDING] = set()
     await app[UPSTREAMS].start()
+    learned = learning.lifecycle(app, app[UPSTREAMS])
+    await anext(learned)
     yield
     if app[PENDING]:
         with contextlib.suppress(Exception):
             await asyncio.gather(*app[PENDING], return_exceptions=True)
+    with contextlib.suppress(StopAsyncIteration):  # the judge's calls, then what they learned
+        await anext(learned)
     await app[UPSTREAMS].close()

@@ -156,7 +156,7 @@ async def route(request: web.Request) -> web.Response:
                  policy=decision.policy, bucket=decision.bucket, model=decision.model,
                  expected_cost_usd=decision.expected_cost_usd,
                  expected_latency_ms=decision.expected_latency_ms)
-    return json_response(decision_json(decision))
+    return json_response(decision_json(decision, caller.operator))
 
 
 @ROUTES.post("/v1/feedback")
@@ -168,6 +168,11 @@ async def feedback(request: web.Request) -> web.Response:
         ticket = app[ROUTE_IDS].read(route_id, caller.tenant)
     except UnknownRoute as exc:
         raise RouteNotFound(str(exc), "route_id") from exc
+    if ticket.measured:  # the gateway measured the call itself: a client adds quality only
+        told = [name for name, _ in facts.items() if name != "quality"]
+        if told:
+            raise InvalidField(f"{told[0]} of a gateway call is the router's own measurement; "
+                               f"send its quality only", told[0])
     ttl_h = app[CONFIG].storage.decision_ttl_hours
     if app[ENGINE].now() - ticket.created_at > ttl_h * 3600.0:
         raise RouteNotFound(f"route_id expired: decisions older than {ttl_h:g} h "

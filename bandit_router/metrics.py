@@ -150,16 +150,20 @@ class Metrics:
         if self._shared is not None:  # every worker's counters, summed
             counted = MultiProcessCollector(None, path=self._shared).collect()
         for family in counted:
-            if tenant is not None:
+            if tenant is not None:  # a tenant's own series only; process-wide ones (errors,
+                # decision time, the judge, clamps) count every tenant's traffic
                 family.samples = [s for s in family.samples
-                                  if s.labels.get("tenant", tenant) == tenant]
+                                  if s.labels.get("tenant") == tenant]
+                if not family.samples:
+                    continue
             yield family
         state = self._state()
         if state is not None:
             engine, store = state
             yield from _posteriors(engine, tenant)
             yield from _budgets(engine, tenant)
-            yield from _storage(store)
+            if tenant is None:
+                yield from _storage(store)
 
 
 class _Scrape:
@@ -210,11 +214,12 @@ def _budgets(engine: Engine, tenant: str | None) -> Iterator[Metric]:
             continue
         key = [b.name, b.tenant or ALL, b.policy or ALL, b.window]
         limit.add_metric(key, b.limit_usd)
-        price.add_metric(key, s.price)
-        # a tenant sees a shared budget's total no more than /v1/stats shows it: only its own
+        # a tenant sees a shared budget's total no more than /v1/stats shows it (nor its
+        # pacing price, which follows that total): only its own spend
         if tenant is None or b.tenant is not None:
             spent.add_metric(key, s.spent_usd)
             remaining.add_metric(key, s.remaining_usd)
+            price.add_metric(key, s.price)
         for spender, usd in sorted(s.by_tenant.items()):
             if tenant is None or spender == tenant:
                 own.add_metric([*key, spender], usd)

@@ -34,7 +34,8 @@ TABLES: dict[str, tuple[str, ...]] = {
                   "input_tokens", "expected_cost_usd", "expected_latency_ms", "tenant"),
     "audit": ("id", "at", "actor", "tenant", "action", "model", "change", "before", "after"),
 }
-_REAL_COLUMNS = {*FIELDS, "updated_at", "deviant_since", "received_at", "spend_usd",
+_REAL_COLUMNS = {*FIELDS, "updated_at", "deviant_since", "deviant_last", "received_at", "called_at",
+                 "spend_usd",
                  "tokened_spend_usd", "value", "created_at", "hour", "at", "input_tokens",
                  "output_tokens", "quality_sum", "expected_cost_usd", "expected_latency_ms",
                  *(c for c, kind in JUDGE_USAGE_COLUMNS.items() if kind == "REAL")}

@@ -152,7 +152,8 @@ def m006_catalog_changes(db: Database) -> None:
 def m007_change_span(db: Database) -> None:
     """When an arm's recent quality began to stray from its long run (change detection
     needs the change to last, not only to be loud)."""
-    db.execute("ALTER TABLE arms ADD COLUMN deviant_since REAL NOT NULL DEFAULT 0")
+    for column in ("deviant_since", "deviant_last"):
+        db.execute(f"ALTER TABLE arms ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
 
 
 JUDGE_USAGE_COLUMNS = {  # column: SQL type (SQLite; PostgreSQL's in postgres.py)
@@ -168,6 +169,13 @@ def m008_quality_sources(db: Database) -> None:
     measure how a judge agrees with clients on the routes both scored."""
     for column, kind in JUDGE_USAGE_COLUMNS.items():
         db.execute(f"ALTER TABLE usage ADD COLUMN {column} {kind} NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m009_called_at(db: Database) -> None:
+    """When each logged feedback's call was made: its spend counts at that time (0: older
+    rows, whose spend counted when they were received)."""
+    db.execute("ALTER TABLE feedback ADD COLUMN called_at REAL NOT NULL DEFAULT 0")
 
 
 def apply(db: Database) -> None:

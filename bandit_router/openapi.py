@@ -327,10 +327,13 @@ def _catalog_schemas() -> dict[str, dict]:
     audit = _object({
         "id": INTEGER, "at": {**NUMBER, "description": "Unix time"},
         "actor": {**nullable_text, "description": "the API key's name; null without keys"},
-        "tenant": text, "action": {"type": "string", "enum": ["model.add", "model.update"]},
+        "tenant": {**text, "description": "the tenant a reset was for; * for a change to "
+                                          "the shared catalog"},
+        "action": {"type": "string", "enum": ["model.add", "model.update", "arms.reset"]},
         "model": text, "change": {"type": "object", "description": "the fields sent"},
         "before": {"anyOf": [{"type": "null"}, _ref("CatalogModel")]},
-        "after": _ref("CatalogModel"),
+        "after": {"anyOf": [_ref("CatalogModel"), _object(
+            {"reset": {"type": "array", "items": _ref("ArmKey")}}, required=("reset",))]},
     }, required=("id", "at", "actor", "tenant", "action", "model", "change", "before",
                  "after"), closed=False)
     return {

@@ -42,16 +42,18 @@ class Evidence:
     recent_pos: float = 0.0  # quality over roughly the last `change_window` observations
     recent_neg: float = 0.0
     updated_at: float = 0.0
-    # since when recent quality has strayed from the long run (0: it has not); a stamp, not a
-    # statistic, so it never decays
+    # since when recent quality has strayed from the long run (0: it has not), and when it
+    # last did; stamps, not statistics, so they never decay
     deviant_since: float = 0.0
+    deviant_last: float = 0.0
 
     @property
     def quality_n(self) -> float:
         return self.q_pos + self.q_neg
 
 
-STAMPS = ("updated_at", "deviant_since")  # times, not statistics: never decayed or capped
+# times, not statistics: never decayed or capped
+STAMPS = ("updated_at", "deviant_since", "deviant_last")
 FIELDS = tuple(f.name for f in fields(Evidence) if f.name not in STAMPS)
 
 
@@ -87,7 +89,8 @@ def decayed(ev: Evidence, now: float, half_life_s: float) -> Evidence:
     if f == 1.0:
         return replace(ev, updated_at=max(now, ev.updated_at))
     scaled = {name: getattr(ev, name) * f for name in FIELDS}
-    return Evidence(**scaled, updated_at=max(now, ev.updated_at), deviant_since=ev.deviant_since)
+    return Evidence(**scaled, updated_at=max(now, ev.updated_at),
+                    deviant_since=ev.deviant_since, deviant_last=ev.deviant_last)
 
 
 # Each count with the sums it scales: capping keeps every mean, shrinks only the confidence.
@@ -155,13 +158,14 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
             add["out_n"] += 1.0
             add["out_sum"] += _bounded_length(ev, value, prior)
     summed = {name: getattr(ev, name) + add[name] for name in FIELDS}
-    stamps = {"updated_at": ev.updated_at, "deviant_since": ev.deviant_since}
+    stamps = {"updated_at": ev.updated_at, "deviant_since": ev.deviant_since,
+              "deviant_last": ev.deviant_last}
     if quality and change_window > 0:
         keep = 1.0 - 1.0 / change_window  # an exponential window of about that many answers
         summed["recent_pos"] = ev.recent_pos * keep + add["q_pos"]
         summed["recent_neg"] = ev.recent_neg * keep + add["q_neg"]
-        stamps["deviant_since"] = _after_change(summed, change_window, now, change_min_s,
-                                                ev.deviant_since)
+        stamps["deviant_since"], stamps["deviant_last"] = _after_change(
+            summed, change_window, now, change_min_s, ev.deviant_since, ev.deviant_last)
     return _capped(Evidence(**summed, **stamps), cap)
 
 
@@ -204,18 +208,21 @@ def _deviant(s: dict[str, float], window: float) -> bool:
 
 
 def _after_change(s: dict[str, float], window: float, now: float, min_span_s: float,
-                  since: float) -> float:
-    """Change detection: the new `deviant_since` (`since`: the old one); when the arm has
-    changed, the long run in `s` restarts from the recent window. A change counts once
-    recent quality has strayed at every answer for `min_span_s` (a model update, an
-    outage): a burst of feedback, however large, cannot fake that in less time."""
+                  since: float, last: float) -> tuple[float, float]:
+    """Change detection: the new (`deviant_since`, `deviant_last`) from the old ones; when
+    the arm has changed, the long run in `s` restarts from the recent window. A change
+    counts once recent quality has strayed at every answer for `min_span_s`, with answers
+    all along: a pause of a quarter of the span breaks the run. So neither a burst, however
+    large, nor two bursts around a quiet hour can fake a model update or an outage; only
+    feedback that outweighs the honest feedback for the whole span can."""
     if not _deviant(s, window):
-        return 0.0
-    started = since or now
-    if now - started < min_span_s:
-        return started
+        return 0.0, 0.0
+    if not since or now - last > min_span_s / 4:
+        since = now  # a new run of straying answers
+    if now - since < min_span_s:
+        return since, now
     s["q_pos"], s["q_neg"] = s["recent_pos"], s["recent_neg"]
-    return 0.0
+    return 0.0, 0.0
 
 
 # --- reading a posterior (floats or arrays) -------------------------------------------------

@@ -263,12 +263,17 @@ MIGRATIONS: dict[str, list[str]] = {
     # matches migrations.m007_change_span: when an arm's recent quality began to stray
     "p003_change_span": [
         "ALTER TABLE arms ADD COLUMN deviant_since DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "ALTER TABLE arms ADD COLUMN deviant_last DOUBLE PRECISION NOT NULL DEFAULT 0",
     ],
     # matches migrations.m008_quality_sources
     "p004_quality_sources": [
         f"ALTER TABLE usage ADD COLUMN {column} "
         f"{'BIGINT' if kind == 'INTEGER' else 'DOUBLE PRECISION'} NOT NULL DEFAULT 0"
         for column, kind in JUDGE_USAGE_COLUMNS.items()],
+    # matches migrations.m009_called_at
+    "p005_called_at": [
+        "ALTER TABLE feedback ADD COLUMN called_at DOUBLE PRECISION NOT NULL DEFAULT 0",
+    ],
 }
 
 

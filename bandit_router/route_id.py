@@ -3,7 +3,8 @@
 Feedback can then be attributed to its arm without a lookup (and on any replica that
 shares the key), and the route hot path writes nothing before it answers.
 
-Format: ``r3.<base64url(JSON [ms, policy, bucket, model, input_tokens, nonce])>.<mac>``.
+Format: ``r3.<base64url(JSON [ms, policy, bucket, model, input_tokens, nonce(, 1)])>.<mac>``
+(the trailing 1 marks a call the gateway makes and measures itself).
 The tenant is not written in it: the MAC covers it, and the reader supplies it (the tenant
 of the caller's key), so a route_id names nobody, and another tenant's route_id fails to
 verify exactly as a forged one does. ``r2`` route_ids (which carried the tenant in clear)
@@ -58,8 +59,9 @@ class RouteIds:
         return _b64(hashlib.blake2b(data, key=self._key[:64], digest_size=_MAC_BYTES).digest())
 
     def issue(self, ticket: RouteTicket) -> str:
-        payload = orjson.dumps([round(ticket.created_at * 1000), ticket.policy, ticket.bucket,
-                                ticket.model, ticket.input_tokens, ticket.nonce])
+        fields = [round(ticket.created_at * 1000), ticket.policy, ticket.bucket, ticket.model,
+                  ticket.input_tokens, ticket.nonce]
+        payload = orjson.dumps([*fields, 1] if ticket.measured else fields)
         body = f"{_PREFIX}.{_b64(payload)}"
         return f"{body}.{self._mac(body, ticket.tenant)}"
 
@@ -80,8 +82,12 @@ class RouteIds:
             raise UnknownRoute(UNKNOWN)
         try:
             fields = orjson.loads(_unb64(body_b64))
+            measured = False
             if prefix == _LEGACY:
                 ms, owner, policy, bucket, model, input_tokens, nonce = fields
+            elif len(fields) == 7 and fields[6] == 1:
+                (ms, policy, bucket, model, input_tokens, nonce, _), owner = fields, tenant
+                measured = True
             else:
                 (ms, policy, bucket, model, input_tokens, nonce), owner = fields, tenant
         except (binascii.Error, ValueError, TypeError) as exc:
@@ -89,7 +95,8 @@ class RouteIds:
         if owner != tenant:
             raise UnknownRoute(UNKNOWN)
         return RouteTicket(policy=policy, bucket=bucket, model=model, created_at=ms / 1000.0,
-                           input_tokens=input_tokens, nonce=nonce, tenant=tenant)
+                           input_tokens=input_tokens, nonce=nonce, tenant=tenant,
+                           measured=measured)
 
 
 def new_key() -> bytes:

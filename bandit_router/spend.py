@@ -64,12 +64,16 @@ class Charge:
 NO_CHARGE = Charge()
 
 
-def charge(facts: Mapping[str, float], prices: Prices | None) -> Charge:
+def charge(facts: Mapping[str, float], prices: Prices | None,
+           cost_cap: float | None = None) -> Charge:
     """The charge of one call given every fact reported for it so far. `prices` is None for
-    a model the catalog no longer has: only a reported cost_usd counts then."""
+    a model the catalog no longer has: only a reported cost_usd counts then; `cost_cap`
+    bounds a reported cost_usd."""
     input_tokens = _finite(facts.get("input_tokens"))
     output_tokens = _finite(facts.get("output_tokens"))
     cost = _finite(facts.get("cost_usd"))
+    if cost is not None and cost_cap is not None:
+        cost = min(cost, cost_cap)
     if cost is None:
         cost = prices.cost(input_tokens or 0.0, output_tokens or 0.0) if prices else 0.0
     tokened = input_tokens is not None or output_tokens is not None
@@ -78,11 +82,11 @@ def charge(facts: Mapping[str, float], prices: Prices | None) -> Charge:
 
 
 def spend_delta(known: Mapping[str, float], recorded: Charge, applied: Mapping[str, float],
-                prices: Prices | None) -> Charge:
+                prices: Prices | None, cost_cap: float | None = None) -> Charge:
     """What one more message adds to a call's charge: the call priced with every fact so far
     (`prices`: those of when it was made), less what was recorded for it already. Tokens
     count once each, whatever their price."""
-    total = charge({**known, **applied}, prices)
+    total = charge({**known, **applied}, prices, cost_cap)
     counted = charge(known, prices)
     return Charge(total.spend_usd - recorded.spend_usd,
                   total.tokened_spend_usd - recorded.tokened_spend_usd,

@@ -187,8 +187,9 @@ def budget_json(s: BudgetStatus, base_cost_weight: float | None,
         "remaining_usd": s.remaining_usd if whole else None,
         "tenant_spent_usd": own, "max_tenant_share": b.max_tenant_share,
         "pace": s.pace if whole else None, "pacing": b.pacing,
-        "cost_weight_added": s.price if known else None,
-        "cost_weight": base_cost_weight + s.price if known else None,
+        # pacing follows every covered tenant's spend: a tenant would read the total in it
+        "cost_weight_added": s.price if known and whole else None,
+        "cost_weight": base_cost_weight + s.price if known and whole else None,
         "exhausted": s.exhausted or (own is not None and own >= share),
         "when_spent": b.when_spent,
     }

@@ -22,7 +22,7 @@ from sqlite_utils import Database
 
 from bandit_router import catalog_log, migrations, posterior
 from bandit_router.backend import Location, locate
-from bandit_router.bounds import check_facts
+from bandit_router.bounds import check_facts, cost_ceiling
 from bandit_router.catalog_changes import Change, Entry, find, replay
 from bandit_router.config import Config, Model
 from bandit_router.errors import FactConflict, IdempotencyConflict
@@ -167,23 +167,25 @@ def read_log(db: Database, after: int = 0) -> Iterator[tuple[int, FeedbackEvent,
     """(id, event, spend_usd) of each feedback message after id `after`, in commit order."""
     rows = db.execute(
         "SELECT f.id, f.route_id, f.received_at, f.tenant, f.policy, f.bucket, f.model, "
-        "f.spend_usd, ff.fact, ff.value "
+        "f.spend_usd, f.called_at, ff.fact, ff.value "
         "FROM feedback f JOIN feedback_facts ff ON ff.feedback_id = f.id "
         "WHERE f.id > ? ORDER BY f.id, ff.rowid", [after])
     current, facts = None, []
-    for fid, route_id, at, tenant, policy, bucket, model, spend, fact, value in rows:
+    for fid, route_id, at, tenant, policy, bucket, model, spend, called, fact, value in rows:
         if current is not None and current[0] != fid:
             yield _logged(current, facts)
             facts = []
-        current = (fid, route_id, at, tenant, policy, bucket, model, spend)
+        current = (fid, route_id, at, tenant, policy, bucket, model, spend, called)
         facts.append((fact, value))
     if current is not None:
         yield _logged(current, facts)
 
 
 def _logged(row: tuple, facts: list) -> tuple[int, FeedbackEvent, float]:
-    fid, route_id, at, tenant, policy, bucket, model, spend = row
-    ticket = RouteTicket(policy, bucket, model, 0.0, 0, "", tenant)
+    """A logged message; its ticket's created_at is when the call was made (the time its
+    spend counts at), or the message's own time for rows older than that column."""
+    fid, route_id, at, tenant, policy, bucket, model, spend, called = row
+    ticket = RouteTicket(policy, bucket, model, called or at, 0, "", tenant)
     return fid, FeedbackEvent(route_id, ticket, tuple(facts), at), spend
 
 
@@ -333,7 +335,8 @@ class _ReadUsage:
         return read_usage(db.conn, *self.args)
 
 
-FEEDBACK_COLUMNS = ("id", "route_id", "received_at", "policy", "bucket", "model", "tenant",
+FEEDBACK_COLUMNS = ("id", "route_id", "received_at", "called_at", "policy", "bucket", "model",
+                    "tenant",
                      "spend_usd", "tokened_spend_usd")
 _INSERT_FEEDBACK = (f"INSERT INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) "
                     f"VALUES ({', '.join('?' for _ in FEEDBACK_COLUMNS)})")
@@ -373,7 +376,7 @@ class _BatchWrites:
     def log(self, feedback: tuple, facts: list[tuple]) -> None:
         self.feedback.append(feedback)
         self.fact_rows.extend(facts)
-        route_id, spend, tokened = feedback[1], feedback[7], feedback[8]
+        route_id, spend, tokened = feedback[1], feedback[-2], feedback[-1]
         self.recorded[route_id] = self.recorded.get(route_id, NO_CHARGE) + Charge(spend, tokened)
         for route_id, fact, value, _, derived in facts:
             self.facts.setdefault(route_id, []).append((fact, value, derived))
@@ -481,28 +484,42 @@ class _RecordFeedback:
         check_facts(self.facts, before, model, prices)
         event = FeedbackEvent(self.route_id, self.ticket, resolution.applied, self.clock())
         key, evidence = self.book.learn(event)
-        delta = spend_delta(before, recorded, dict(resolution.applied), prices)
         applied = dict(resolution.applied)
+        delta = spend_delta(before, recorded, applied, prices,
+                            cost_cap=_cost_cap(model, prices, {**before, **applied}))
         # last, once nothing can refuse it: logged at the transaction's end, in job order
         feedback_id = self.batch.take_id()
         self.batch.log(
-            (feedback_id, self.route_id, event.at, t.policy, t.bucket, t.model, t.tenant,
-             delta.spend_usd, delta.tokened_spend_usd),
+            (feedback_id, self.route_id, event.at, t.created_at, t.policy, t.bucket, t.model,
+             t.tenant, delta.spend_usd, delta.tokened_spend_usd),
             [(self.route_id, fact, value, feedback_id,
               int(resolution.derived_quality and fact == "quality"))
              for fact, value in resolution.applied])
         self.batch.arm(key, evidence)
         sources = source_tally({f: (v, bool(derived)) for f, v, derived in rows}, applied,
                                resolution.derived_quality)
-        tally = Tally(routes_with_feedback=0 if rows else 1, spend_usd=delta.spend_usd,
-                      tokened_spend_usd=delta.tokened_spend_usd,
-                      input_tokens=delta.input_tokens, output_tokens=delta.output_tokens,
-                      **sources)
-        self.batch.add((t.tenant, t.policy, t.bucket, t.model, hour_of(event.at)), tally)
+        arm = (t.tenant, t.policy, t.bucket, t.model)
+        self.batch.add((*arm, hour_of(event.at)),
+                       Tally(routes_with_feedback=0 if rows else 1, **sources))
+        # spend and tokens count in the hour of the call, however late its facts arrive: a
+        # correction of yesterday's call changes yesterday, never today's budget
+        self.batch.add((*arm, hour_of(t.created_at)), Tally(
+            spend_usd=delta.spend_usd, tokened_spend_usd=delta.tokened_spend_usd,
+            input_tokens=delta.input_tokens, output_tokens=delta.output_tokens))
         self.book.stage(key, evidence)
         if delta.spend_usd:
-            self.stage_spend((t.tenant, t.policy, delta.spend_usd, event.at))
+            self.stage_spend((t.tenant, t.policy, delta.spend_usd, t.created_at))
         return FeedbackResult(feedback_id, resolution, spend_usd=delta.spend_usd)
+
+
+def _cost_cap(model: Model | None, prices: Prices | None,
+              facts: Mapping[str, float]) -> float | None:
+    """Once a call's tokens are known, the most its cost_usd may count for: twice the
+    tokens at list price (bounds.COST_SLACK), however early the cost was reported."""
+    if model is None or prices is None or "input_tokens" not in facts or \
+            "output_tokens" not in facts:
+        return None
+    return cost_ceiling(model, prices, facts["input_tokens"], facts["output_tokens"])
 
 
 class _Reset:
@@ -531,8 +548,8 @@ class _Reset:
             # through the batch, like feedback: in log order, and a feedback earlier in the
             # same transaction must not write its older evidence over the reset at commit
             feedback_id = self.batch.take_id()
-            self.batch.log((feedback_id, route_id, now, key.policy, key.bucket, key.model,
-                            key.tenant, 0.0, 0.0),
+            self.batch.log((feedback_id, route_id, now, now, key.policy, key.bucket,
+                            key.model, key.tenant, 0.0, 0.0),
                            [(route_id, "reset", 1.0, feedback_id, 0)])
             self.batch.arm(key, evidence)
             self.book.stage(key, evidence)
@@ -592,6 +609,7 @@ class Store:
         self._on_catalog: catalog_log.Publish = lambda entries: None
         self._decisions: list[Decision] = []
         self.dropped_decisions = 0
+        self.judge_spend_at_start: list[tuple[float, float]] = []  # (usd, hour), at open
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: int | None = None  # the log's end folded into the book (None: not loaded)
         self._seen_staged: int | None = None  # ... once the open transaction commits
@@ -620,11 +638,12 @@ class Store:
             await self.close()
             raise StorageError(f"cannot load database {self.path!r}: {exc}") from exc
         self._book = ArmBook(self._config.policies, loaded.arms, self._config.source_weights)
+        self.judge_spend_at_start = loaded.judge_spend
         self._seen = loaded.last_feedback_id
-        changes, end = await asyncio.wrap_future(
-            self._writer.submit(catalog_log.LoadChanges()))
+        loading = catalog_log.LoadChanges()
+        changes, end = await asyncio.wrap_future(self._writer.submit(loading))
         replayed = replay(self._config.models, changes, self._config.upstreams)
-        for note in replayed.notes:
+        for note in (*loading.skipped, *replayed.notes):
             log.warning("catalog_change", note=note)
         # nothing is queued yet (the app serves once open returns): install it from here
         self._catalog.install(replayed)
@@ -657,7 +676,7 @@ class Store:
             end = feedback_id
             if spend:
                 t = event.ticket
-                self._spent.append((t.tenant, t.policy, spend, event.at))
+                self._spent.append((t.tenant, t.policy, spend, t.created_at))
         self._batch.start(end)
 
     def _fold_catalog(self, db: Database) -> None:
@@ -716,7 +735,8 @@ class Store:
             # spend committed since we last looked (by other replicas, or by our own commit
             # that reported an error): the snapshot carries evidence, not budgets' spend
             missed = [] if self._seen is None else db.execute(
-                "SELECT tenant, policy, spend_usd, received_at FROM feedback "
+                "SELECT tenant, policy, spend_usd, CASE WHEN called_at > 0 THEN called_at "
+                "ELSE received_at END FROM feedback "
                 "WHERE id > ? AND spend_usd != 0 ORDER BY id", [self._seen]).fetchall()
         if self._seen is not None:
             self._seen = end

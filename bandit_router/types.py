@@ -52,6 +52,7 @@ class RouteRequest:
     max_output_tokens: int | None = None
     explain: bool = False
     tenant: str = DEFAULT_TENANT  # set from the caller's API key, never from the body
+    measured: bool = False  # the gateway makes the call and measures it itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ class BudgetEffect:
     budget: str
     cost_weight: float  # the cost weight the decision used, pacing included
     spent: bool  # the budget is spent: its hard action (the cheapest model) applied
+    shared: bool = False  # its pacing follows other tenants' spend too (shown to operators)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,9 @@ class RouteTicket:
     input_tokens: int
     nonce: str
     tenant: str = DEFAULT_TENANT
+    # a gateway call: its latency, tokens, success and cost are the router's own
+    # measurement, and a client may add only its quality
+    measured: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,23 @@ class Call:
     body: bytes | None = None  # a non-streamed answer (or the upstream's client error)
     streamed: web.StreamResponse | None = None  # a streamed answer, already sent
     ours: bool = False  # cut short by the router (shutdown), not the upstream's doing
+    text: str = ""  # the answer's text (its first choice), up to MAX_TEXT_KEPT characters
+    finish_reason: str | None = None
+
+
+MAX_TEXT_KEPT = 65_536  # of an answer's text, for the judge and the implicit signals
+MAX_JUDGE_REPLY = 1 << 20  # bytes of a judge's answer read
+
+
+def _first_choice(data: dict) -> tuple[str, str | None]:
+    """The text and finish_reason of a checked answer's first choice."""
+    choices = data.get("choices") or ()
+    first = choices[0] if choices else {}
+    message = first.get("message") if isinstance(first.get("message"), dict) else {}
+    content = message.get("content")
+    reason = first.get("finish_reason")
+    return (content[:MAX_TEXT_KEPT] if isinstance(content, str) else "",
+            reason if isinstance(reason, str) else None)
 
 
 def _reason(exc: BaseException) -> str:
@@ -85,9 +102,14 @@ class Upstreams:
         payload = {**body, "model": upstream.model}
         started = time.monotonic()
         try:
+            # never follow a redirect: only declared upstreams are called, and a redirect
+            # would carry the caller's prompt to an address nobody declared
             async with self._session.post(f"{upstream.base_url}/chat/completions",
-                                          data=orjson.dumps(payload),
+                                          data=orjson.dumps(payload), allow_redirects=False,
                                           headers=self._headers(upstream)) as resp:
+                if 300 <= resp.status < 400:
+                    return Call(False, resp.status, f"redirect (HTTP {resp.status}) refused",
+                                _ms(started), retryable=True)
                 if resp.status >= 400:
                     return await _refused(resp, started)
                 if request is not None:
@@ -102,8 +124,26 @@ class Upstreams:
                         _ms(started), retryable=True)
         usage = data.get("usage") or {}
         data["model"] = model
+        text, finish = _first_choice(data)
         return Call(True, 200, "ok", _ms(started), input_tokens=usage.get("prompt_tokens"),
-                    output_tokens=usage.get("completion_tokens"), body=orjson.dumps(data))
+                    output_tokens=usage.get("completion_tokens"), body=orjson.dumps(data),
+                    text=text, finish_reason=finish)
+
+    async def complete(self, upstream: Upstream, body: dict,
+                       timeout_s: float) -> tuple[int | None, dict | None, str]:
+        """One plain, non-streamed call (the judge's): (status, answer, reason)."""
+        assert self._session is not None, "Upstreams.start() was not awaited"
+        try:
+            async with asyncio.timeout(timeout_s), self._session.post(
+                    f"{upstream.base_url}/chat/completions", allow_redirects=False,
+                    data=orjson.dumps({**body, "model": upstream.model}),
+                    headers=self._headers(upstream)) as resp:
+                if resp.status != 200:
+                    return resp.status, None, f"HTTP {resp.status}"
+                return 200, checked.answer(await checked.read_capped(resp, MAX_JUDGE_REPLY)), \
+                    "ok"
+        except _FAILURES as exc:
+            return None, None, _reason(exc)
 
 
 async def _refused(resp: aiohttp.ClientResponse, started: float) -> Call:
@@ -145,6 +185,8 @@ class _Stream:
         self.first: float | None = None
         self.usage: dict = {}
         self.chars = 0
+        self.text: list[str] = []  # the first choice's text, up to MAX_TEXT_KEPT
+        self.finish_reason: str | None = None
 
     def _line(self, line: bytes) -> bytes:
         data = line[5:].strip() if line.startswith(b"data:") else None
@@ -156,7 +198,20 @@ class _Stream:
         chunk["model"] = self.model
         self.usage = chunk.get("usage") or self.usage
         self.chars += checked.text_chars(chunk)
+        self._keep(chunk)
         return b"data: " + orjson.dumps(chunk) + b"\n"
+
+    def _keep(self, chunk: dict) -> None:
+        """Keep the first choice's text (bounded) and its finish_reason."""
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            content = (choice.get("delta") or {}).get("content")
+            if isinstance(content, str) and self.chars <= MAX_TEXT_KEPT:
+                self.text.append(content)
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str):
+                self.finish_reason = reason
 
     async def _start(self, held: list[bytes]) -> None:
         self.out = web.StreamResponse(status=200, headers={
@@ -199,7 +254,8 @@ class _Stream:
         return Call(True, 200, "ok", _ms(self.started), first_token_ms=self.first,
                     input_tokens=self.usage.get("prompt_tokens"),
                     output_tokens=output if output is not None else -(-self.chars // 4),
-                    streamed=self.out)
+                    streamed=self.out, text="".join(self.text)[:MAX_TEXT_KEPT],
+                    finish_reason=self.finish_reason)
 
     async def _broken(self, exc: BaseException, drain: Drain) -> Call:
         ours = isinstance(exc, TimeoutError) and drain.expired()

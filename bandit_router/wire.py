@@ -161,14 +161,18 @@ def _explanation(arm: ArmExplanation) -> dict:
     }
 
 
-def decision_json(d: Decision) -> dict:
+def decision_json(d: Decision, operator: bool = True) -> dict:
+    """A decision's answer; a tenant (not an `operator`) is not shown a shared budget's
+    pacing weight, which follows every tenant's spend."""
     out: dict[str, Any] = {
         "route_id": d.route_id, "model": d.model, "bucket": d.bucket, "policy": d.policy,
         "expected_cost_usd": d.expected_cost_usd, "expected_latency_ms": d.expected_latency_ms,
         "fallbacks": list(d.fallbacks),
     }
     if d.budget is not None:
-        out["budget"] = {"name": d.budget.budget, "cost_weight": d.budget.cost_weight,
+        hidden = d.budget.shared and not operator
+        out["budget"] = {"name": d.budget.budget,
+                         "cost_weight": None if hidden else d.budget.cost_weight,
                          "spent": d.budget.spent}
     if d.explanation is not None:
         out["explanation"] = {arm.model: _explanation(arm) for arm in d.explanation}

@@ -38,9 +38,23 @@ def _mean(ev: Evidence, policy: PolicyConfig) -> float:
     return (prior.alpha + ev.q_pos) / (prior.alpha + prior.beta + ev.quality_n)
 
 
-def flip(policy: PolicyConfig, honest: int, attack_every_s: float) -> dict:
+def _attacks(pattern: str):
+    """Seconds after the attack starts at which the attacker sends its next zero."""
+    t = 0.0
+    if pattern == "twice":  # 20 at once, a quiet hour and a minute, then one a second
+        for _ in range(20):
+            yield t
+            t += 1.0
+        t += 3660.0
+    step = {"burst": 1.0, "steady": 30.0, "twice": 1.0}[pattern]
+    while True:
+        yield t
+        t += step
+
+
+def flip(policy: PolicyConfig, honest: int, pattern: str, busy: bool) -> dict:
     """Attack messages and seconds until A's mean falls below B's (None: not within the
-    horizon)."""
+    horizon). `busy`: honest feedback on A goes on, once a minute, during the attack."""
     book, i = ArmBook({"default": policy}), 0
     start = T0 - honest * HONEST_EVERY_S
     for k in range(honest):
@@ -48,19 +62,24 @@ def flip(policy: PolicyConfig, honest: int, attack_every_s: float) -> dict:
         for key, q in ((A, 0.9), (B, 0.8)):
             book.apply(_event(key, q, at, i))
             i += 1
-    t, sent, next_honest = T0, 0, T0
-    while t - T0 <= HORIZON_S:
-        if next_honest <= t:  # honest traffic goes on meanwhile
+    next_honest = T0
+    for sent, offset in enumerate(_attacks(pattern), start=1):
+        t = T0 + offset
+        if offset > HORIZON_S:
+            break
+        while busy and next_honest <= t:  # honest traffic goes on meanwhile
             book.apply(_event(A, 0.9, next_honest, i))
             next_honest += HONEST_EVERY_S
-        else:
-            book.apply(_event(A, 0.0, t, i))
-            sent += 1
-            if _mean(book.get(A), policy) < _mean(book.get(B), policy):
-                return {"messages": sent, "seconds": t - T0}
-            t += attack_every_s
+            i += 1
+        book.apply(_event(A, 0.0, t, i))
         i += 1
+        if _mean(book.get(A), policy) < _mean(book.get(B), policy):
+            return {"messages": sent, "seconds": offset}
     return {"messages": None, "seconds": None}
+
+
+PATTERNS = {"burst": "burst, 1/s", "steady": "steady, 2/min",
+            "twice": "20 at once, a quiet hour, then 1/s"}
 
 
 def main() -> None:
@@ -72,10 +91,11 @@ def main() -> None:
     before = replace(policy, change_min_hours=0.0)
     rows = []
     for honest in (100, 300, 1000, 3000):
-        for label, every in (("burst, 1/s", 1.0), ("steady, 2/min", 30.0)):
-            rows.append({"honest": honest, "attack": label,
-                         "before": flip(before, honest, every),
-                         "after": flip(policy, honest, every)})
+        for pattern, label in PATTERNS.items():
+            for busy in (True, False):
+                rows.append({"honest": honest, "attack": label, "busy": busy,
+                             "before": flip(before, honest, pattern, busy),
+                             "after": flip(policy, honest, pattern, busy)})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "poisoning.json").write_text(json.dumps(rows, indent=1))
@@ -93,12 +113,14 @@ def _cell(r: dict) -> str:
 def _table(rows: list[dict], hours: float) -> str:
     lines = ["# Poisoning: cost of flipping a well-observed bucket", "",
              "Quality-0 scores for the bucket's best model (0.9) against an honest runner-up "
-             "(0.8), honest feedback continuing at one a minute. Before: change detection "
-             f"forgets at once; after: `change_min_hours = {hours:g}`. "
+             "(0.8), with honest feedback going on at one a minute (busy) or not at all "
+             "(quiet). Before: change detection forgets at once; after: "
+             f"`change_min_hours = {hours:g}`, straying answers all along it. "
              "`python experiments/poisoning.py`.", "",
-             "| honest observations | attack | before | after |", "|---:|---|---|---|"]
-    lines += [f"| {r['honest']:,} | {r['attack']} | {_cell(r['before'])} | {_cell(r['after'])} |"
-              for r in rows]
+             "| honest observations | attack | bucket | before | after |",
+             "|---:|---|---|---|---|"]
+    lines += [f"| {r['honest']:,} | {r['attack']} | {'busy' if r['busy'] else 'quiet'} | "
+              f"{_cell(r['before'])} | {_cell(r['after'])} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -109,10 +131,10 @@ def _plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for attack, style in (("burst, 1/s", "-"), ("steady, 2/min", "--")):
+    for attack, style in zip(PATTERNS.values(), ("-", "--", ":"), strict=True):
         for when, colour in (("before", "#d55e00"), ("after", "#0072b2")):
-            points = [(r["honest"], r[when]["messages"]) for r in rows
-                      if r["attack"] == attack and r[when]["messages"] is not None]
+            points = [(r["honest"], r[when]["messages"]) for r in rows if r["busy"] and
+                      r["attack"] == attack and r[when]["messages"] is not None]
             if points:
                 xs, ys = zip(*points, strict=True)
                 ax.plot(xs, ys, style, marker="o", color=colour, label=f"{when}, {attack}")
@@ -122,7 +144,7 @@ def _plot(rows: list[dict], path: Path) -> None:
     ax.set_xticks(honest, [f"{h:,}" for h in honest])
     ax.set_xlabel("honest observations of the bucket's best model")
     ax.set_ylabel("attack messages until the bucket flips")
-    ax.set_title("Cost of flipping a bucket with quality-0 scores")
+    ax.set_title("Cost of flipping a busy bucket with quality-0 scores")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

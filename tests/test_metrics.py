@@ -162,10 +162,15 @@ async def test_with_keys_metrics_need_admin_and_show_one_tenant(keyed):  # noqa:
     assert tenants == {"acme"}
     assert sum(m["bandit_router_decisions_total"].values()) == len(acme)
     assert {dict(k)["tenant"] for k in m["bandit_router_posterior_mean"]} == {"acme"}
-    # process-wide series count every tenant's traffic
-    assert m["bandit_router_decision_seconds_count"][()] == len(acme) + len(globex)
-    codes = {dict(k)["code"]: v for k, v in m["bandit_router_errors_total"].items()}
+    # process-wide series count every tenant's traffic: an operator's scrape only
+    assert "bandit_router_decision_seconds_count" not in m
+    assert "bandit_router_errors_total" not in m
+    ops = await scrape(keyed, auth("ops"))
+    assert ops["bandit_router_decision_seconds_count"][()] == len(acme) + len(globex)
+    codes = {dict(k)["code"]: v for k, v in ops["bandit_router_errors_total"].items()}
     assert codes == {"unauthorized": 1, "forbidden": 1}
+    assert {dict(k)["tenant"] for k in ops["bandit_router_decisions_total"]} == \
+        {"acme", "globex"}
 
 
 async def test_each_app_counts_only_its_own_traffic(app_config: Config, tmp_path,

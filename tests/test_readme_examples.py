@@ -7,7 +7,7 @@ commands after their `$ `, Python in one namespace, TOML merged into the bundled
 and validated. A JSON block after a command must name only keys the real answer has, and
 an answer shown in a `# {...}` comment must agree on its error code (or on having none).
 Only these rewrites are made: `localhost:8787` becomes the test server's address, and a
-shortened route_id (`r2.WzE3...`) a real one, the same for each spelling. A block the test
+shortened route_id (`r3.WzE3...`) a real one, the same for each spelling. A block the test
 cannot run says why, in an HTML comment just above it: `<!-- example not run: ... -->`.
 """
 
@@ -36,7 +36,7 @@ from tests.gateways import ROOT, set_key
 README = ROOT / "README.md"
 BLOCK = re.compile(r"(?ms)^(?:<!-- example not run: (?P<reason>.+?) -->\n)?"
                    r"```(?P<lang>\w*)\n(?P<body>.*?)^```")
-SHORT_ROUTE_ID = re.compile(r"r2\.[A-Za-z0-9_-]*\.\.\.")
+SHORT_ROUTE_ID = re.compile(r"r[23]\.[A-Za-z0-9_-]*\.\.\.")
 RUNNABLE = {"sh", "console", "json", "python", "toml"}
 MAX_NOT_RUN = 6
 

@@ -158,7 +158,7 @@ async def test_rebuild_finds_and_repairs_a_corrupted_snapshot(app_config, clock,
             marks = ", ".join("?" * (4 + len(fields(Evidence))))
             conn.execute(f"INSERT INTO arms ({columns}) VALUES ({marks})",
                          (victim.tenant, victim.policy, victim.bucket, victim.model,
-                          *([1.0] * len(FIELDS)), clock(), 0.0))
+                          *([1.0] * len(FIELDS)), clock(), 0.0, 0.0))
     conn.close()
 
     with opened(db_path) as db:
