@@ -81,7 +81,8 @@ async def test_one_fact_per_source_and_the_log_rebuilds_the_live_arms(config, db
     judged = believed(Evidence(), config.policies["default"].prior, 0.9, w["judge_accuracy"])
     assert ev.q_pos == pytest.approx(judged * w["judge"] + 0.4)
     assert ev.q_neg == pytest.approx((1 - judged) * w["judge"] + 0.6 + w["implicit"])
-    usage = db.execute("SELECT judge_n, judge_sum, pair_n, implicit_n FROM usage").fetchall()
+    usage = db.execute("SELECT sum(judge_n), sum(judge_sum), sum(pair_n), sum(implicit_n) "
+                       "FROM usage").fetchall()
     assert usage == [(1, 0.9, 1, 1)]
     db.conn.close()
     assert ArmBook(config.policies, rebuilt, config.source_weights).states() == live
