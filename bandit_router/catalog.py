@@ -26,6 +26,9 @@ class Catalog:
         self.enabled = np.ones(len(models), dtype=bool) if enabled is None else \
             np.array(enabled, dtype=bool)
         self.every = np.flatnonzero(self.enabled)  # every enabled model
+        # models the gateway can call (an upstream is configured)
+        self.callable = np.array([m.upstream is not None for m in models], dtype=bool)
+        self.all_callable = bool(self.callable[self.every].all())
         # 0 when none is enabled: no request takes the shortcut, each is refused with reasons
         self.smallest_context = float(self.context[self.every].min()) if self.every.size \
             else 0.0

@@ -14,7 +14,8 @@ from typing import Literal
 from bandit_router.backend import BadLocation, locate
 from bandit_router.tomlcheck import ConfigError, Table
 
-Mode = Literal["utility", "cheapest_adequate"]
+Mode = Literal["value", "utility", "cheapest_adequate"]
+MODES: tuple[Mode, ...] = ("value", "utility", "cheapest_adequate")
 Window = Literal["hour", "day", "month"]
 WINDOWS: tuple[Window, ...] = ("hour", "day", "month")
 WhenSpent = Literal["cheapest", "refuse"]
@@ -111,8 +112,18 @@ class BucketRules:
 
 @dataclass(frozen=True, slots=True)
 class Weights:
+    """What cost and latency are worth against quality.
+
+    `value` mode (the default) reads the two `points_per_*_doubling` weights: the quality
+    points (hundredths of the 0..1 scale) a model must add for each doubling of price (or
+    of latency) to be worth it. `utility` mode reads `cost` and `latency`: quality points,
+    as fractions of 1, of paying the dearest eligible model's price (waiting as long as the
+    slowest)."""
+
     cost: float = 0.1
     latency: float = 0.0
+    points_per_price_doubling: float = 2.0
+    points_per_latency_doubling: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +148,7 @@ class Prior:
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
     name: str
-    mode: Mode = "utility"
+    mode: Mode = "value"
     weights: Weights = Weights()
     prior: Prior = Prior()
     quality_target: float = 0.7
@@ -148,6 +159,9 @@ class PolicyConfig:
     pooling: Literal["optimistic", "full", "off"] = "optimistic"
     pool_strength: float = 10.0
     change_window: float = 50.0
+    # value mode: credible level of the bounds that set aside arms that cannot matter
+    # (value.py); three sigma. 0 = every arm stays in contention.
+    contention_level: float = 0.9973
 
     def target_for(self, bucket: str) -> float:
         return self.quality_targets.get(bucket, self.quality_target)
@@ -372,7 +386,12 @@ def _buckets(t: Table) -> BucketRules:
 def _weights(t: Table) -> Weights:
     d = Weights()
     return Weights(cost=t.number("cost", d.cost, lo=0),
-                   latency=t.number("latency", d.latency, lo=0))
+                   latency=t.number("latency", d.latency, lo=0),
+                   points_per_price_doubling=t.number(
+                       "points_per_price_doubling", d.points_per_price_doubling, lo=0, hi=1000),
+                   points_per_latency_doubling=t.number(
+                       "points_per_latency_doubling", d.points_per_latency_doubling, lo=0,
+                       hi=1000))
 
 
 def _prior(t: Table) -> Prior:
@@ -413,7 +432,7 @@ def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
             raise ConfigError(targets.key(b), f"unknown bucket; buckets are {', '.join(buckets)}")
     return PolicyConfig(
         name=name,
-        mode=t.string("mode", d.mode, choices=("utility", "cheapest_adequate")),  # type: ignore[arg-type]
+        mode=t.string("mode", d.mode, choices=MODES),  # type: ignore[arg-type]
         weights=t.table("weights").read(_weights),
         prior=t.table("prior").read(_prior),
         quality_target=t.number("quality_target", d.quality_target, lo=0, hi=1),
@@ -423,7 +442,15 @@ def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
         pooling=t.string("pooling", d.pooling, choices=("optimistic", "full", "off")),  # type: ignore[arg-type]
         pool_strength=t.number("pool_strength", d.pool_strength, lo=0),
         change_window=_change_window(t, d.change_window),
+        contention_level=_contention_level(t, d.contention_level),
     )
+
+
+def _contention_level(t: Table, default: float) -> float:
+    value = t.number("contention_level", default, lo=0, hi=0.999999)
+    if 0 < value < 0.5:
+        raise ConfigError(t.key("contention_level"), "must be 0 (off) or between 0.5 and 1")
+    return value
 
 
 def _api_key(t: Table) -> ApiKey:

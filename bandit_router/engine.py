@@ -23,13 +23,14 @@ from bandit_router.catalog_changes import Entry
 from bandit_router.config import Config, Model, PolicyConfig, Prior, Weights
 from bandit_router.errors import (
     BudgetExhausted,
+    InvalidField,
     NoEligibleModel,
     UnknownBucket,
     UnknownModel,
     UnknownPolicy,
 )
 from bandit_router.features import extract, matcher
-from bandit_router.policy import ArmPosteriors, thompson
+from bandit_router.policy import PACING_POINTS, ArmPosteriors, price_points, thompson
 from bandit_router.pooling import Pool
 from bandit_router.posterior import Evidence
 from bandit_router.report import arm_reports
@@ -43,9 +44,19 @@ from bandit_router.types import (
     BudgetEffect,
     Decision,
     Features,
+    Objective,
     RouteRequest,
     RouteTicket,
+    WeightsOverride,
 )
+
+WEIGHT_NAMES = ("cost", "latency", "points_per_price_doubling", "points_per_latency_doubling")
+
+
+# A model listed at price 0 (self-hosted, say) is weighed as if it cost a thousandth of a
+# dollar per million tokens, 50 times less than the cheapest paid models of 2026: the value
+# objective compares prices by ratio, and a ratio to zero is infinite.
+FREE_USD_PER_TOKEN = 1e-9
 
 
 class _Scored(NamedTuple):
@@ -83,10 +94,52 @@ def _refusal(budget, now: float) -> BudgetExhausted:
         f"it renews in {end - now:.0f} s", headers={"Retry-After": str(max(1, round(end - now)))})
 
 
-def _effect(pacing: Pacing, cost_weight: float) -> BudgetEffect:
+def _effect(policy: PolicyConfig, pacing: Pacing, weights: Weights) -> BudgetEffect:
+    value = policy.mode == "value"
     return BudgetEffect(budget=pacing.priced_by or pacing.exhausted.name,
-                        cost_weight=cost_weight + pacing.price,
-                        spent=pacing.exhausted is not None)
+                        cost_weight=pacing_base(policy, weights) + pacing.price,
+                        spent=pacing.exhausted is not None,
+                        points_per_price_doubling=price_points(weights, pacing.price)
+                        if value else None)
+
+
+def pacing_base(policy: PolicyConfig, weights: Weights | None = None) -> float:
+    """The policy's cost weight in the units of a budget's pacing price (a value-mode
+    policy's points per price doubling, divided by PACING_POINTS)."""
+    weights = weights or policy.weights
+    if policy.mode == "value":
+        return weights.points_per_price_doubling / PACING_POINTS
+    return weights.cost
+
+
+# The weights each mode reads; a request overriding one its policy does not read is refused
+# rather than silently ignored.
+_READS = {"value": ("points_per_price_doubling", "points_per_latency_doubling"),
+          "utility": ("cost", "latency"), "cheapest_adequate": ("cost", "latency")}
+
+
+def _weights(policy: PolicyConfig, override: WeightsOverride) -> Weights:
+    if override is NO_OVERRIDE:
+        return policy.weights
+    given = {f: getattr(override, f) for f in WEIGHT_NAMES if getattr(override, f) is not None}
+    reads = _READS[policy.mode]
+    for name in given:
+        if name not in reads:
+            raise InvalidField(
+                f"weights.{name} does not apply to policy {policy.name!r}, which decides in "
+                f"{policy.mode} mode; it reads weights.{' and weights.'.join(reads)}",
+                f"weights.{name}")
+    return replace(policy.weights, **given)
+
+
+def _objective(policy: PolicyConfig, weights: Weights, price: float, bucket: str) -> Objective:
+    if policy.mode == "value":
+        return Objective("value", points_per_price_doubling=price_points(weights, price),
+                         points_per_latency_doubling=weights.points_per_latency_doubling)
+    if policy.mode == "utility":
+        return Objective("utility", cost_weight=weights.cost + price,
+                         latency_weight=weights.latency)
+    return Objective("cheapest_adequate", quality_target=policy.target_for(bucket))
 
 
 class Engine:
@@ -220,10 +273,7 @@ class Engine:
         scored = self._score(table, tenant, policy, bucket, features, now)
         eligible = self._eligible(request, features, scored.arms, scored.output_tokens,
                                   scored.reading.longest_answer)
-        weights = policy.weights if request.weights is NO_OVERRIDE else Weights(
-            cost=policy.weights.cost if request.weights.cost is None else request.weights.cost,
-            latency=(policy.weights.latency if request.weights.latency is None
-                     else request.weights.latency))
+        weights = _weights(policy, request.weights)
         choice = thompson(self._rng, scored.arms, eligible, weights, policy.mode,
                           policy.target_for(bucket), pacing.price)
         order = choice.order.tolist()
@@ -236,17 +286,18 @@ class Engine:
         self._issued += 1
         ticket = RouteTicket(policy.name, bucket, model, created, features.input_tokens,
                              f"{self._nonce_prefix}{self._issued:x}", tenant)
-        explanation = None
+        explanation = objective = None
         if request.explain:
-            explanation = self._explain(request, features, scored, choice)
+            explanation = self._explain(request, features, scored, choice, best, policy.mode)
+            objective = _objective(policy, weights, pacing.price, bucket)
         return Decision(
             route_id=self._route_ids.issue(ticket), model=model, bucket=bucket,
             policy=policy.name, expected_cost_usd=float(scored.arms.expected_cost[best]),
             expected_latency_ms=float(scored.arms.expected_latency[best]),
             fallbacks=tuple([self.catalog.names[i] for i in order[1:]]),
             input_tokens=features.input_tokens, created_at=created, explanation=explanation,
-            tenant=tenant, budget=_effect(pacing, weights.cost) if pacing is not NO_PACING
-            else None)
+            tenant=tenant, budget=_effect(policy, pacing, weights) if pacing is not NO_PACING
+            else None, objective=objective)
 
     def _pool(self, tenant: str, policy: PolicyConfig, exact: bool = False) -> Pool:
         """A tenant's pooled view of a policy's models. Refitted (in a fixed order, so the
@@ -306,16 +357,19 @@ class Engine:
         else:
             out = np.minimum(out, features.output_tokens)
             cost = self.catalog.cost(features.input_tokens, out)
+        floor = FREE_USD_PER_TOKEN * (features.input_tokens + reading.longest_answer)
         arms = ArmPosteriors(reading.alpha, reading.beta, reading.latency_mean,
                              reading.latency_var, reading.latency_count, cost,
-                             reading.typical_latency_ms, reading.sampler)
+                             reading.typical_latency_ms, reading.sampler, reading.quality_low,
+                             reading.quality_high, max(floor, 1e-12))
         return _Scored(arms=arms, reading=reading, output_tokens=out)
 
     def _eligible(self, request: RouteRequest, features: Features, arms: ArmPosteriors,
                   output_tokens: np.ndarray, longest_answer: float) -> np.ndarray:
         c = request.constraints
         need = features.input_tokens + (features.output_tokens or longest_answer)
-        if (c is NO_CONSTRAINTS or c == NO_CONSTRAINTS) and need <= self.catalog.smallest_context:
+        if (c is NO_CONSTRAINTS or c == NO_CONSTRAINTS) and need <= self.catalog.smallest_context \
+                and (self.catalog.all_callable or not request.needs_upstream):
             return self.catalog.every  # the usual request: every model qualifies
         named = (c.models or frozenset()) | c.exclude
         unknown = self.catalog.unknown(named)
@@ -330,6 +384,8 @@ class Engine:
         if features.output_tokens is None and not mask.any():
             # The answer's length was only a guess (and may be wild): insist on the prompt.
             mask = (features.input_tokens <= self.catalog.context) & enabled
+        if request.needs_upstream:
+            mask &= self.catalog.callable
         if c.models is not None:
             mask &= self.catalog.mask(c.models)
         if c.exclude:
@@ -356,6 +412,8 @@ class Engine:
             need = features.input_tokens + float(reserved[i])
             if not self.catalog.enabled[i]:
                 out[name] = "disabled"
+            elif request.needs_upstream and not self.catalog.callable[i]:
+                out[name] = "no upstream to call (models[].upstream)"
             elif c.models is not None and name not in c.models:
                 out[name] = "not in constraints.models"
             elif name in c.exclude:
@@ -371,22 +429,33 @@ class Engine:
                              f"max_latency_ms {c.max_latency_ms:.0f}")
         return out
 
-    def _explain(self, request, features, scored: _Scored, choice) -> tuple[ArmExplanation, ...]:
+    def _explain(self, request, features, scored: _Scored, choice,
+                 chosen: int, mode: str) -> tuple[ArmExplanation, ...]:
         arms = scored.arms
         lo, hi = posterior.quality_interval(arms.alpha, arms.beta)
         reasons = self._reasons(request, features, arms, scored.output_tokens)
-        drawn = {int(i): (min(1.0, max(0.0, float(q))), float(u)) for i, q, u in
-                 zip(choice.eligible, choice.quality_sample, choice.utility, strict=True)}
-        return tuple(
-            ArmExplanation(
-                model=name, eligible=i in drawn, reason=reasons.get(name),
+        at = {int(i): k for k, i in enumerate(choice.eligible)}
+        value = choice.contending is not None
+        # value mode: counted from the chosen model's price (its value = its own draw)
+        shift = float(choice.quality_sample[at[chosen]] - choice.score[at[chosen]])
+
+        def arm(i: int, name: str) -> ArmExplanation:
+            k = at.get(i)
+            drawn = k is not None
+            return ArmExplanation(
+                model=name, eligible=drawn, reason=reasons.get(name),
                 quality_mean=float(scored.reading.quality_mean[i]),
                 quality_interval=(float(lo[i]), float(hi[i])),
-                quality_sample=drawn[i][0] if i in drawn else None,
+                quality_sample=min(1.0, max(0.0, float(choice.quality_sample[k])))
+                if drawn else None,
                 expected_cost_usd=float(arms.expected_cost[i]),
                 expected_latency_ms=float(arms.expected_latency[i]),
-                utility=drawn[i][1] if i in drawn else None)
-            for i, name in enumerate(self.catalog.names))
+                utility=float(choice.score[k]) if drawn and mode == "utility"
+                else None,
+                value=float(choice.score[k] + shift) if drawn and value else None,
+                contending=bool(choice.contending[k]) if drawn and value else None)
+
+        return tuple(arm(i, name) for i, name in enumerate(self.catalog.names))
 
     # --- reporting ---------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from bandit_router import __version__, openapi
 from bandit_router.auth import Principal, authenticate
 from bandit_router.config import Config, Model
+from bandit_router.engine import pacing_base
 from bandit_router.errors import (
     BodyTooLarge,
     InvalidField,
@@ -214,7 +215,7 @@ async def stats(request: web.Request) -> web.Response:
     rows = await app[STORE].usage(since, caller.tenant, policy, bucket)
     body = stats_json(rows, window, since, now, reference)
     body["budgets"] = [
-        budget_json(s, engine.policy(s.budget.policy).weights.cost)
+        budget_json(s, pacing_base(engine.policy(s.budget.policy)))
         for s in engine.budgets.status(now) if s.budget.tenant in (None, caller.tenant)]
     return json_response(body)
 

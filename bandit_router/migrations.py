@@ -148,6 +148,15 @@ def m006_catalog_changes(db: Database) -> None:
     db.execute("CREATE INDEX audit_model ON audit (model, id)")
 
 
+@migrations()
+def m008_quality_spread(db: Database) -> None:
+    """The sum of squared quality (how much answers spread). Arms learned before start at
+    the widest spread their mean allows (sum q^2 = sum q, exact for 0/1 scores), so they
+    decide as before; `bandit-router rebuild` recomputes it from the feedback log."""
+    db.execute("ALTER TABLE arms ADD COLUMN q_sq REAL NOT NULL DEFAULT 0")
+    db.execute("UPDATE arms SET q_sq = q_pos")
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)
 

@@ -40,6 +40,7 @@ class Evidence:
     out_sum: float = 0.0
     recent_pos: float = 0.0  # quality over roughly the last `change_window` observations
     recent_neg: float = 0.0
+    q_sq: float = 0.0  # sum of quality squared: how much answers' quality spreads
     updated_at: float = 0.0
 
     @property
@@ -83,7 +84,8 @@ def decayed(ev: Evidence, now: float, half_life_s: float) -> Evidence:
 
 
 # Each count with the sums it scales: capping keeps every mean, shrinks only the confidence.
-_CAPPED_GROUPS = (("quality_n", ("q_pos", "q_neg")), ("lat_n", ("lat_n", "lat_sum", "lat_sumsq")),
+_CAPPED_GROUPS = (("quality_n", ("q_pos", "q_neg", "q_sq")),
+                  ("lat_n", ("lat_n", "lat_sum", "lat_sumsq")),
                   ("in_n", ("in_n", "in_sum")), ("out_n", ("out_n", "out_sum")))
 
 
@@ -117,6 +119,7 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
             quality = value
             add["q_pos"] += value
             add["q_neg"] += 1.0 - value
+            add["q_sq"] += value * value
         elif fact == "latency_ms":
             x = math.log(max(value, _MIN_LATENCY_MS))
             add["lat_n"] += 1.0
@@ -149,10 +152,29 @@ def _after_change(s: dict[str, float], window: float) -> dict[str, float]:
     spread = math.sqrt(max(long_mean * (1.0 - long_mean), 0.01) / recent_n)
     if abs(s["recent_pos"] / recent_n - long_mean) <= CHANGE_Z * spread:
         return {}
-    return {"q_pos": s["recent_pos"], "q_neg": s["recent_neg"]}
+    # the window keeps no squares: assume the widest spread its mean allows (sum q^2 <= sum q)
+    return {"q_pos": s["recent_pos"], "q_neg": s["recent_neg"], "q_sq": s["recent_pos"]}
 
 
 # --- reading a posterior (floats or arrays) -------------------------------------------------
+
+def dispersion(q_pos, q_neg, q_sq, prior_strength: float):
+    """How many times more an arm's evidence is worth than Bernoulli answers would be.
+
+    The Beta posterior counts an answer of quality q as q of a success: right for 0/1
+    scores, but graded scores that agree (a judge's 0.88, 0.91, 0.90, ...) say far more
+    about the mean than coin flips of the same mean do. The ratio of the Bernoulli variance
+    m(1-m) to the answers' own spread, shrunk toward the Bernoulli variance by the prior's
+    strength in answers, scales the evidence: 1 for 0/1 scores, more for graded ones."""
+    n = np.asarray(q_pos + q_neg, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.clip(np.where(n > 0, q_pos / n, 0.5), 0.0, 1.0)
+        bernoulli = mean * (1.0 - mean)
+        spread = np.clip(np.where(n > 0, q_sq / n, 0.0) - mean * mean, 0.0, bernoulli)
+        shrunk = (n * spread + prior_strength * bernoulli) / (n + prior_strength)
+        ratio = np.where((n > 0) & (shrunk > 0), bernoulli / shrunk, 1.0)
+    return np.nan_to_num(ratio, nan=1.0, posinf=1.0)
+
 
 def quality_params(q_pos, q_neg, prior: Prior):
     """Beta(alpha, beta) of quality: the prior's pseudo-counts plus the evidence."""

@@ -258,6 +258,11 @@ MIGRATIONS: dict[str, list[str]] = {
     after TEXT NOT NULL)""",
         "CREATE INDEX audit_model ON audit (model, id)",
     ],
+    # matches migrations.m008_quality_spread: the sum of squared quality
+    "p004_quality_spread": [
+        "ALTER TABLE arms ADD COLUMN q_sq DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "UPDATE arms SET q_sq = q_pos",
+    ],
 }
 
 

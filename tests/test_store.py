@@ -161,7 +161,7 @@ async def test_acknowledged_feedback_is_committed(client, db_path, clock):
     assert snapshot(db_path) == {key: Evidence(
         q_pos=0.9, q_neg=1.0 - 0.9, lat_n=1.0, lat_sum=x, lat_sumsq=x * x, in_n=1.0,
         in_sum=12.0, out_n=1.0, out_sum=34.0, recent_pos=0.9, recent_neg=1.0 - 0.9,
-        updated_at=clock())}
+        q_sq=0.9 * 0.9, updated_at=clock())}
 
 
 async def test_success_false_is_logged_as_a_derived_quality(client, db_path):
