@@ -156,7 +156,7 @@ class PolicyConfig:
         default_factory=lambda: MappingProxyType({}))
     half_life_hours: float = 168.0
     evidence_cap: float = 0.0
-    pooling: Literal["optimistic", "full", "off"] = "optimistic"
+    pooling: Literal["optimistic", "full", "off"] = "full"  # default_pooling(mode) when read
     pool_strength: float = 10.0
     change_window: float = 50.0
     # value mode: credible level of the bounds that set aside arms that cannot matter
@@ -430,20 +430,31 @@ def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
     for b in per_bucket:
         if b not in buckets:
             raise ConfigError(targets.key(b), f"unknown bucket; buckets are {', '.join(buckets)}")
+    mode = t.string("mode", d.mode, choices=MODES)
     return PolicyConfig(
         name=name,
-        mode=t.string("mode", d.mode, choices=MODES),  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
         weights=t.table("weights").read(_weights),
         prior=t.table("prior").read(_prior),
         quality_target=t.number("quality_target", d.quality_target, lo=0, hi=1),
         quality_targets=MappingProxyType(per_bucket),
         half_life_hours=_half_life(t, d.half_life_hours),
         evidence_cap=t.number("evidence_cap", d.evidence_cap, lo=0),
-        pooling=t.string("pooling", d.pooling, choices=("optimistic", "full", "off")),  # type: ignore[arg-type]
+        pooling=t.string("pooling", default_pooling(mode),  # type: ignore[arg-type]
+                         choices=("optimistic", "full", "off")),
         pool_strength=t.number("pool_strength", d.pool_strength, lo=0),
         change_window=_change_window(t, d.change_window),
         contention_level=_contention_level(t, d.contention_level),
     )
+
+
+def default_pooling(mode: str) -> str:
+    """Full pooling for the value objective, optimistic for the older modes. Optimistic
+    pooling (a prior may be raised, never lowered) keeps a cheap model weak elsewhere from
+    going untried where it might do: the older modes weigh price too little, or not at all,
+    to try it on their own. The value objective gives a model a head start of its price
+    advantage in points, so the prior may say what the other buckets showed."""
+    return "full" if mode == "value" else "optimistic"
 
 
 def _contention_level(t: Table, default: float) -> float:

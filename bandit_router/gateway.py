@@ -61,13 +61,22 @@ def _route_request(config: Config, body: Fields, tenant: str) -> RouteRequest:
     route = {"messages": body.raw("messages", required=True)}
     if max_tokens is not None:
         route["max_output_tokens"] = max_tokens
-    request = replace(parse_route(route, config.server.max_messages), tenant=tenant)
+    # Only models the gateway can call are eligible: one without an upstream is never
+    # chosen, so it takes no share of the traffic and no decision it could not answer.
+    request = replace(parse_route(route, config.server.max_messages), tenant=tenant,
+                      needs_upstream=True)
     policy = config.aliases().get(model)
     if policy is not None:
+        if not any(m.upstream for m in config.models):
+            raise NoUpstream("no model has an upstream to call (models[].upstream in the "
+                             "config)", "model")
         return replace(request, policy=policy)
     if model not in {m.name for m in config.models}:
         raise UnknownModel(f"unknown model {model!r}: use an alias "
                            f"({', '.join(config.aliases())}) or a catalog model", "model")
+    if config.model(model).upstream is None:
+        raise NoUpstream(f"{model} has no upstream to call (models[].upstream in the "
+                         "config)", "model")
     return replace(request, constraints=Constraints(models=frozenset({model})))
 
 

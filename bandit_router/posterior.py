@@ -164,15 +164,25 @@ def dispersion(q_pos, q_neg, q_sq, prior_strength: float):
     The Beta posterior counts an answer of quality q as q of a success: right for 0/1
     scores, but graded scores that agree (a judge's 0.88, 0.91, 0.90, ...) say far more
     about the mean than coin flips of the same mean do. The ratio of the Bernoulli variance
-    m(1-m) to the answers' own spread, shrunk toward the Bernoulli variance by the prior's
-    strength in answers, scales the evidence: 1 for 0/1 scores, more for graded ones."""
+    m(1-m) to the answers' own spread (their sample variance, shrunk toward the Bernoulli
+    variance by the prior's strength in answers) scales the evidence: 1 for 0/1 scores,
+    more for graded ones.
+
+    A sum of squares below what the mean allows (sum q^2 >= (sum q)^2 / n) is not a
+    spread but a missing one (evidence written without it): it counts as Bernoulli."""
     n = np.asarray(q_pos + q_neg, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.clip(np.where(n > 0, q_pos / n, 0.5), 0.0, 1.0)
         bernoulli = mean * (1.0 - mean)
-        spread = np.clip(np.where(n > 0, q_sq / n, 0.0) - mean * mean, 0.0, bernoulli)
-        shrunk = (n * spread + prior_strength * bernoulli) / (n + prior_strength)
-        ratio = np.where((n > 0) & (shrunk > 0), bernoulli / shrunk, 1.0)
+        second = np.where(n > 0, q_sq / n, 0.0)
+        known = second >= mean * mean - 1e-9
+        spread = np.clip(second - mean * mean, 0.0, bernoulli)
+        # the answers' sum of squared deviations has n - 1 degrees of freedom
+        shrunk = (n * spread + prior_strength * bernoulli) / \
+            (np.maximum(n - 1.0, 0.0) + prior_strength)
+        # never worth less than Bernoulli answers: m(1-m) is the widest spread [0, 1] allows
+        ratio = np.where(known & (n > 0) & (shrunk > 0),
+                         np.maximum(bernoulli / shrunk, 1.0), 1.0)
     return np.nan_to_num(ratio, nan=1.0, posinf=1.0)
 
 

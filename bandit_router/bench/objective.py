@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bandit_router.bench.synthetic import OUTPUT_TOKENS, Scenario, rolling_share, simulate
-from bandit_router.config import Config, Model
+from bandit_router.config import Config, Model, default_pooling
 
 EASY = "What is the capital of France? Answer in one word."
 HARD = ("Refactor this python function step by step, handle every edge case and optimize "
@@ -121,3 +121,44 @@ def curves(runs: list[Run], kind: str, models: tuple[str, ...]) -> dict[str, lis
 
 def seeds(n: int, body: Callable[[int], Run]) -> list[Run]:
     return [body(s) for s in range(n)]
+
+
+def in_mode(config: Config, mode: str) -> Config:
+    """`config` with its default policy in another mode and that mode's default pooling
+    (the previous default: utility mode, optimistic pooling)."""
+    name = config.routing.default_policy
+    policies = dict(config.policies)
+    policies[name] = replace(policies[name], mode=mode,  # type: ignore[arg-type]
+                             pooling=default_pooling(mode))
+    return replace(config, policies=type(config.policies)(policies))
+
+
+def lasting_above(share: np.ndarray, level: float) -> int | None:
+    """Requests until a rolling share is at or above `level` for good (None: never)."""
+    below = np.flatnonzero(share < level)
+    if below.size == 0:
+        return 1
+    return int(below[-1]) + 2 if below[-1] + 1 < share.size else None
+
+
+def tiers(config: Config) -> dict[str, int]:
+    """Each model's price tier: models priced within 1% of the next cheaper share its tier
+    (between two of one price, either choice is right, and runs may differ on it)."""
+    out, tier, last = {}, -1, None
+    for m in by_price(config):
+        price = request_cost(m, "easy")
+        if last is None or price > 1.01 * last:
+            tier += 1
+        out[m.name], last = tier, price
+    return out
+
+
+def distance(a: list[str], b: list[str], tier: dict[str, int]) -> float:
+    """Total-variation distance between two runs' traffic shares over price tiers (a model
+    outside `tier` counts as a tier of its own)."""
+    top = max(tier.values()) + 1
+
+    def shares(xs: list[str]) -> np.ndarray:
+        counts = np.bincount([tier.get(x, top) for x in xs], minlength=top + 1).astype(float)
+        return counts / max(1.0, counts.sum())
+    return float(0.5 * np.abs(shares(a) - shares(b)).sum())
