@@ -9,7 +9,7 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
-from bandit_router.config import Config
+from bandit_router.config import Config, Upstream
 from bandit_router.engine import Engine
 from bandit_router.errors import (
     InvalidField,
@@ -514,3 +514,24 @@ def test_remember_replays_recent_decisions(engine: Engine) -> None:
     report = {r.key.model: r for r in engine.report()}
     assert report["gpt-5"].recent_decisions == 3
     assert report["gpt-5"].share == 1.0
+
+
+def test_a_gateway_call_is_decided_among_models_it_can_call(config: Config, route_ids,
+                                                             clock) -> None:
+    callable_ = {"gpt-5-mini", "claude-haiku-4-5"}
+    upstream = Upstream("http://127.0.0.1:9/v1", "m")
+    models = tuple(replace(m, upstream=upstream if m.name in callable_ else None)
+                   for m in config.models)
+    engine = Engine(replace(config, models=models), route_ids, np.random.default_rng(7), clock)
+    for _ in range(30):
+        d = engine.decide(ask(needs_upstream=True, explain=True))
+        assert {d.model, *d.fallbacks} == callable_
+        reasons = {a.model: a.reason for a in d.explanation if not a.eligible}
+        assert set(reasons) == set(engine.catalog.names) - callable_
+        assert all("no upstream" in r for r in reasons.values())
+    # /v1/route answers for the caller to call: every model stays eligible there
+    assert {m for _ in range(60) for m in [engine.decide(ask()).model]} - callable_
+    # none callable: refused with the reason for each model
+    bare = Engine(config, route_ids, np.random.default_rng(7), clock)
+    with pytest.raises(NoEligibleModel, match="gpt-5-nano: no upstream"):
+        bare.decide(ask(needs_upstream=True))
