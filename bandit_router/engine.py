@@ -14,49 +14,36 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bandit_router import posterior
+from bandit_router import objective, posterior
 from bandit_router.arms import QUALITY_ROWS, BucketArms, Reading
 from bandit_router.buckets import bucket_of
-from bandit_router.budget import NO_PACING, Budgets, Pacing, window_bounds
+from bandit_router.budget import NO_PACING, Budgets, window_bounds
 from bandit_router.catalog import Catalog
 from bandit_router.catalog_changes import Entry
-from bandit_router.config import Config, Model, PolicyConfig, Prior, Weights
+from bandit_router.config import Config, Model, PolicyConfig, Prior
 from bandit_router.errors import (
     BudgetExhausted,
-    InvalidField,
     NoEligibleModel,
     UnknownBucket,
     UnknownModel,
     UnknownPolicy,
 )
 from bandit_router.features import extract, matcher
-from bandit_router.policy import PACING_POINTS, ArmPosteriors, price_points, thompson
+from bandit_router.policy import ArmPosteriors, thompson
 from bandit_router.pooling import Pool
 from bandit_router.posterior import Evidence
 from bandit_router.report import arm_reports
 from bandit_router.route_id import RouteIds, new_nonce
 from bandit_router.types import (
     NO_CONSTRAINTS,
-    NO_OVERRIDE,
     ArmExplanation,
     ArmKey,
     ArmReport,
-    BudgetEffect,
     Decision,
     Features,
-    Objective,
     RouteRequest,
     RouteTicket,
-    WeightsOverride,
 )
-
-WEIGHT_NAMES = ("cost", "latency", "points_per_price_doubling", "points_per_latency_doubling")
-
-
-# A model listed at price 0 (self-hosted, say) is weighed as if it cost a thousandth of a
-# dollar per million tokens, 50 times less than the cheapest paid models of 2026: the value
-# objective compares prices by ratio, and a ratio to zero is infinite.
-FREE_USD_PER_TOKEN = 1e-9
 
 
 class _Scored(NamedTuple):
@@ -92,54 +79,6 @@ def _refusal(budget, now: float) -> BudgetExhausted:
     return BudgetExhausted(
         f"budget {budget.name!r} ({budget.limit_usd:g} USD per {budget.window}) is spent; "
         f"it renews in {end - now:.0f} s", headers={"Retry-After": str(max(1, round(end - now)))})
-
-
-def _effect(policy: PolicyConfig, pacing: Pacing, weights: Weights) -> BudgetEffect:
-    value = policy.mode == "value"
-    return BudgetEffect(budget=pacing.priced_by or pacing.exhausted.name,
-                        cost_weight=pacing_base(policy, weights) + pacing.price,
-                        spent=pacing.exhausted is not None,
-                        points_per_price_doubling=price_points(weights, pacing.price)
-                        if value else None)
-
-
-def pacing_base(policy: PolicyConfig, weights: Weights | None = None) -> float:
-    """The policy's cost weight in the units of a budget's pacing price (a value-mode
-    policy's points per price doubling, divided by PACING_POINTS)."""
-    weights = weights or policy.weights
-    if policy.mode == "value":
-        return weights.points_per_price_doubling / PACING_POINTS
-    return weights.cost
-
-
-# The weights each mode reads; a request overriding one its policy does not read is refused
-# rather than silently ignored.
-_READS = {"value": ("points_per_price_doubling", "points_per_latency_doubling"),
-          "utility": ("cost", "latency"), "cheapest_adequate": ("cost", "latency")}
-
-
-def _weights(policy: PolicyConfig, override: WeightsOverride) -> Weights:
-    if override is NO_OVERRIDE:
-        return policy.weights
-    given = {f: getattr(override, f) for f in WEIGHT_NAMES if getattr(override, f) is not None}
-    reads = _READS[policy.mode]
-    for name in given:
-        if name not in reads:
-            raise InvalidField(
-                f"weights.{name} does not apply to policy {policy.name!r}, which decides in "
-                f"{policy.mode} mode; it reads weights.{' and weights.'.join(reads)}",
-                f"weights.{name}")
-    return replace(policy.weights, **given)
-
-
-def _objective(policy: PolicyConfig, weights: Weights, price: float, bucket: str) -> Objective:
-    if policy.mode == "value":
-        return Objective("value", points_per_price_doubling=price_points(weights, price),
-                         points_per_latency_doubling=weights.points_per_latency_doubling)
-    if policy.mode == "utility":
-        return Objective("utility", cost_weight=weights.cost + price,
-                         latency_weight=weights.latency)
-    return Objective("cheapest_adequate", quality_target=policy.target_for(bucket))
 
 
 class Engine:
@@ -273,7 +212,7 @@ class Engine:
         scored = self._score(table, tenant, policy, bucket, features, now)
         eligible = self._eligible(request, features, scored.arms, scored.output_tokens,
                                   scored.reading.longest_answer)
-        weights = _weights(policy, request.weights)
+        weights = objective.weights_for(policy, request.weights)
         choice = thompson(self._rng, scored.arms, eligible, weights, policy.mode,
                           policy.target_for(bucket), pacing.price)
         order = choice.order.tolist()
@@ -286,18 +225,18 @@ class Engine:
         self._issued += 1
         ticket = RouteTicket(policy.name, bucket, model, created, features.input_tokens,
                              f"{self._nonce_prefix}{self._issued:x}", tenant)
-        explanation = objective = None
+        explanation = optimised = None
         if request.explain:
             explanation = self._explain(request, features, scored, choice, best, policy.mode)
-            objective = _objective(policy, weights, pacing.price, bucket)
+            optimised = objective.objective(policy, weights, pacing.price, bucket)
         return Decision(
             route_id=self._route_ids.issue(ticket), model=model, bucket=bucket,
             policy=policy.name, expected_cost_usd=float(scored.arms.expected_cost[best]),
             expected_latency_ms=float(scored.arms.expected_latency[best]),
             fallbacks=tuple([self.catalog.names[i] for i in order[1:]]),
             input_tokens=features.input_tokens, created_at=created, explanation=explanation,
-            tenant=tenant, budget=_effect(policy, pacing, weights) if pacing is not NO_PACING
-            else None, objective=objective)
+            tenant=tenant, budget=objective.effect(policy, pacing, weights)
+            if pacing is not NO_PACING else None, objective=optimised)
 
     def _pool(self, tenant: str, policy: PolicyConfig, exact: bool = False) -> Pool:
         """A tenant's pooled view of a policy's models. Refitted (in a fixed order, so the
@@ -357,11 +296,11 @@ class Engine:
         else:
             out = np.minimum(out, features.output_tokens)
             cost = self.catalog.cost(features.input_tokens, out)
-        floor = FREE_USD_PER_TOKEN * (features.input_tokens + reading.longest_answer)
+        floor = objective.cost_floor(features.input_tokens + reading.longest_answer)
         arms = ArmPosteriors(reading.alpha, reading.beta, reading.latency_mean,
                              reading.latency_var, reading.latency_count, cost,
                              reading.typical_latency_ms, reading.sampler, reading.quality_low,
-                             reading.quality_high, max(floor, 1e-12))
+                             reading.quality_high, floor)
         return _Scored(arms=arms, reading=reading, output_tokens=out)
 
     def _eligible(self, request: RouteRequest, features: Features, arms: ArmPosteriors,

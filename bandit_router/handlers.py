@@ -13,7 +13,6 @@ from aiohttp import web
 from bandit_router import __version__, openapi
 from bandit_router.auth import Principal, authenticate
 from bandit_router.config import Config, Model
-from bandit_router.engine import pacing_base
 from bandit_router.errors import (
     BodyTooLarge,
     InvalidField,
@@ -26,6 +25,7 @@ from bandit_router.errors import (
     UnsupportedMediaType,
 )
 from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, METRICS, ROUTE_IDS, STORE
+from bandit_router.objective import pacing_base
 from bandit_router.route_id import UnknownRoute
 from bandit_router.stats import (
     STATS_QUERY,

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from bandit_router.config import BudgetConfig, Config
-from bandit_router.engine import pacing_base
 from bandit_router.errors import BudgetExhausted
+from bandit_router.objective import pacing_base
 from bandit_router.simulate import Clock, Outcome, RouterChooser
 from bandit_router.spend import Prices
 from bandit_router.types import Message, RouteRequest
