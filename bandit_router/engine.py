@@ -296,7 +296,8 @@ class Engine:
         else:
             out = np.minimum(out, features.output_tokens)
             cost = self.catalog.cost(features.input_tokens, out)
-        floor = objective.cost_floor(features.input_tokens + reading.longest_answer)
+        floor = objective.cost_floor(features.input_tokens + reading.longest_answer) \
+            if self.catalog.has_free else 0.0
         arms = ArmPosteriors(reading.alpha, reading.beta, reading.latency_mean,
                              reading.latency_var, reading.latency_count, cost,
                              reading.typical_latency_ms, reading.sampler, reading.quality_low,

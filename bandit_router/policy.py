@@ -33,7 +33,8 @@ class ArmPosteriors(NamedTuple):
     sampler: posterior.BetaSampler | None = None  # precomputed from alpha and beta
     quality_low: np.ndarray | None = None  # value mode: credible bounds; None = no arm is
     quality_high: np.ndarray | None = None  # set aside
-    cost_floor: float = 1e-12  # USD: value mode weighs a cheaper (free) model at this cost
+    cost_floor: float = 1e-12  # USD: value mode weighs a cheaper (free) model at this cost;
+    # 0 when no expected cost can be 0 (every price is positive)
 
 
 class Choice(NamedTuple):
@@ -105,7 +106,8 @@ def _by_value(rng: np.random.Generator, arms: ArmPosteriors, eligible: np.ndarra
     sampler = arms.sampler or posterior.BetaSampler.of(arms.alpha, arms.beta)
     q = sampler.draw(rng, None if every else eligible)
     low, high = arms.quality_low, arms.quality_high
-    log_price = np.log2(np.maximum(arms.expected_cost[sub], arms.cost_floor))
+    cost = arms.expected_cost[sub]
+    log_price = np.log2(np.maximum(cost, arms.cost_floor) if arms.cost_floor > 0 else cost)
     points, latency_points = price_points(weights, price), weights.points_per_latency_doubling
     typical = np.log2(arms.expected_latency[sub]) if latency_points > 0 else None
     expected = value.penalty(log_price, typical, points, latency_points)

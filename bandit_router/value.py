@@ -68,9 +68,9 @@ def rank(quality: np.ndarray, low: np.ndarray | None, high: np.ndarray | None,
     """
     value = quality - sampled_penalty
     if low is None or high is None:
-        return Ranking(np.argsort(-value, kind="stable"), value, np.ones(value.size, bool))
-    floor = float(np.max(low - expected_penalty))
+        return Ranking(np.argsort(-value), value, np.ones(value.size, bool))
+    floor = (low - expected_penalty).max()
     contending = high - expected_penalty >= floor
-    if contending.all():
-        return Ranking(np.argsort(-value, kind="stable"), value, contending)
+    if contending.all():  # the usual case once the arms are known
+        return Ranking(np.argsort(-value), value, contending)
     return Ranking(np.lexsort((-value, ~contending)), value, contending)

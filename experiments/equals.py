@@ -59,7 +59,10 @@ def _range(xs: list[float], pct: bool = True) -> str:
 
 
 def markdown(eq: dict, loop: dict, seeds: int, steps: tuple[int, int]) -> str:
-    lines = ["# Equals go to the cheapest", "", __doc__.strip().splitlines()[0], "",
+    lines = ["# Equals go to the cheapest", "",
+             "Several models are equally good on a bucket, at distinct prices: does the "
+             "cheapest carry it? The utility rows run the previous objective (utility mode, "
+             "optimistic pooling) on today's posteriors.", "",
              f"Equally good models (0.9 on easy requests): {', '.join(eq['models'])}; a model "
              "priced within 1% of a cheaper one is left out (between two of one price either "
              f"is right). {steps[0]} requests, half easy; {seeds} seeds.", "",
@@ -72,7 +75,7 @@ def markdown(eq: dict, loop: dict, seeds: int, steps: tuple[int, int]) -> str:
         worst = f"worst {max(reached)}" if len(reached) == len(r["lasting_80"]) else \
             f"{len(reached)}/{seeds} seeds"
         met = min(r["share_401_500"]) >= 0.8
-        label = "default (value)" if mode == "value" else "previous default (utility)"
+        label = "default (value)" if mode == "value" else "utility mode (the previous objective)"
         lines.append(f"| {label} | {_range(r['share_401_500'])} | {worst} | "
                      f"**{'met' if met else 'missed'}** |")
     lines += ["", "## The closed loop", "",
@@ -85,7 +88,7 @@ def markdown(eq: dict, loop: dict, seeds: int, steps: tuple[int, int]) -> str:
               "the dearest |", "|---|---:|---:|"]
     for mode in MODES:
         r = loop[mode]
-        label = "default (value)" if mode == "value" else "previous default (utility)"
+        label = "default (value)" if mode == "value" else "utility mode (the previous objective)"
         lines.append(f"| {label} | {_range(r['three_cheapest_share'])} | "
                      f"{_range(r['easy_cost_vs_dearest'], pct=False)} |")
     lines += ["", "![equals](equals.png)", ""]

@@ -65,7 +65,10 @@ def _range(xs: list[float], fmt: str = "{:.2f}") -> str:
 
 
 def markdown(r: dict, seeds: int, steps: int) -> str:
-    lines = ["# An unused model", "", __doc__.strip().splitlines()[0], "",
+    lines = ["# An unused model", "",
+             "Does adding a dearer, worse model change the choice between the others? The "
+             "utility rows run the previous objective (utility mode, optimistic pooling) on "
+             "today's posteriors.", "",
              f"{steps} requests, half easy; {seeds} seeds. Spend: all easy requests' cost as a "
              f"fraction of sending them to {r['strongest']} (always-strongest). Moved: the "
              "total-variation distance between the easy traffic shares by price tier (last "
@@ -76,7 +79,7 @@ def markdown(r: dict, seeds: int, steps: int) -> str:
              "seed spread |", "|---|---:|---:|---:|---:|---:|"]
     for mode in MODES:
         m = r[mode]
-        label = "default (value)" if mode == "value" else "utility mode"
+        label = "default (value)" if mode == "value" else "utility mode (the previous objective)"
         lines.append(f"| {label} | {_range(m['spend_without'])} | {_range(m['spend_with'])} | "
                      f"{_range(m['unused_share'], '{:.1%}')} | {_range(m['moved'])} | "
                      f"{_range(m['seed_spread'])} |")

@@ -535,3 +535,26 @@ def test_a_gateway_call_is_decided_among_models_it_can_call(config: Config, rout
     bare = Engine(config, route_ids, np.random.default_rng(7), clock)
     with pytest.raises(NoEligibleModel, match="gpt-5-nano: no upstream"):
         bare.decide(ask(needs_upstream=True))
+
+
+def test_a_free_model_is_weighed_at_the_floor_price(config: Config, route_ids, clock) -> None:
+    """A self-hosted model listed at price 0 is neither infinitely good nor an error: it is
+    weighed as if it cost a thousandth of a dollar per million tokens."""
+    models = (*config.models, replace(config.models[0], name="local", input_per_mtok=0.0,
+                                      output_per_mtok=0.0))
+    engine = Engine(replace(config, models=models), route_ids, np.random.default_rng(7), clock)
+    now = clock()
+    # local is 30 points worse than nano, and nano is ~400 times its floor price (8.6
+    # doublings, 17 points): nano
+    engine.absorb({ArmKey("default", "chat:low", "local"): sharp(0.5, now),
+                   ArmKey("default", "chat:low", "gpt-5-nano"): sharp(0.8, now)})
+    d = engine.decide(ask(explain=True, constraints=Constraints(
+        models=frozenset({"local", "gpt-5-nano"}))))
+    by_model = {a.model: a for a in d.explanation}
+    assert by_model["local"].expected_cost_usd == 0.0
+    assert np.isfinite(by_model["local"].value) and d.model == "gpt-5-nano"
+    # equally good: the free model wins
+    engine.absorb({ArmKey("default", "chat:low", "local"): sharp(0.8, now)})
+    picks = Counter(engine.decide(ask(constraints=Constraints(
+        models=frozenset({"local", "gpt-5-nano"})))).model for _ in range(50))
+    assert picks["local"] >= 48
