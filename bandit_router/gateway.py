@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from bandit_router.auth import authenticate
+from bandit_router.catalog import Catalog
 from bandit_router.config import Config
 from bandit_router.errors import RouterError, UnknownModel
 from bandit_router.handlers import read_json
@@ -67,17 +68,24 @@ def _route_request(config: Config, body: Fields, tenant: str) -> RouteRequest:
                       needs_upstream=True)
     policy = config.aliases().get(model)
     if policy is not None:
-        if not any(m.upstream for m in config.models):
-            raise NoUpstream("no model has an upstream to call (models[].upstream in the "
-                             "config)", "model")
         return replace(request, policy=policy)
     if model not in {m.name for m in config.models}:
         raise UnknownModel(f"unknown model {model!r}: use an alias "
                            f"({', '.join(config.aliases())}) or a catalog model", "model")
-    if config.model(model).upstream is None:
-        raise NoUpstream(f"{model} has no upstream to call (models[].upstream in the "
-                         "config)", "model")
     return replace(request, constraints=Constraints(models=frozenset({model})))
+
+
+def _require_upstream(catalog: Catalog, request: RouteRequest) -> None:
+    """400 when no enabled model the call may go to has an upstream (a disabled one is the
+    engine's 422, as for /v1/route)."""
+    allowed = catalog.enabled.copy()
+    if request.constraints.models is not None:
+        allowed &= catalog.mask(request.constraints.models)
+    if allowed.any() and not (allowed & catalog.callable).any():
+        named = ", ".join(n for n, ok in zip(catalog.names, allowed, strict=True) if ok)
+        which = named if request.constraints.models is not None else "any model"
+        raise NoUpstream(f"no upstream to call for {which} (models[].upstream in the "
+                         "config)", "model")
 
 
 def _ticket(decision: Decision, model: str) -> RouteTicket:
@@ -112,6 +120,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = Fields(raw)
     stream = bool(body.boolean("stream"))
     route = _route_request(config, body, caller.tenant)
+    _require_upstream(app[ENGINE].catalog, route)
     started = time.perf_counter()
     decision = app[ENGINE].decide(route)
     app[METRICS].decided(decision, time.perf_counter() - started)
