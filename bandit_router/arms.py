@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bandit_router import posterior
+from bandit_router import posterior, value
 from bandit_router.config import PolicyConfig
 from bandit_router.posterior import FIELDS, Evidence
 
@@ -30,6 +30,9 @@ class Reading:
     typical_latency_ms: np.ndarray
     output_cost: np.ndarray  # USD of the expected answer, per model
     longest_answer: float  # the largest expected output_tokens
+    # value mode: credible bounds of quality at the policy's contention_level (else None)
+    quality_low: np.ndarray | None
+    quality_high: np.ndarray | None
 
     @property
     def quality_mean(self) -> np.ndarray:
@@ -76,7 +79,9 @@ class BucketArms:
         prior = policy.prior
         ev = self.evidence * posterior.decay_factor(now - self.updated_at,
                                                     policy.half_life_hours * 3600.0)
-        alpha, beta = alpha0 + ev[F["q_pos"]], beta0 + ev[F["q_neg"]]
+        worth = posterior.dispersion(ev[F["q_pos"]], ev[F["q_neg"]], ev[F["q_sq"]],
+                                     prior.quality_strength)
+        alpha, beta = alpha0 + ev[F["q_pos"]] * worth, beta0 + ev[F["q_neg"]] * worth
         lat_mean, lat_var, lat_count = posterior.latency_params(
             ev[F["lat_n"]], ev[F["lat_sum"]], ev[F["lat_sumsq"]], prior_latency_ms, prior)
         # An answer's length depends mostly on the request: an untried model's prior is
@@ -85,8 +90,12 @@ class BucketArms:
                                                       ev[F["out_sum"]].sum(), prior)
         out = posterior.expected_output_tokens(ev[F["out_n"]], ev[F["out_sum"]], prior,
                                                bucket_out)
+        sampler = posterior.BetaSampler.of(alpha, beta)
+        low = high = None
+        if policy.mode == "value" and policy.contention_level > 0:
+            low, high = value.bounds(sampler, policy.contention_level)
         return Reading(evidence=ev, alpha=alpha, beta=beta, latency_mean=lat_mean,
                        latency_var=lat_var, latency_count=lat_count, output_tokens=out,
-                       sampler=posterior.BetaSampler.of(alpha, beta),
+                       sampler=sampler, quality_low=low, quality_high=high,
                        typical_latency_ms=posterior.typical_latency_ms(lat_mean),
                        output_cost=out * price_out, longest_answer=float(out.max()))

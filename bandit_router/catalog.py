@@ -21,11 +21,16 @@ class Catalog:
         self.index = {name: i for i, name in enumerate(self.names)}
         self.price_in = np.array([m.input_per_mtok for m in models]) * PER_MTOK
         self.price_out = np.array([m.output_per_mtok for m in models]) * PER_MTOK
+        # a model with a zero price: its expected cost may be 0 (value mode floors it)
+        self.has_free = bool(((self.price_in <= 0) | (self.price_out <= 0)).any())
         self.context = np.array([m.context_tokens for m in models], dtype=float)
         self.prior_latency_ms = np.array([m.latency_ms for m in models])
         self.enabled = np.ones(len(models), dtype=bool) if enabled is None else \
             np.array(enabled, dtype=bool)
         self.every = np.flatnonzero(self.enabled)  # every enabled model
+        # models the gateway can call (an upstream is configured)
+        self.callable = np.array([m.upstream is not None for m in models], dtype=bool)
+        self.all_callable = bool(self.callable[self.every].all())
         # 0 when none is enabled: no request takes the shortcut, each is refused with reasons
         self.smallest_context = float(self.context[self.every].min()) if self.every.size \
             else 0.0

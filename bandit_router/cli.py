@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--steady-runs", type=int, default=3,
                         help="steady-state runs of each learning policy (default: %(default)s)")
     replay.add_argument("--workers", type=int, help="processes (default: one per CPU)")
-    replay.add_argument("--no-ablation", action="store_true", help="skip the prior ablation")
+    replay.add_argument("--no-ablation", action="store_true",
+                        help="skip the ablation (objective, contention, priors)")
     replay.add_argument("--peers", default="benchmarks/peers",
                         help="folder of published peer curves, <dataset>.json, if present "
                              "(default: %(default)s)")

@@ -16,7 +16,8 @@ from bandit_router.names import name_problem
 from bandit_router.tomlcheck import ConfigError, Table
 from bandit_router.types import MAX_COST_USD, MAX_LATENCY_MS, MAX_TOKENS
 
-Mode = Literal["utility", "cheapest_adequate"]
+Mode = Literal["value", "utility", "cheapest_adequate"]
+MODES: tuple[Mode, ...] = ("value", "utility", "cheapest_adequate")
 Window = Literal["hour", "day", "month"]
 WINDOWS: tuple[Window, ...] = ("hour", "day", "month")
 WhenSpent = Literal["cheapest", "refuse"]
@@ -142,8 +143,18 @@ class BucketRules:
 
 @dataclass(frozen=True, slots=True)
 class Weights:
+    """What cost and latency are worth against quality.
+
+    `value` mode (the default) reads the two `points_per_*_doubling` weights: the quality
+    points (hundredths of the 0..1 scale) a model must add for each doubling of price (or
+    of latency) to be worth it. `utility` mode reads `cost` and `latency`: quality points,
+    as fractions of 1, of paying the dearest eligible model's price (waiting as long as the
+    slowest)."""
+
     cost: float = 0.1
     latency: float = 0.0
+    points_per_price_doubling: float = 2.0
+    points_per_latency_doubling: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +179,7 @@ class Prior:
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
     name: str
-    mode: Mode = "utility"
+    mode: Mode = "value"
     weights: Weights = Weights()
     prior: Prior = Prior()
     quality_target: float = 0.7
@@ -176,10 +187,13 @@ class PolicyConfig:
         default_factory=lambda: MappingProxyType({}))
     half_life_hours: float = 168.0
     evidence_cap: float = 0.0
-    pooling: Literal["optimistic", "full", "off"] = "optimistic"
+    pooling: Literal["optimistic", "full", "off"] = "full"  # default_pooling(mode) when read
     pool_strength: float = 10.0
     change_window: float = 50.0
     change_min_hours: float = 1.0  # how long recent quality must stray before it counts
+    # value mode: credible level of the bounds that set aside arms that cannot matter
+    # (value.py); three sigma. 0 = every arm stays in contention.
+    contention_level: float = 0.9973
 
     def target_for(self, bucket: str) -> float:
         return self.quality_targets.get(bucket, self.quality_target)
@@ -546,7 +560,12 @@ def _buckets(t: Table) -> BucketRules:
 def _weights(t: Table) -> Weights:
     d = Weights()
     return Weights(cost=t.number("cost", d.cost, lo=0, hi=1000),
-                   latency=t.number("latency", d.latency, lo=0, hi=1000))
+                   latency=t.number("latency", d.latency, lo=0, hi=1000),
+                   points_per_price_doubling=t.number(
+                       "points_per_price_doubling", d.points_per_price_doubling, lo=0, hi=1000),
+                   points_per_latency_doubling=t.number(
+                       "points_per_latency_doubling", d.points_per_latency_doubling, lo=0,
+                       hi=1000))
 
 
 def _prior(t: Table) -> Prior:
@@ -587,20 +606,39 @@ def _policy(name: str, t: Table, buckets: tuple[str, ...]) -> PolicyConfig:
     for b in per_bucket:
         if b not in buckets:
             raise ConfigError(targets.key(b), f"unknown bucket; buckets are {', '.join(buckets)}")
+    mode = t.string("mode", d.mode, choices=MODES)
     return PolicyConfig(
         name=name,
-        mode=t.string("mode", d.mode, choices=("utility", "cheapest_adequate")),  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
         weights=t.table("weights").read(_weights),
         prior=t.table("prior").read(_prior),
         quality_target=t.number("quality_target", d.quality_target, lo=0, hi=1),
         quality_targets=MappingProxyType(per_bucket),
         half_life_hours=_half_life(t, d.half_life_hours),
         evidence_cap=t.number("evidence_cap", d.evidence_cap, lo=0, hi=1e9),
-        pooling=t.string("pooling", d.pooling, choices=("optimistic", "full", "off")),  # type: ignore[arg-type]
+        pooling=t.string("pooling", default_pooling(mode),  # type: ignore[arg-type]
+                         choices=("optimistic", "full", "off")),
         pool_strength=t.number("pool_strength", d.pool_strength, lo=0, hi=MAX_STRENGTH),
         change_window=_change_window(t, d.change_window),
         change_min_hours=t.number("change_min_hours", d.change_min_hours, lo=0, hi=720),
+        contention_level=_contention_level(t, d.contention_level),
     )
+
+
+def default_pooling(mode: str) -> str:
+    """Full pooling for the value objective, optimistic for the older modes. Optimistic
+    pooling (a prior may be raised, never lowered) keeps a cheap model weak elsewhere from
+    going untried where it might do: the older modes weigh price too little, or not at all,
+    to try it on their own. The value objective gives a model a head start of its price
+    advantage in points, so the prior may say what the other buckets showed."""
+    return "full" if mode == "value" else "optimistic"
+
+
+def _contention_level(t: Table, default: float) -> float:
+    value = t.number("contention_level", default, lo=0, hi=0.999999)
+    if 0 < value < 0.5:
+        raise ConfigError(t.key("contention_level"), "must be 0 (off) or between 0.5 and 1")
+    return value
 
 
 def _api_key(t: Table) -> ApiKey:

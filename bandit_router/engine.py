@@ -14,13 +14,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bandit_router import posterior
+from bandit_router import objective, posterior
 from bandit_router.arms import QUALITY_ROWS, BucketArms, Reading
 from bandit_router.buckets import bucket_of
 from bandit_router.budget import NO_PACING, Budgets, Pacing, window_bounds
 from bandit_router.catalog import Catalog
 from bandit_router.catalog_changes import Entry
-from bandit_router.config import Config, Model, PolicyConfig, Prior, Weights
+from bandit_router.config import Config, Model, PolicyConfig, Prior
 from bandit_router.errors import (
     BudgetExhausted,
     NoEligibleModel,
@@ -36,11 +36,9 @@ from bandit_router.report import arm_reports
 from bandit_router.route_id import RouteIds, new_nonce
 from bandit_router.types import (
     NO_CONSTRAINTS,
-    NO_OVERRIDE,
     ArmExplanation,
     ArmKey,
     ArmReport,
-    BudgetEffect,
     Decision,
     Features,
     RouteRequest,
@@ -84,12 +82,6 @@ def _refusal(pacing: Pacing, now: float) -> BudgetExhausted:
     return BudgetExhausted(
         f"{what} ({budget.limit_usd:g} USD per {budget.window}) is spent; "
         f"it renews in {end - now:.0f} s", headers={"Retry-After": str(max(1, round(end - now)))})
-
-
-def _effect(pacing: Pacing, cost_weight: float) -> BudgetEffect:
-    return BudgetEffect(budget=pacing.priced_by or pacing.exhausted.name,
-                        cost_weight=cost_weight + pacing.price,
-                        spent=pacing.exhausted is not None, shared=pacing.shared)
 
 
 class Engine:
@@ -230,10 +222,7 @@ class Engine:
             len(self.catalog), self.config.routing.recent_window)
         scored = self._score(table, tenant, policy, bucket, features, now)
         eligible = self._eligible(request, features, scored.arms)
-        weights = policy.weights if request.weights is NO_OVERRIDE else Weights(
-            cost=policy.weights.cost if request.weights.cost is None else request.weights.cost,
-            latency=(policy.weights.latency if request.weights.latency is None
-                     else request.weights.latency))
+        weights = objective.weights_for(policy, request.weights)
         choice = thompson(self._rng, scored.arms, eligible, weights, policy.mode,
                           policy.target_for(bucket), pacing.price)
         order = choice.order.tolist()
@@ -246,17 +235,18 @@ class Engine:
         self._issued += 1
         ticket = RouteTicket(policy.name, bucket, model, created, features.input_tokens,
                              f"{self._nonce_prefix}{self._issued:x}", tenant, request.measured)
-        explanation = None
+        explanation = optimised = None
         if request.explain:
-            explanation = self._explain(request, features, scored, choice)
+            explanation = self._explain(request, features, scored, choice, best, policy.mode)
+            optimised = objective.objective(policy, weights, pacing.price, bucket)
         return Decision(
             route_id=self._route_ids.issue(ticket), model=model, bucket=bucket,
             policy=policy.name, expected_cost_usd=float(scored.arms.expected_cost[best]),
             expected_latency_ms=float(scored.arms.expected_latency[best]),
             fallbacks=tuple([self.catalog.names[i] for i in order[1:]]),
             input_tokens=features.input_tokens, created_at=created, explanation=explanation,
-            tenant=tenant, budget=_effect(pacing, weights.cost) if pacing is not NO_PACING
-            else None)
+            tenant=tenant, budget=objective.effect(policy, pacing, weights)
+            if pacing is not NO_PACING else None, objective=optimised)
 
     def _pool(self, tenant: str, policy: PolicyConfig, exact: bool = False) -> Pool:
         """A tenant's pooled view of a policy's models. Refitted (in a fixed order, so the
@@ -316,16 +306,20 @@ class Engine:
         else:
             out = np.minimum(out, features.output_tokens)
             cost = self.catalog.cost(features.input_tokens, out)
+        floor = objective.cost_floor(features.input_tokens + reading.longest_answer) \
+            if self.catalog.has_free else 0.0
         arms = ArmPosteriors(reading.alpha, reading.beta, reading.latency_mean,
                              reading.latency_var, reading.latency_count, cost,
-                             reading.typical_latency_ms, reading.sampler)
+                             reading.typical_latency_ms, reading.sampler, reading.quality_low,
+                             reading.quality_high, floor)
         return _Scored(arms=arms, reading=reading, output_tokens=out)
 
     def _eligible(self, request: RouteRequest, features: Features,
                   arms: ArmPosteriors) -> np.ndarray:
         c = request.constraints
         need = _needed(features)
-        if (c is NO_CONSTRAINTS or c == NO_CONSTRAINTS) and need <= self.catalog.smallest_context:
+        if (c is NO_CONSTRAINTS or c == NO_CONSTRAINTS) and need <= self.catalog.smallest_context \
+                and (self.catalog.all_callable or not request.needs_upstream):
             return self.catalog.every  # the usual request: every model qualifies
         named = (c.models or frozenset()) | c.exclude
         unknown = self.catalog.unknown(named)
@@ -335,6 +329,8 @@ class Engine:
             raise UnknownModel(f"unknown model {unknown[0]!r}; the catalog has "
                                f"{', '.join(self.catalog.names)}", field)
         mask = (need <= self.catalog.context) & self.catalog.enabled
+        if request.needs_upstream:
+            mask &= self.catalog.callable
         if c.models is not None:
             mask &= self.catalog.mask(c.models)
         if c.exclude:
@@ -360,6 +356,8 @@ class Engine:
         for i, name in enumerate(self.catalog.names):
             if not self.catalog.enabled[i]:
                 out[name] = "disabled"
+            elif request.needs_upstream and not self.catalog.callable[i]:
+                out[name] = "no upstream to call (models[].upstream)"
             elif c.models is not None and name not in c.models:
                 out[name] = "not in constraints.models"
             elif name in c.exclude:
@@ -375,22 +373,33 @@ class Engine:
                              f"max_latency_ms {c.max_latency_ms:.0f}")
         return out
 
-    def _explain(self, request, features, scored: _Scored, choice) -> tuple[ArmExplanation, ...]:
+    def _explain(self, request, features, scored: _Scored, choice,
+                 chosen: int, mode: str) -> tuple[ArmExplanation, ...]:
         arms = scored.arms
         lo, hi = posterior.quality_interval(arms.alpha, arms.beta)
         reasons = self._reasons(request, features, arms)
-        drawn = {int(i): (min(1.0, max(0.0, float(q))), float(u)) for i, q, u in
-                 zip(choice.eligible, choice.quality_sample, choice.utility, strict=True)}
-        return tuple(
-            ArmExplanation(
-                model=name, eligible=i in drawn, reason=reasons.get(name),
+        at = {int(i): k for k, i in enumerate(choice.eligible)}
+        value = choice.contending is not None
+        # value mode: counted from the chosen model's price (its value = its own draw)
+        shift = float(choice.quality_sample[at[chosen]] - choice.score[at[chosen]])
+
+        def arm(i: int, name: str) -> ArmExplanation:
+            k = at.get(i)
+            drawn = k is not None
+            return ArmExplanation(
+                model=name, eligible=drawn, reason=reasons.get(name),
                 quality_mean=float(scored.reading.quality_mean[i]),
                 quality_interval=(float(lo[i]), float(hi[i])),
-                quality_sample=drawn[i][0] if i in drawn else None,
+                quality_sample=min(1.0, max(0.0, float(choice.quality_sample[k])))
+                if drawn else None,
                 expected_cost_usd=float(arms.expected_cost[i]),
                 expected_latency_ms=float(arms.expected_latency[i]),
-                utility=drawn[i][1] if i in drawn else None)
-            for i, name in enumerate(self.catalog.names))
+                utility=float(choice.score[k]) if drawn and mode == "utility"
+                else None,
+                value=float(choice.score[k] + shift) if drawn and value else None,
+                contending=bool(choice.contending[k]) if drawn and value else None)
+
+        return tuple(arm(i, name) for i, name in enumerate(self.catalog.names))
 
     # --- reporting ---------------------------------------------------------------------
 

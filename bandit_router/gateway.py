@@ -17,6 +17,7 @@ from aiohttp import web
 from bandit_router import gateway_learning as learning
 from bandit_router.auth import authenticate
 from bandit_router.bounds import clamped_usage
+from bandit_router.catalog import Catalog
 from bandit_router.config import Config, Model
 from bandit_router.errors import RouterError, UnknownModel
 from bandit_router.handlers import read_json
@@ -64,9 +65,11 @@ def _route_request(config: Config, body: Fields, tenant: str) -> RouteRequest:
     route = {"messages": body.raw("messages", required=True)}
     if max_tokens is not None:
         route["max_output_tokens"] = max_tokens
+    # Only models the gateway can call are eligible: one without an upstream is never
+    # chosen, so it takes no share of the traffic and no decision it could not answer.
     request = replace(parse_route(route, config.server.max_messages,
                                   config.server.max_content_parts), tenant=tenant,
-                      measured=True)
+                      measured=True, needs_upstream=True)
     policy = config.aliases().get(model)
     if policy is not None:
         return replace(request, policy=policy)
@@ -74,6 +77,19 @@ def _route_request(config: Config, body: Fields, tenant: str) -> RouteRequest:
         raise UnknownModel(f"unknown model {model!r}: use an alias "
                            f"({', '.join(config.aliases())}) or a catalog model", "model")
     return replace(request, constraints=Constraints(models=frozenset({model})))
+
+
+def _require_upstream(catalog: Catalog, request: RouteRequest) -> None:
+    """400 when no enabled model the call may go to has an upstream (a disabled one is the
+    engine's 422, as for /v1/route)."""
+    allowed = catalog.enabled.copy()
+    if request.constraints.models is not None:
+        allowed &= catalog.mask(request.constraints.models)
+    if allowed.any() and not (allowed & catalog.callable).any():
+        named = ", ".join(n for n, ok in zip(catalog.names, allowed, strict=True) if ok)
+        which = named if request.constraints.models is not None else "any model"
+        raise NoUpstream(f"no upstream to call for {which} (models[].upstream in the "
+                         "config)", "model")
 
 
 def _ticket(decision: Decision, model: str) -> RouteTicket:
@@ -117,6 +133,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = Fields(raw)
     stream = bool(body.boolean("stream"))
     route = _route_request(config, body, caller.tenant)
+    _require_upstream(app[ENGINE].catalog, route)
     started = time.perf_counter()
     decision = app[ENGINE].decide(route)
     app[METRICS].decided(decision, time.perf_counter() - started)

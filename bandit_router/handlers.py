@@ -27,6 +27,7 @@ from bandit_router.errors import (
     UnsupportedMediaType,
 )
 from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, METRICS, ROUTE_IDS, STORE
+from bandit_router.objective import pacing_base
 from bandit_router.route_id import UnknownRoute
 from bandit_router.stats import (
     STATS_QUERY,
@@ -228,7 +229,7 @@ async def stats(request: web.Request) -> web.Response:
     body = stats_json(rows, window, since, now, reference, app[CONFIG].judge.disagreement)
     viewer = None if caller.operator else caller.tenant
     body["budgets"] = [
-        budget_json(s, engine.policy(s.budget.policy).weights.cost, viewer)
+        budget_json(s, pacing_base(engine.policy(s.budget.policy)), viewer)
         for s in engine.budgets.status(now)
         if s.budget.tenant in (None, caller.tenant) or viewer is None]
     return json_response(body)

@@ -178,6 +178,15 @@ def m009_called_at(db: Database) -> None:
     db.execute("ALTER TABLE feedback ADD COLUMN called_at REAL NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m010_quality_spread(db: Database) -> None:
+    """The sum of squared quality (how much answers spread). Arms learned before start at
+    the widest spread their mean allows (sum q^2 = sum q, exact for 0/1 scores), so they
+    decide as before; `bandit-router rebuild` recomputes it from the feedback log."""
+    db.execute("ALTER TABLE arms ADD COLUMN q_sq REAL NOT NULL DEFAULT 0")
+    db.execute("UPDATE arms SET q_sq = q_pos")
+
+
 def apply(db: Database) -> None:
     """Apply what is pending under the database's write lock, deciding what is pending only
     once the lock is held: two processes starting on a fresh file would otherwise both see

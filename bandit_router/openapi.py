@@ -176,7 +176,10 @@ def _route_request(server: ServerConfig, config: Config | None) -> dict:
     })
     weights = _object({name: {"type": "number", "minimum": 0, "maximum": wire.MAX_WEIGHT}
                        for name in sorted(wire.WEIGHT_FIELDS)},
-                      description="override the policy's cost and latency weights")
+                      description="override the policy's trade-off for this request: "
+                                  "points_per_price_doubling and points_per_latency_doubling "
+                                  "for a value-mode policy, cost and latency for the older "
+                                  "modes (a weight the policy's mode does not read is a 400)")
     properties = {
         "prompt": _string(wire.MAX_TEXT, "the prompt; or use messages (exactly one of the two)"),
         "messages": {"type": "array", "items": message, "minItems": 1,
@@ -193,8 +196,9 @@ def _route_request(server: ServerConfig, config: Config | None) -> dict:
                          "description": "the prompt's token count, if known"},
         "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS,
                               "description": "the caller's output limit"},
-        "explain": {"type": "boolean", "description": "include every model's posterior, "
-                                                      "sample and utility"},
+        "explain": {"type": "boolean", "description": "include the objective and every "
+                                                      "model's posterior, sample and the "
+                                                      "value (or utility) that ranked it"},
     }
     return _object(properties, oneOf=[{"required": ["prompt"]}, {"required": ["messages"]}],
                    description="A request to route. A field set to null counts as absent.")
@@ -373,9 +377,17 @@ def _response_schemas() -> dict[str, dict]:
         "eligible": {"type": "boolean"}, "reason": {"type": ["string", "null"]},
         "quality_mean": NUMBER, "quality_interval": INTERVAL,
         "quality_sample": NULLABLE_NUMBER, "expected_cost_usd": NUMBER,
-        "expected_latency_ms": NUMBER, "utility": NULLABLE_NUMBER,
+        "expected_latency_ms": NUMBER,
+        "utility": {**NULLABLE_NUMBER, "description": "utility mode: what ranked the model"},
+        "value": {**NULLABLE_NUMBER, "description": "value mode: sampled quality minus the "
+                  "price (and latency) penalty, counted from the chosen model's price; what "
+                  "ranked the model"},
+        "contending": {"type": ["boolean", "null"], "description": "value mode: false when "
+                       "the model was set aside (it cannot matter at the policy's "
+                       "contention_level)"},
     }, required=("eligible", "reason", "quality_mean", "quality_interval", "quality_sample",
-                 "expected_cost_usd", "expected_latency_ms", "utility"), closed=False)
+                 "expected_cost_usd", "expected_latency_ms", "utility", "value", "contending"),
+        closed=False)
     decision = _object({
         "route_id": {"type": "string", "description": "opaque; send it back with feedback"},
         "model": {"type": "string"}, "bucket": {"type": "string"},
@@ -385,9 +397,19 @@ def _response_schemas() -> dict[str, dict]:
                       "description": "the other eligible models, best first"},
         "explanation": {"type": "object", "additionalProperties": _ref("ArmExplanation"),
                         "description": "per model, only with explain: true"},
+        "objective": _object({
+            "mode": {"type": "string", "enum": ["value", "utility", "cheapest_adequate"]},
+            "points_per_price_doubling": NUMBER, "points_per_latency_doubling": NUMBER,
+            "cost_weight": NUMBER, "latency_weight": NUMBER, "quality_target": NUMBER,
+        }, required=("mode",), closed=False,
+            description="only with explain: what the decision optimised, pacing included "
+                        "(the weights of the policy's mode)"),
         "budget": _object({
             "name": {"type": "string"},
-            "cost_weight": {**NUMBER, "description": "the cost weight used, pacing included"},
+            "cost_weight": {**NUMBER, "description": "the cost weight used, pacing included "
+                            "(for a value-mode policy: points_per_price_doubling / 10)"},
+            "points_per_price_doubling": {**NUMBER, "description": "value mode: the points "
+                                          "per price doubling used, pacing included"},
             "spent": {"type": "boolean", "description": "the budget is spent: the cheapest "
                                                         "eligible model was chosen"},
         }, required=("name", "cost_weight", "spent"), closed=False,
@@ -655,8 +677,9 @@ def build(config: Config | None = None) -> dict:
              "content": {JSON: {"schema": {"type": "object"}},
                          "text/event-stream": {"schema": {"type": "string"}}}},
             "post", "/v1/chat/completions", body=_chat_request(server, config),
-            description="Scope: route. 400 no_upstream when neither the chosen model nor its "
-                        "fallbacks have an upstream (models[].upstream). An upstream's own "
+            description="Scope: route. Only models with an upstream (models[].upstream) are "
+                        "eligible; 400 no_upstream when the named model, or every model, has "
+                        "none. An upstream's own "
                         "refusal of the request (a 4xx other than 429) is passed on as it came, "
                         "with its status and body; 502 when every attempt failed.")},
         "/v1/models": {"get": op(

@@ -41,6 +41,7 @@ class Evidence:
     out_sum: float = 0.0
     recent_pos: float = 0.0  # quality over roughly the last `change_window` observations
     recent_neg: float = 0.0
+    q_sq: float = 0.0  # sum of quality squared: how much answers' quality spreads
     updated_at: float = 0.0
     # since when recent quality has strayed from the long run (0: it has not), and when it
     # last did; stamps, not statistics, so they never decay
@@ -94,7 +95,8 @@ def decayed(ev: Evidence, now: float, half_life_s: float) -> Evidence:
 
 
 # Each count with the sums it scales: capping keeps every mean, shrinks only the confidence.
-_CAPPED_GROUPS = (("quality_n", ("q_pos", "q_neg")), ("lat_n", ("lat_n", "lat_sum", "lat_sumsq")),
+_CAPPED_GROUPS = (("quality_n", ("q_pos", "q_neg", "q_sq")),
+                  ("lat_n", ("lat_n", "lat_sum", "lat_sumsq")),
                   ("in_n", ("in_n", "in_sum")), ("out_n", ("out_n", "out_sum")))
 
 
@@ -144,6 +146,7 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
             quality = quality or weight > 0
             add["q_pos"] += weight * value
             add["q_neg"] += weight * (1.0 - value)
+            add["q_sq"] += weight * value * value
         elif fact == "latency_ms":
             # log-latency: one wild answer moves the typical (geometric-mean) latency by
             # its log over the count, and a reported latency is at most an hour (wire)
@@ -221,11 +224,40 @@ def _after_change(s: dict[str, float], window: float, now: float, min_span_s: fl
         since = now  # a new run of straying answers
     if now - since < min_span_s:
         return since, now
-    s["q_pos"], s["q_neg"] = s["recent_pos"], s["recent_neg"]
+    # the window keeps no squares: assume the widest spread its mean allows (sum q^2 <= sum q)
+    s["q_pos"], s["q_neg"], s["q_sq"] = s["recent_pos"], s["recent_neg"], s["recent_pos"]
     return 0.0, 0.0
 
 
 # --- reading a posterior (floats or arrays) -------------------------------------------------
+
+def dispersion(q_pos, q_neg, q_sq, prior_strength: float):
+    """How many times more an arm's evidence is worth than Bernoulli answers would be.
+
+    The Beta posterior counts an answer of quality q as q of a success: right for 0/1
+    scores, but graded scores that agree (a judge's 0.88, 0.91, 0.90, ...) say far more
+    about the mean than coin flips of the same mean do. The ratio of the Bernoulli variance
+    m(1-m) to the answers' own spread (their sample variance, shrunk toward the Bernoulli
+    variance by the prior's strength in answers) scales the evidence: 1 for 0/1 scores,
+    more for graded ones.
+
+    A sum of squares below what the mean allows (sum q^2 >= (sum q)^2 / n) is not a
+    spread but a missing one (evidence written without it): it counts as Bernoulli."""
+    n = np.asarray(q_pos + q_neg, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.clip(np.where(n > 0, q_pos / n, 0.5), 0.0, 1.0)
+        bernoulli = mean * (1.0 - mean)
+        second = np.where(n > 0, q_sq / n, 0.0)
+        known = second >= mean * mean - 1e-9
+        spread = np.clip(second - mean * mean, 0.0, bernoulli)
+        # the answers' sum of squared deviations has n - 1 degrees of freedom
+        shrunk = (n * spread + prior_strength * bernoulli) / \
+            (np.maximum(n - 1.0, 0.0) + prior_strength)
+        # never worth less than Bernoulli answers: m(1-m) is the widest spread [0, 1] allows
+        ratio = np.where(known & (n > 0) & (shrunk > 0),
+                         np.maximum(bernoulli / shrunk, 1.0), 1.0)
+    return np.nan_to_num(ratio, nan=1.0, posinf=1.0)
+
 
 def quality_params(q_pos, q_neg, prior: Prior):
     """Beta(alpha, beta) of quality: the prior's pseudo-counts plus the evidence."""

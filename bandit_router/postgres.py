@@ -274,6 +274,11 @@ MIGRATIONS: dict[str, list[str]] = {
     "p005_called_at": [
         "ALTER TABLE feedback ADD COLUMN called_at DOUBLE PRECISION NOT NULL DEFAULT 0",
     ],
+    # matches migrations.m010_quality_spread: the sum of squared quality
+    "p006_quality_spread": [
+        "ALTER TABLE arms ADD COLUMN q_sq DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "UPDATE arms SET q_sq = q_pos",
+    ],
 }
 
 

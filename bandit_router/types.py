@@ -32,8 +32,13 @@ class Constraints:
 
 @dataclass(frozen=True, slots=True)
 class WeightsOverride:
+    """A request's own trade-off; None keeps the policy's. Which fields apply depends on
+    the policy's mode (see config.Weights)."""
+
     cost: float | None = None
     latency: float | None = None
+    points_per_price_doubling: float | None = None
+    points_per_latency_doubling: float | None = None
 
 
 NO_CONSTRAINTS = Constraints()  # shared defaults: `is` tells a plain request apart cheaply
@@ -53,6 +58,7 @@ class RouteRequest:
     explain: bool = False
     tenant: str = DEFAULT_TENANT  # set from the caller's API key, never from the body
     measured: bool = False  # the gateway makes the call and measures it itself
+    needs_upstream: bool = False  # the gateway's calls: only models it can call are eligible
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +92,23 @@ class ArmExplanation:
     quality_sample: float | None
     expected_cost_usd: float
     expected_latency_ms: float
-    utility: float | None
+    utility: float | None  # utility mode: the sampled utility that ranked the arm
+    # value mode: sampled quality minus the price (and latency) penalty, counted from the
+    # chosen model's price, so the chosen model's value is its own sampled quality
+    value: float | None = None
+    contending: bool | None = None  # value mode: False when set aside (cannot matter)
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    """What a decision optimised, as `explain` reports it (pacing included)."""
+
+    mode: str
+    points_per_price_doubling: float | None = None  # value mode
+    points_per_latency_doubling: float | None = None
+    cost_weight: float | None = None  # utility mode
+    latency_weight: float | None = None
+    quality_target: float | None = None  # cheapest_adequate mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +119,7 @@ class BudgetEffect:
     cost_weight: float  # the cost weight the decision used, pacing included
     spent: bool  # the budget is spent: its hard action (the cheapest model) applied
     shared: bool = False  # its pacing follows other tenants' spend too (shown to operators)
+    points_per_price_doubling: float | None = None  # value mode: the one used, pacing included
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +136,7 @@ class Decision:
     explanation: tuple[ArmExplanation, ...] | None = None
     tenant: str = DEFAULT_TENANT
     budget: BudgetEffect | None = None
+    objective: Objective | None = None  # with explanation only
 
 
 @dataclass(frozen=True, slots=True)

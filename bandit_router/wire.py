@@ -19,6 +19,7 @@ from bandit_router.types import (
     Decision,
     Facts,
     Message,
+    Objective,
     RouteRequest,
     WeightsOverride,
 )
@@ -27,8 +28,10 @@ from bandit_router.validate import Fields
 ROUTE_FIELDS = frozenset({"prompt", "messages", "task", "bucket", "policy", "constraints",
                           "weights", "input_tokens", "max_output_tokens", "explain"})
 CONSTRAINT_FIELDS = frozenset({"models", "exclude", "max_cost_usd", "max_latency_ms"})
-WEIGHT_FIELDS = frozenset({"cost", "latency"})
+WEIGHT_FIELDS = frozenset({"cost", "latency", "points_per_price_doubling",
+                           "points_per_latency_doubling"})
 FEEDBACK_FIELDS = frozenset({"route_id", "idempotency_key", *CLIENT_FACTS})
+WEIGHT_ORDER = ("cost", "latency", "points_per_price_doubling", "points_per_latency_doubling")
 MAX_IDEMPOTENCY_KEY = 128
 
 RESET_FIELDS = frozenset({"policy", "bucket", "model", "tenant"})
@@ -122,9 +125,8 @@ def parse_route(data: Any, max_messages: int, max_parts: int = 4096) -> RouteReq
         bucket=body.string("bucket", max_len=MAX_NAME),
         policy=body.string("policy", max_len=MAX_NAME),
         constraints=_constraints(body),
-        weights=WeightsOverride(
-            cost=weights.number("cost", 0.0, MAX_WEIGHT),
-            latency=weights.number("latency", 0.0, MAX_WEIGHT)) if weights else NO_OVERRIDE,
+        weights=WeightsOverride(**{name: weights.number(name, 0.0, MAX_WEIGHT)
+                                   for name in WEIGHT_ORDER}) if weights else NO_OVERRIDE,
         input_tokens=body.integer("input_tokens", 0, MAX_TOKENS),
         max_output_tokens=body.integer("max_output_tokens", 1, MAX_TOKENS),
         explain=bool(body.boolean("explain")),
@@ -158,7 +160,17 @@ def _explanation(arm: ArmExplanation) -> dict:
         "quality_mean": arm.quality_mean, "quality_interval": list(arm.quality_interval),
         "quality_sample": arm.quality_sample, "expected_cost_usd": arm.expected_cost_usd,
         "expected_latency_ms": arm.expected_latency_ms, "utility": arm.utility,
+        "value": arm.value, "contending": arm.contending,
     }
+
+
+def _objective(o: Objective) -> dict:
+    out: dict[str, Any] = {"mode": o.mode}
+    for name in ("points_per_price_doubling", "points_per_latency_doubling", "cost_weight",
+                 "latency_weight", "quality_target"):
+        if getattr(o, name) is not None:
+            out[name] = getattr(o, name)
+    return out
 
 
 def decision_json(d: Decision, operator: bool = True) -> dict:
@@ -174,6 +186,13 @@ def decision_json(d: Decision, operator: bool = True) -> dict:
         out["budget"] = {"name": d.budget.budget,
                          "cost_weight": None if hidden else d.budget.cost_weight,
                          "spent": d.budget.spent}
+        if d.budget.points_per_price_doubling is not None and not hidden:
+            out["budget"]["points_per_price_doubling"] = d.budget.points_per_price_doubling
+    if d.objective is not None:
+        out["objective"] = _objective(d.objective)
+        if d.budget is not None and d.budget.shared and not operator:
+            # its weights include the shared budget's pacing price: keep only the mode
+            out["objective"] = {"mode": d.objective.mode}
     if d.explanation is not None:
         out["explanation"] = {arm.model: _explanation(arm) for arm in d.explanation}
     return out

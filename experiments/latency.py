@@ -2,7 +2,8 @@
 
 Both policies see the same world: the cheap model answers in about 9 s, the mid model in
 about 1.2 s, with the same quality. The default policy (latency weight 0) keeps the cheap
-model; a policy with weights.latency = 0.3 learns the latencies and moves away from it.
+model; a policy that weighs 5 quality points per doubling of latency learns the latencies
+and moves away from it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from _common import CHEAP, EASY, MID, STRONG, arguments, config
 
 from bandit_router.bench.reaction import Watch, react, summary, write
 from bandit_router.bench.synthetic import Scenario
-from bandit_router.config import Weights
 
 LATENCY_MS = {CHEAP: 9000, MID: 1200, STRONG: 6000}
 
@@ -28,7 +28,8 @@ def main() -> None:
     args = arguments(__doc__, steps=1500)
     base = config(args.config)
     default = base.policies[base.routing.default_policy]
-    fast = replace(default, name="fast", weights=Weights(cost=default.weights.cost, latency=0.3))
+    fast = replace(default, name="fast",
+                   weights=replace(default.weights, points_per_latency_doubling=5.0))
     cfg = replace(base, policies=MappingProxyType({**base.policies, "fast": fast}))
     scenario = Scenario(name="latency", prompts={"easy": EASY}, quality=quality,
                         latency_ms=LATENCY_MS, models=(CHEAP, MID, STRONG))

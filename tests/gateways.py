@@ -44,6 +44,9 @@ def gateway_config(upstream: FakeUpstream, models: dict[str, tuple[str, float]] 
                   "context_tokens = 100000", "latency_ms = 1000",
                   f'upstream = {{ base_url = "{upstream.base_url}", model = "{there}", '
                   f'key_env = "TEST_UPSTREAM_KEY" }}', ""]
+    # the cheapest model, and the only one the gateway cannot call
+    lines += ["[[models]]", 'name = "dark-model"', 'provider = "test"', "input_per_mtok = 0.05",
+              "output_per_mtok = 0.1", "context_tokens = 100000", "latency_ms = 1000", ""]
     text = (ROOT / "config.toml").read_text()
     head = text[:text.index("[[models]]")]
     tail = text[text.index("# Buckets are"):]

@@ -250,10 +250,10 @@ async def test_a_price_change_prices_calls_made_from_then_on(client, clock):
 
 
 async def test_a_price_cut_moves_traffic_to_the_model(client):
-    """The cost term of the utility reads the live prices: make the priciest model free and
-    it wins the bucket it used to lose on cost."""
+    """The price term of the value reads the live prices: make the priciest model free and
+    it wins the bucket it used to lose on price."""
     body = {"prompt": "hello", "input_tokens": 20_000, "max_output_tokens": 4000,
-            "weights": {"cost": 50.0}}
+            "weights": {"points_per_price_doubling": 50.0}}
     share = [(await route(client, **body))["model"] for _ in range(100)].count(
         "claude-sonnet-4-5")
     await call(client, "PATCH", "/v1/admin/models/claude-sonnet-4-5",

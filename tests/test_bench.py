@@ -51,7 +51,7 @@ def small(tmp_path_factory) -> Path:
 
 
 SETTINGS = Settings(shuffles=2, draws=400, steady_runs=1, weights=(0.0, 0.1, 1.0),
-                    ablation=False, workers=1)
+                    points=(0.0, 2.0, 10.0), ablation=False, workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,9 @@ def test_every_policy_has_the_documented_figures(results):
         policies = figures["regimes"][regime]["policies"]
         for name in POLICIES:
             assert all(isinstance(policies[name][k], float) for k in REQUIRED), (regime, name)
-        assert "router@cost=0.1" in policies
+        assert "router@points=2" in policies and "utility-mode@cost=0.1" in policies
+        assert policies["router@points=2"]["group"] == "router"
+        assert policies["utility-mode"]["group"] == "utility-mode"
 
 
 def test_static_figures_match_an_independent_computation(results, small):
@@ -116,8 +118,8 @@ def test_static_figures_match_an_independent_computation(results, small):
 def test_the_router_never_sees_task_labels(small, tmp_path):
     relabelled = [dict(r, task="same-for-all") for r in _rows(80, 1)]
     other = ds_module.write(tmp_path / "relabelled", relabelled, MODELS)
-    settings = Settings(shuffles=1, draws=200, steady_runs=1, weights=(0.1,), ablation=False,
-                        workers=1)
+    settings = Settings(shuffles=1, draws=200, steady_runs=1, weights=(0.1,), points=(2.0,),
+                        ablation=False, workers=1)
     a = replay(str(small), str(tmp_path / "a"), str(ROOT / "config.toml"), settings,
                progress=False)
     b = replay(str(other), str(tmp_path / "b"), str(ROOT / "config.toml"), settings,

@@ -158,13 +158,18 @@ def test_a_spent_budget_routes_to_the_cheapest_eligible_model(config: Config):
 
 def test_pacing_raises_the_decisions_cost_weight(config: Config):
     engine, now = _engine(config, BudgetConfig("daily", 10.0))
-    base = config.policies["default"].weights.cost
+    weights = config.policies["default"].weights
     assert engine.decide(REQUEST).budget is None  # on pace: untouched
     engine.spent("default", "default", 6.0, now[0])  # 60% of the day's budget by 01:00
     now[0] += 600
-    d = engine.decide(REQUEST)
+    d = engine.decide(replace(REQUEST, explain=True))
     assert d.budget is not None and not d.budget.spent
-    assert d.budget.cost_weight > base
+    # value mode: pacing asks more points per price doubling, 10 per unit of its price
+    price = d.budget.cost_weight - weights.points_per_price_doubling / 10
+    assert price > 0
+    assert d.budget.points_per_price_doubling == pytest.approx(
+        weights.points_per_price_doubling + 10 * price)
+    assert d.objective.points_per_price_doubling == d.budget.points_per_price_doubling
 
 
 def test_pacing_in_cheapest_adequate_mode_moves_traffic_to_cheaper_models(config: Config):
@@ -179,6 +184,20 @@ def test_pacing_in_cheapest_adequate_mode_moves_traffic_to_cheaper_models(config
     paced, now = _engine(config, BudgetConfig("daily", 10.0))
     paced.spent("default", "default", 9.0, now[0])  # far ahead of pace: a high price
     now[0] += 1800
+    assert mean_price(paced) < 0.5 * mean_price(free)
+
+
+def test_pacing_in_value_mode_moves_traffic_to_cheaper_models(config: Config):
+    prices = {m.name: m.input_per_mtok + m.output_per_mtok for m in config.models}
+
+    def mean_price(engine: Engine) -> float:
+        return float(np.mean([prices[engine.decide(REQUEST).model] for _ in range(300)]))
+
+    free, _ = _engine(config)
+    paced, now = _engine(config, BudgetConfig("daily", 10.0))
+    paced.spent("default", "default", 9.0, now[0])  # far ahead of pace: a high price
+    now[0] += 1800
+    assert config.policies["default"].mode == "value"
     assert mean_price(paced) < 0.5 * mean_price(free)
 
 

@@ -42,6 +42,10 @@ def test_bundled_config_loads(config: Config) -> None:
     assert config.policies["cheap"].mode == "cheapest_adequate"
     assert config.policies["cheap"].target_for("code:high") == 0.8
     assert config.policies["cheap"].target_for("chat:low") == 0.7
+    default = config.policies["default"]
+    assert default.mode == "value" and default.weights.points_per_price_doubling == 2.0
+    assert default.pooling == "full" and default.contention_level == pytest.approx(0.9973)
+    assert config.policies["cheap"].pooling == "optimistic"  # the older modes' default
     assert config.buckets.levels == ("low", "high")
     assert "code:high" in config.buckets.names
 
@@ -144,6 +148,12 @@ BAD_VALUES = [
     ("policies.default.evidence_cap", -1, "policies.default.evidence_cap"),
     ("policies.default.half_life_hours", float("inf"), "policies.default.half_life_hours"),
     ("policies.default.weights.cost", -0.1, "policies.default.weights.cost"),
+    ("policies.default.weights.points_per_price_doubling", -1,
+     "policies.default.weights.points_per_price_doubling"),
+    ("policies.default.weights.points_per_latency_doubling", "fast",
+     "policies.default.weights.points_per_latency_doubling"),
+    ("policies.default.contention_level", 0.3, "policies.default.contention_level"),
+    ("policies.default.contention_level", 1.0, "policies.default.contention_level"),
     ("policies.default.prior.quality_mean", 1.0, "policies.default.prior.quality_mean"),
     ("policies.default.prior.quality_mean", 0.0, "policies.default.prior.quality_mean"),
     ("policies.default.prior.quality_strength", 0, "policies.default.prior.quality_strength"),

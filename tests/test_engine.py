@@ -9,9 +9,10 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
-from bandit_router.config import Config
+from bandit_router.config import Config, Upstream
 from bandit_router.engine import Engine
 from bandit_router.errors import (
+    InvalidField,
     NoEligibleModel,
     RouterError,
     UnknownBucket,
@@ -25,6 +26,7 @@ from bandit_router.types import (
     Constraints,
     Decision,
     Message,
+    Objective,
     RouteRequest,
     WeightsOverride,
 )
@@ -276,9 +278,10 @@ def test_explain_covers_every_model(engine: Engine, clock) -> None:
         assert a.expected_cost_usd > 0 and a.expected_latency_ms > 0
         if a.eligible:
             assert a.reason is None
-            assert 0.0 <= a.quality_sample <= 1.0 and a.utility is not None
+            assert 0.0 <= a.quality_sample <= 1.0 and a.value is not None
+            assert a.utility is None and a.contending is not None  # value mode decided
         else:
-            assert a.reason is not None and a.quality_sample is None and a.utility is None
+            assert a.reason is not None and a.quality_sample is None and a.value is None
     by_model = {a.model: a for a in arms}
     assert not by_model["gpt-5"].eligible
     prior = engine.config.policies["default"].prior
@@ -288,8 +291,22 @@ def test_explain_covers_every_model(engine: Engine, clock) -> None:
     # untried here: the configured prior, at most raised by what the bucket shows (pooling)
     assert prior.quality_mean <= by_model["gpt-5-mini"].quality_mean < prior.quality_mean + 0.1
     chosen = by_model[d.model]
-    assert chosen.utility == max(a.utility for a in arms if a.eligible)
+    assert chosen.value == max(a.value for a in arms if a.eligible and a.contending)
+    assert chosen.value == pytest.approx(chosen.quality_sample)  # counted from its price
     assert chosen.expected_cost_usd == d.expected_cost_usd
+    assert d.objective == Objective("value", points_per_price_doubling=2.0,
+                                    points_per_latency_doubling=0.0)
+
+
+def test_explained_values_are_quality_net_of_price_doublings(engine: Engine, clock) -> None:
+    engine.absorb({ArmKey("default", "chat:low", m): sharp(0.9, clock())
+                   for m in engine.catalog.names})
+    d = engine.decide(ask(explain=True))
+    by_model = {a.model: a for a in d.explanation}
+    chosen = by_model[d.model]
+    for a in d.explanation:
+        doublings = np.log2(a.expected_cost_usd / chosen.expected_cost_usd)
+        assert a.value == pytest.approx(a.quality_sample - 0.02 * doublings, abs=1e-9)
 
 
 # --- learning -------------------------------------------------------------------------------
@@ -379,7 +396,35 @@ def test_absorbing_unknown_models_or_policies_keeps_them_aside(engine: Engine, c
     assert engine.report() == []
 
 
-def test_cost_weight_zero_picks_the_best_quality(engine: Engine, clock) -> None:
+def test_points_per_doubling_zero_picks_the_best_quality(engine: Engine, clock) -> None:
+    now = clock()
+    engine.absorb({ArmKey("default", "chat:low", m): sharp(0.97 if m == "claude-sonnet-4-5"
+                                                          else 0.8, now)
+                   for m in engine.catalog.names})
+    # sonnet is 17 points better for ~37x nano's price (5.2 doublings)
+    dear = Counter(engine.decide(ask(weights=WeightsOverride(points_per_price_doubling=5)))
+                   .model for _ in range(100))
+    assert dear["claude-sonnet-4-5"] == 0  # too dear at 5 points per doubling (26 points)
+    # worth it at the default 2 (10.4 points): 6.6 points clear, about 3 sd of the draws
+    assert Counter(engine.decide(ask()).model for _ in range(100))["claude-sonnet-4-5"] >= 95
+    free = ask(weights=WeightsOverride(points_per_price_doubling=0.0))
+    assert Counter(engine.decide(free).model for _ in range(100)) == {"claude-sonnet-4-5": 100}
+
+
+def test_a_weight_the_policy_does_not_read_is_refused(engine: Engine) -> None:
+    with pytest.raises(InvalidField) as info:
+        engine.decide(ask(weights=WeightsOverride(cost=0.5)))
+    assert info.value.field == "weights.cost" and "value mode" in str(info.value)
+    with pytest.raises(InvalidField) as info:
+        engine.decide(ask(policy="cheap", weights=WeightsOverride(points_per_price_doubling=3)))
+    assert info.value.field == "weights.points_per_price_doubling"
+
+
+def test_utility_mode_keeps_its_cost_weight(config: Config, route_ids, clock) -> None:
+    legacy = replace(config.policies["default"], mode="utility")
+    engine = Engine(replace(config, policies=MappingProxyType({**config.policies,
+                                                               "default": legacy})),
+                    route_ids, np.random.default_rng(7), clock)
     now = clock()
     engine.absorb({ArmKey("default", "chat:low", m): sharp(0.97 if m == "claude-sonnet-4-5"
                                                           else 0.8, now)
@@ -387,8 +432,12 @@ def test_cost_weight_zero_picks_the_best_quality(engine: Engine, clock) -> None:
     dear = Counter(engine.decide(ask(weights=WeightsOverride(cost=0.5))).model
                    for _ in range(100))
     assert dear["claude-sonnet-4-5"] == 0  # too dear at that cost weight
-    free = ask(weights=WeightsOverride(cost=0.0))
-    assert Counter(engine.decide(free).model for _ in range(100)) == {"claude-sonnet-4-5": 100}
+    free = ask(weights=WeightsOverride(cost=0.0), explain=True)
+    decisions = [engine.decide(free) for _ in range(100)]
+    assert Counter(d.model for d in decisions) == {"claude-sonnet-4-5": 100}
+    assert all(a.utility is not None and a.value is None
+               for a in decisions[0].explanation if a.eligible)
+    assert decisions[0].objective == Objective("utility", cost_weight=0.0, latency_weight=0.0)
 
 
 def test_cheap_policy_picks_the_cheapest_adequate_model(engine: Engine, clock) -> None:
@@ -465,3 +514,47 @@ def test_remember_replays_recent_decisions(engine: Engine) -> None:
     report = {r.key.model: r for r in engine.report()}
     assert report["gpt-5"].recent_decisions == 3
     assert report["gpt-5"].share == 1.0
+
+
+def test_a_gateway_call_is_decided_among_models_it_can_call(config: Config, route_ids,
+                                                             clock) -> None:
+    callable_ = {"gpt-5-mini", "claude-haiku-4-5"}
+    upstream = Upstream("http://127.0.0.1:9/v1", "m")
+    models = tuple(replace(m, upstream=upstream if m.name in callable_ else None)
+                   for m in config.models)
+    engine = Engine(replace(config, models=models), route_ids, np.random.default_rng(7), clock)
+    for _ in range(30):
+        d = engine.decide(ask(needs_upstream=True, explain=True))
+        assert {d.model, *d.fallbacks} == callable_
+        reasons = {a.model: a.reason for a in d.explanation if not a.eligible}
+        assert set(reasons) == set(engine.catalog.names) - callable_
+        assert all("no upstream" in r for r in reasons.values())
+    # /v1/route answers for the caller to call: every model stays eligible there
+    assert {m for _ in range(60) for m in [engine.decide(ask()).model]} - callable_
+    # none callable: refused with the reason for each model
+    bare = Engine(config, route_ids, np.random.default_rng(7), clock)
+    with pytest.raises(NoEligibleModel, match="gpt-5-nano: no upstream"):
+        bare.decide(ask(needs_upstream=True))
+
+
+def test_a_free_model_is_weighed_at_the_floor_price(config: Config, route_ids, clock) -> None:
+    """A self-hosted model listed at price 0 is neither infinitely good nor an error: it is
+    weighed as if it cost a thousandth of a dollar per million tokens."""
+    models = (*config.models, replace(config.models[0], name="local", input_per_mtok=0.0,
+                                      output_per_mtok=0.0))
+    engine = Engine(replace(config, models=models), route_ids, np.random.default_rng(7), clock)
+    now = clock()
+    # local is 30 points worse than nano, and nano is ~400 times its floor price (8.6
+    # doublings, 17 points): nano
+    engine.absorb({ArmKey("default", "chat:low", "local"): sharp(0.5, now),
+                   ArmKey("default", "chat:low", "gpt-5-nano"): sharp(0.8, now)})
+    d = engine.decide(ask(explain=True, constraints=Constraints(
+        models=frozenset({"local", "gpt-5-nano"}))))
+    by_model = {a.model: a for a in d.explanation}
+    assert by_model["local"].expected_cost_usd == 0.0
+    assert np.isfinite(by_model["local"].value) and d.model == "gpt-5-nano"
+    # equally good: the free model wins
+    engine.absorb({ArmKey("default", "chat:low", "local"): sharp(0.8, now)})
+    picks = Counter(engine.decide(ask(constraints=Constraints(
+        models=frozenset({"local", "gpt-5-nano"})))).model for _ in range(50))
+    assert picks["local"] >= 48

@@ -61,3 +61,17 @@ def test_poisoning_costs_more_after_than_before(tmp_path: Path):
     bursts = {r["honest"]: r for r in rows if r["attack"].startswith("burst")}
     assert bursts[3000]["after"]["messages"] >= 10 * bursts[3000]["before"]["messages"]
     assert bursts[3000]["after"]["messages"] > bursts[300]["after"]["messages"]
+
+
+@pytest.mark.parametrize("script", ["equals", "unused_model"])
+def test_objective_experiment_runs_and_meets_its_target(script: str, tmp_path: Path):
+    """Seeded: equals go to the cheapest (at least 80% of its bucket's requests 401-500),
+    and a dearer, worse model added to the catalog moves nothing."""
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{script}.py"),
+                           "--seeds", "2", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / f"{script}.json").read_text())
+    assert (tmp_path / f"{script}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "**met**" in (tmp_path / f"{script}.md").read_text()
+    assert result["target"]["met"], result["target"]

@@ -116,6 +116,31 @@ async def test_async_non_streamed(async_client):
     assert answer.choices[0].message.content == "".join(CHUNKS)
 
 
+async def test_a_model_without_upstream_is_never_chosen_by_the_gateway(gateway, client):
+    """dark-model is the cheapest model but has no upstream: the gateway never decides for
+    it, so it takes no share of the gateway's traffic and no decision it did not answer."""
+    for _ in range(20):
+        raw = client.chat.completions.with_raw_response.create(model="auto", messages=MESSAGES)
+        assert raw.headers["x-routed-model"] != "dark-model"
+    async with aiohttp.ClientSession() as s, s.get(f"{gateway.url}/v1/arms") as r:
+        arms = (await r.json())["arms"]
+    dark = [a for a in arms if a["model"] == "dark-model"]
+    assert dark and all(a["recent_decisions"] == 0 and a["share"] == 0 for a in dark)
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="dark-model", messages=MESSAGES)
+    assert err.value.code == "no_upstream" and "no upstream" in str(err.value)
+    # /v1/route answers for the caller to call, so it still decides among every model
+    async with aiohttp.ClientSession() as s:
+        seen = set()
+        for _ in range(30):
+            async with s.post(f"{gateway.url}/v1/route", json={
+                    "prompt": "hi", "explain": True, "policy": "cheap"}) as r:
+                d = await r.json()
+            seen.add(d["model"])
+            assert d["explanation"]["dark-model"]["eligible"] is True
+    assert "dark-model" in seen
+
+
 async def _arms(gateway) -> dict[str, dict]:
     async with aiohttp.ClientSession() as s, s.get(f"{gateway.url}/v1/arms") as r:
         arms = (await r.json())["arms"]

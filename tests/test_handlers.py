@@ -22,7 +22,7 @@ JSON = {"Content-Type": "application/json"}
 ROUTE_KEYS = {"route_id", "model", "bucket", "policy", "expected_cost_usd",
               "expected_latency_ms", "fallbacks"}
 EXPLAIN_KEYS = {"eligible", "reason", "quality_mean", "quality_interval", "quality_sample",
-                "expected_cost_usd", "expected_latency_ms", "utility"}
+                "expected_cost_usd", "expected_latency_ms", "utility", "value", "contending"}
 ARM_KEYS = {"tenant", "policy", "bucket", "model", "quality_mean", "quality_interval", "evidence",
             "latency_observations", "mean_latency_ms", "mean_cost_usd", "share",
             "recent_decisions"}
@@ -196,7 +196,9 @@ async def test_policy_selection(client, policy, want):
 
 async def test_explain_covers_every_catalog_model(client, config):
     d = await route(client, prompt="hello", explain=True, constraints={"exclude": ["gpt-5"]})
-    assert set(d) == ROUTE_KEYS | {"explanation"}
+    assert set(d) == ROUTE_KEYS | {"explanation", "objective"}
+    assert d["objective"] == {"mode": "value", "points_per_price_doubling": 2.0,
+                              "points_per_latency_doubling": 0.0}
     ex = d["explanation"]
     assert sorted(ex) == sorted(names(config))
     for model, e in ex.items():
@@ -206,14 +208,17 @@ async def test_explain_covers_every_catalog_model(client, config):
         assert e["expected_cost_usd"] > 0 and e["expected_latency_ms"] > 0
     assert ex["gpt-5"]["eligible"] is False
     assert ex["gpt-5"]["reason"] == "in constraints.exclude"
-    assert ex["gpt-5"]["quality_sample"] is None and ex["gpt-5"]["utility"] is None
+    assert ex["gpt-5"]["quality_sample"] is None and ex["gpt-5"]["value"] is None
     eligible = {m: e for m, e in ex.items() if m != "gpt-5"}
     for e in eligible.values():
-        assert e["eligible"] is True and e["reason"] is None
+        assert e["eligible"] is True and e["reason"] is None and e["utility"] is None
         assert 0 <= e["quality_sample"] <= 1
-    # utility mode: the chosen model has the best utility, fallbacks follow in utility order
-    order = sorted(eligible, key=lambda m: -eligible[m]["utility"])
+    # value mode: the chosen model has the best value, fallbacks follow in value order (a
+    # new router has learned nothing: every model is a contender)
+    assert all(e["contending"] for e in eligible.values())
+    order = sorted(eligible, key=lambda m: -eligible[m]["value"])
     assert [d["model"], *d["fallbacks"]] == order
+    assert ex[d["model"]]["value"] == pytest.approx(ex[d["model"]]["quality_sample"])
     assert ex[d["model"]]["expected_cost_usd"] == d["expected_cost_usd"]
     assert ex[d["model"]]["expected_latency_ms"] == d["expected_latency_ms"]
 
@@ -252,18 +257,29 @@ async def test_input_and_output_tokens_price_the_request(client, config):
 async def test_weights_override(client, config):
     cheapest = min(names(config),
                    key=lambda m: 1000 * prices(config)[m][0] + 400 * prices(config)[m][1])
-    # cost dominates: the cheapest model always wins
+    # price dominates: the cheapest model always wins
     picks = [(await route(client, prompt="hi", input_tokens=1000,
-                          weights={"cost": 1000, "latency": 0}))["model"] for _ in range(15)]
+                          weights={"points_per_price_doubling": 1000,
+                                   "points_per_latency_doubling": 0}))["model"]
+             for _ in range(15)]
     assert set(picks) == {cheapest}
-    # no cost or latency term: utility is the sampled quality itself
-    d = await route(client, prompt="hi", explain=True, weights={"cost": 0, "latency": 0})
+    # no price or latency term: the value is the sampled quality itself
+    d = await route(client, prompt="hi", explain=True, weights={
+        "points_per_price_doubling": 0, "points_per_latency_doubling": 0})
+    assert d["objective"]["points_per_price_doubling"] == 0
     for e in d["explanation"].values():
-        assert e["utility"] == e["quality_sample"]
-    # a partial override keeps the policy's other weight (its cost weight still counts)
-    assert config.policies["default"].weights.cost > 0
-    d = await route(client, prompt="hi", explain=True, weights={"latency": 0})
-    assert any(e["utility"] < e["quality_sample"] for e in d["explanation"].values())
+        assert e["value"] == pytest.approx(e["quality_sample"])
+    # a partial override keeps the policy's other weight (its price weight still counts)
+    assert config.policies["default"].weights.points_per_price_doubling > 0
+    d = await route(client, prompt="hi", explain=True,
+                    weights={"points_per_latency_doubling": 0})
+    assert any(e["value"] < e["quality_sample"] for e in d["explanation"].values())
+    # the older modes' weights do not apply to a value-mode policy: refused, not ignored
+    status, answer = await post(client, "/v1/route", {"prompt": "hi", "weights": {"cost": 1}})
+    assert_error(status, answer, 400, "invalid_field", "weights.cost")
+    # ... and do to a policy in an older mode
+    d = await route(client, prompt="hi", policy="cheap", weights={"cost": 1})
+    assert d["policy"] == "cheap"
 
 
 async def test_constraint_models_allow_list(client):
@@ -648,6 +664,10 @@ ROUTE_BODY_ERRORS = [
     ({"prompt": "hi", "weights": {"cost": -0.1}}, "invalid_field", "weights.cost"),
     ({"prompt": "hi", "weights": {"latency": 1e9}}, "invalid_field", "weights.latency"),
     ({"prompt": "hi", "weights": {"latency": [1]}}, "invalid_field", "weights.latency"),
+    ({"prompt": "hi", "weights": {"points_per_price_doubling": -1}}, "invalid_field",
+     "weights.points_per_price_doubling"),
+    ({"prompt": "hi", "weights": {"points_per_latency_doubling": "fast"}}, "invalid_field",
+     "weights.points_per_latency_doubling"),
 ]
 
 

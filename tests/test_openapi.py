@@ -212,6 +212,8 @@ async def test_every_documented_limit_is_the_servers(client, app_config: Config)
             body = with_value(base, field, value)
             if field == "messages":
                 body.pop("prompt", None)
+            if field in ("weights.cost", "weights.latency"):
+                body["policy"] = "cheap"  # the older modes' weights; "default" decides by value
             resp = await client.post(path, json=body)
             answer = await resp.json()
             hit = resp.status == 400 and answer["error"]["field"] == field and \

@@ -320,3 +320,40 @@ def test_success_is_not_evidence_by_itself() -> None:
 
 def test_evidence_fields_are_the_decayable_ones() -> None:
     assert set(FIELDS) == {f.name for f in fields(Evidence)} - set(STAMPS)
+
+
+# --- the spread of graded quality ------------------------------------------------------------
+
+def _answers(qs) -> tuple[float, float, float]:
+    qs = np.asarray(qs, dtype=float)
+    return float(qs.sum()), float((1 - qs).sum()), float((qs * qs).sum())
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_zero_one_answers_count_as_they_are(flips):
+    assert posterior.dispersion(*_answers(flips), 2.0) == 1.0
+
+
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=200),
+       st.floats(0.1, 100.0))
+@settings(max_examples=300, deadline=None)
+def test_answers_never_count_for_less_than_coin_flips(qs, strength):
+    ratio = posterior.dispersion(*_answers(qs), strength)
+    assert 1.0 <= ratio < 1e9 and np.isfinite(ratio)
+
+
+def test_agreeing_graded_answers_count_for_more_the_more_there_are():
+    rng = np.random.default_rng(0)
+    ratios = [posterior.dispersion(*_answers(rng.beta(18, 2, size=n)), 2.0)
+              for n in (1, 10, 100, 1000)]
+    assert ratios[0] == 1.0  # one answer says nothing about the spread
+    assert ratios == sorted(ratios)
+    # Beta(18, 2) answers: variance 0.0043 against 0.09 for coin flips of mean 0.9
+    assert 15 < ratios[-1] < 25
+
+
+def test_a_missing_sum_of_squares_counts_as_coin_flips():
+    assert posterior.dispersion(90.0, 10.0, 0.0, 2.0) == 1.0  # below (sum q)^2 / n
+    ev = posterior.observe(posterior.Evidence(), (("quality", 0.9),), 1.0, 0.0, 0.0)
+    assert ev.q_sq == pytest.approx(0.81)

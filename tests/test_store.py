@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlite_utils import Database
 
-from bandit_router import migrations
+from bandit_router import migrations, posterior
 from bandit_router.app import create_app
 from bandit_router.config import Config
 from bandit_router.keys import ENGINE, STORE
@@ -161,7 +161,7 @@ async def test_acknowledged_feedback_is_committed(client, db_path, clock):
     assert snapshot(db_path) == {key: Evidence(
         q_pos=0.9, q_neg=1.0 - 0.9, lat_n=1.0, lat_sum=x, lat_sumsq=x * x, in_n=1.0,
         in_sum=12.0, out_n=1.0, out_sum=34.0, recent_pos=0.9, recent_neg=1.0 - 0.9,
-        updated_at=clock())}
+        q_sq=0.9 * 0.9, updated_at=clock())}
 
 
 async def test_success_false_is_logged_as_a_derived_quality(client, db_path):
@@ -206,6 +206,26 @@ async def test_migrations_are_recorded_and_applied_once(app_config, clock, db_pa
                          "ORDER BY rowid") == applied
     assert count(db_path, "feedback") == 2
     assert count(db_path, "decisions") == 1
+
+
+def test_arms_learned_before_the_quality_spread_decide_as_before(tmp_path: Path):
+    """The migration that adds the sum of squared quality gives old arms the widest spread
+    their mean allows, so their posteriors are what they were (0/1-like evidence)."""
+    db = Database(str(tmp_path / "old.db"))
+    for m in migrations.migrations._migrations:
+        if m.name == "m008_quality_spread":
+            break
+        m.fn(db)
+    old = {"q_pos": 30.0, "q_neg": 10.0, "lat_n": 0.0, "lat_sum": 0.0, "lat_sumsq": 0.0,
+           "in_n": 0.0, "in_sum": 0.0, "out_n": 0.0, "out_sum": 0.0, "updated_at": 1.0,
+           "recent_pos": 0.0, "recent_neg": 0.0}
+    db["arms"].insert({"tenant": "default", "policy": "default", "bucket": "chat:low",
+                       "model": "gpt-5-nano", **old})
+    migrations.m008_quality_spread(db)
+    (q_pos, q_neg, q_sq), = db.execute("SELECT q_pos, q_neg, q_sq FROM arms").fetchall()
+    assert q_sq == q_pos == 30.0
+    assert posterior.dispersion(q_pos, q_neg, q_sq, 2.0) == 1.0
+    db.conn.close()
 
 
 # --- group commit ------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-HEADLINE = ("router", "hindsight-map", "oracle", "always-strongest", "always-cheapest", "random",
-            "length-rule", "keyword-rule", "hand-written-map", "epsilon-greedy", "ucb1")
+HEADLINE = ("router", "utility-mode", "hindsight-map", "oracle", "always-strongest",
+            "always-cheapest", "random", "length-rule", "keyword-rule", "hand-written-map",
+            "epsilon-greedy", "ucb1")
 
 
 def _pct(x: float | None) -> str:
@@ -67,25 +68,33 @@ def _peer(figures: dict, peer: dict | None) -> list[str]:
     from bandit_router.bench.metrics import hull_value, upper_hull
 
     lines = ["## Against the published peer", "", f"Peer: {peer.get('label', 'peer')}.", "",
-             "| regime | router cost | router quality | peer's curve at that cost |",
-             "|---|---:|---:|---:|"]
+             "| regime | policy | its cost | its quality | peer's curve at that cost |",
+             "|---|---|---:|---:|---:|"]
     for regime in ("cold_start", "steady_state"):
         if not peer.get(regime):
             continue
-        r = figures["regimes"][regime]["policies"]["router"]
-        at = hull_value(upper_hull([tuple(p) for p in peer[regime]]), r["cost_vs_strongest"])
-        lines.append(f"| {regime} | {_pct(r['cost_vs_strongest'])} | "
-                     f"{_pct(r['quality_vs_strongest'])} | {_pct(at)} |")
+        hull = upper_hull([tuple(p) for p in peer[regime]])
+        for name in ("router", "utility-mode"):
+            r = figures["regimes"][regime]["policies"].get(name)
+            if r is None:
+                continue
+            at = hull_value(hull, r["cost_vs_strongest"])
+            lines.append(f"| {regime} | {name} | {_pct(r['cost_vs_strongest'])} | "
+                         f"{_pct(r['quality_vs_strongest'])} | {_pct(at)} |")
     return [*lines, ""]
 
 
 def _ablation(figures: dict) -> list[str]:
-    rows = figures.get("ablation", {}).get("cold_start", {})
-    lines = ["| router variant (cold start) | quality vs strongest | cost vs strongest |",
-             "|---|---:|---:|"]
-    for name, p in rows.items():
+    cold = figures.get("ablation", {}).get("cold_start", {})
+    steady = figures.get("ablation", {}).get("steady_state", {})
+    lines = ["| router variant | cold start: quality | cold start: cost | steady: quality | "
+             "steady: cost |", "|---|---:|---:|---:|---:|"]
+    for name, p in cold.items():
+        s = steady.get(name)
+        tail = f"{_pct(s['quality_vs_strongest'])} | {_pct(s['cost_vs_strongest'])}" if s \
+            else "– | –"
         lines.append(f"| {name.removeprefix('ablation:')} | {_ci(p, 'quality_vs_strongest')} | "
-                     f"{_ci(p, 'cost_vs_strongest')} |")
+                     f"{_ci(p, 'cost_vs_strongest')} | {tail} |")
     return lines
 
 
@@ -125,7 +134,11 @@ def report(figures: dict, peer: dict | None = None) -> str:
         *_frontier_table(figures), "",
         "## Static rules against the router's frontier", "", *_dominance(figures), "",
         *_peer(figures, peer),
-        "## Cold-start priors (ablation)", "", *_ablation(figures), "",
+        "## Objective, contention and priors (ablation)", "",
+        "Every variant differs from the default in one respect; `router` is the default. "
+        "Setting aside arms that cannot matter is checked at every decision: at 95% it "
+        "sets aside good arms after lucky streaks of others often enough to show.", "",
+        *_ablation(figures), "",
         "## Two models (RouteLLM's APGR and CPT(50%))", "", *_pair(figures), "",
         "## Every policy", "", *_all_policies(figures, "cold_start"), "",
         *_all_policies(figures, "steady_state"), "",

@@ -17,6 +17,7 @@ import numpy as np
 
 from bandit_router.config import BudgetConfig, Config
 from bandit_router.errors import BudgetExhausted
+from bandit_router.objective import pacing_base
 from bandit_router.simulate import Clock, Outcome, RouterChooser
 from bandit_router.spend import Prices
 from bandit_router.types import Message, RouteRequest
@@ -107,7 +108,11 @@ def run_day(config: Config, label: str, requests: int, seed: int, shape: str = "
     clock = Clock(START)
     chooser = RouterChooser(config, clock, seed)
     policy = config.routing.default_policy
-    base = config.policies[policy].weights.cost
+    value = config.policies[policy].mode == "value"
+    # the trade-off each decision used: points per price doubling (value mode), else the
+    # cost weight
+    base = config.policies[policy].weights.points_per_price_doubling if value else \
+        pacing_base(config.policies[policy])
     run = DayRun(label)
     for i, (kind_index, t) in enumerate(zip(kinds, times, strict=True)):
         clock.t = float(t)
@@ -126,7 +131,9 @@ def run_day(config: Config, label: str, requests: int, seed: int, shape: str = "
         run.times.append(clock.t - START)
         run.spend_so_far.append(run.spend_usd)
         effect = chooser.last.budget if chooser.last else None
-        run.cost_weight.append(effect.cost_weight if effect else base)
+        used = (effect.points_per_price_doubling if value else effect.cost_weight) \
+            if effect else base
+        run.cost_weight.append(used)
         run.models.append(model)
         if progress and (i + 1) % 1000 == 0:
             progress(i + 1)
@@ -229,8 +236,9 @@ def plot(result: dict, path) -> None:
     ax.legend(fontsize=8)
     ax = axes[1]
     ax.plot(np.array(paced.times) / 3600, paced.cost_weight, color="tab:blue")
-    ax.set(xlabel="hour of the day (UTC)", ylabel="cost weight",
-           title="The paced cost weight", xlim=(0, 24))
+    ax.set(xlabel="hour of the day (UTC)",
+           ylabel="points per price doubling\n(cost weight in utility mode)",
+           title="The paced price weight", xlim=(0, 24))
     ax.grid(alpha=0.3)
     ax = axes[2]
     models = sorted(set(paced.models), key=lambda m: (free.models + paced.models).count(m))

@@ -9,7 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
 
-CURVES = {"router": ("tab:red", "o-"), "hindsight-map": ("tab:gray", "s--"),
+CURVES = {"router": ("tab:red", "o-"), "utility-mode": ("tab:orange", "o:"),
+          "hindsight-map": ("tab:gray", "s--"),
           "epsilon-greedy": ("tab:blue", "^-"), "ucb1": ("tab:green", "v-"),
           "length-rule": ("tab:purple", "d:")}
 POINTS = {"always-cheapest": "P", "always-strongest": "X", "random": "*", "keyword-rule": "D",
@@ -90,4 +91,25 @@ def regret(figures: dict, path: Path) -> None:
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_shares(path: Path, panels: list[tuple[str, dict[str, list[float]]]], xlabel: str,
+                window: int) -> None:
+    """One panel per (title, model -> rolling share curve), side by side in rows of two."""
+    rows = (len(panels) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(13, 3.8 * rows), squeeze=False)
+    for ax, (title, curves) in zip(axes.flat, panels, strict=False):
+        for model, curve in curves.items():
+            if max(curve, default=0.0) > 0.02:  # models that never carry traffic: left out
+                ax.plot(curve, label=model, lw=1.4)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"share (last {window}), mean of seeds")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)

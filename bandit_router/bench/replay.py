@@ -23,7 +23,13 @@ from bandit_router.bench.metrics import (
 from bandit_router.bench.runner import Context, Job, Spec
 
 WEIGHTS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
+# the router's frontier: points per price doubling of the value objective (the default 2)
+POINTS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0, 20.0)
 LEARNERS = ("router", "epsilon_greedy", "ucb1")
+# the router as it was: utility mode, optimistic pooling
+UTILITY = (("policy", (("mode", "utility"), ("pooling", "optimistic"))),)
+# groups whose sweep value is a cost weight of the utility (the baselines' objective)
+COST_WEIGHT_GROUPS = ("utility-mode", "hindsight-map", "epsilon-greedy", "ucb1")
 DETERMINISTIC = ("fixed", "length", "keyword", "hand_map", "hindsight", "oracle")
 SETTLE_WINDOW = 200
 
@@ -34,13 +40,17 @@ class Settings:
     draws: int = 30_000
     steady_runs: int = 3
     weights: tuple[float, ...] = WEIGHTS
+    points: tuple[float, ...] = POINTS
     ablation: bool = True
     workers: int | None = None
 
 
 def specs(ctx: Context, settings: Settings) -> list[Spec]:
     out = [Spec("router", "router", "router")]
-    out += [Spec(f"router@cost={w:g}", "router", "router", w) for w in settings.weights]
+    out += [Spec(f"router@points={p:g}", "router", "router", p) for p in settings.points]
+    out += [Spec("utility-mode", "router", "utility-mode", None, UTILITY)]
+    out += [Spec(f"utility-mode@cost={w:g}", "router", "utility-mode", w, UTILITY)
+            for w in settings.weights]
     out += [Spec(f"always:{m}", "fixed", "always", options=(("model", m),)) for m in ctx.names]
     out += [Spec("always-cheapest", "fixed", "always-cheapest", options=(("model", ctx.cheapest),)),
             Spec("always-strongest", "fixed", "always-strongest",
@@ -62,21 +72,23 @@ def specs(ctx: Context, settings: Settings) -> list[Spec]:
         name = "length-rule" if q == 50 else f"length-rule@p{q}"
         out.append(Spec(name, "length", "length-rule", float(threshold)))
     pair = (("models", (ctx.strongest, ctx.cheapest)),)
-    out += [Spec(f"pair@cost={w:g}", "router", "pair", w, pair) for w in settings.weights[::2]]
+    out += [Spec(f"pair@points={p:g}", "router", "pair", p, pair) for p in settings.points[::2]]
     if settings.ablation:
         out += ablation_specs()
     return out
 
 
+NO_POOLING = ("policy", (("pooling", "off"),))
 ABLATION = {
-    "uniform Beta(1,1) prior, no pooling": (("policy", (("pooling", "off"),)),),
+    "the default: value objective, set aside at 3 sigma, full pooling": (),
+    "value objective, nothing set aside": (("policy", (("contention_level", 0.0),)),),
+    "value objective, set aside at 95%": (("policy", (("contention_level", 0.95),)),),
+    "utility objective, optimistic pooling (the previous default)": (
+        ("policy", (("mode", "utility"), ("pooling", "optimistic"))),),
+    "optimistic pooling (the previous default)": (("policy", (("pooling", "optimistic"),)),),
+    "no pooling": (NO_POOLING,),
     "Beta(5,5) prior (LiteLLM's), no pooling": (
-        ("prior", (("quality_mean", 0.5), ("quality_strength", 10.0))),
-        ("policy", (("pooling", "off"),))),
-    "uniform prior tilted by price (slope 0.2), no pooling": (
-        ("prior", (("price_slope", 0.2),)), ("policy", (("pooling", "off"),))),
-    "uniform prior + optimistic pooling (the default)": (),
-    "uniform prior + full pooling": (("policy", (("pooling", "full"),)),),
+        ("prior", (("quality_mean", 0.5), ("quality_strength", 10.0))), NO_POOLING),
 }
 
 
@@ -91,9 +103,8 @@ def jobs_for(spec_list: list[Spec], settings: Settings, n_items: int) -> list[Jo
         fixed = spec.kind in DETERMINISTIC
         jobs += [Job(spec, "cold_start", s, n_items)
                  for s in range(1 if fixed else settings.shuffles)]
-        if spec.group != "ablation":
-            jobs += [Job(spec, "steady_state", s, settings.draws)
-                     for s in range(1 if fixed else settings.steady_runs)]
+        jobs += [Job(spec, "steady_state", s, settings.draws)
+                 for s in range(1 if fixed else settings.steady_runs)]
     return jobs
 
 
@@ -200,7 +211,8 @@ def assemble(ctx: Context, settings: Settings, results: dict[Job, Trace]) -> dic
         policies = {}
         for name, traces in traces_by_name.items():
             spec = spec_of[name]
-            weight = default_weight if spec.param is None or spec.kind == "length" else spec.param
+            weight = spec.param if spec.param is not None and spec.group in \
+                COST_WEIGHT_GROUPS else default_weight
             policies[name] = summarise(ctx, spec, regime, traces, best[weight], weight)
         always = [p for p in policies.values() if p["group"] == "always"]
         lo = min(p["cost_vs_strongest"] for p in always)
@@ -224,7 +236,8 @@ def assemble(ctx: Context, settings: Settings, results: dict[Job, Trace]) -> dic
     return out
 
 
-LEARNER_GROUPS = ("router", "epsilon-greedy", "ucb1", "hindsight-map", "length-rule")
+LEARNER_GROUPS = ("router", "utility-mode", "epsilon-greedy", "ucb1", "hindsight-map",
+                  "length-rule")
 
 
 def traffic_over_time(ctx: Context, trace: Trace, window: int) -> dict:

@@ -19,7 +19,7 @@ from bandit_router.bench.dataset import Dataset, load
 from bandit_router.bench.metrics import Trace
 from bandit_router.bench.world import ReplayWorld
 from bandit_router.buckets import bucket_of
-from bandit_router.config import Config, Weights
+from bandit_router.config import Config
 from bandit_router.config import load as load_config
 from bandit_router.features import extract
 from bandit_router.simulate import Chooser, Clock, RouterChooser, run, with_catalog
@@ -98,15 +98,13 @@ def _router_config(ctx: Context, spec: Spec) -> Config:
     config = ctx.config
     name = config.routing.default_policy
     policy = config.policies[name]
-    if spec.param is not None:
-        policy = replace(policy, weights=replace(policy.weights, cost=spec.param))
-    if spec.option("latency_weight") is not None:
-        policy = replace(policy, weights=Weights(policy.weights.cost,
-                                                 float(spec.option("latency_weight"))))
     if spec.option("prior") is not None:
         policy = replace(policy, prior=replace(policy.prior, **dict(spec.option("prior"))))
     if spec.option("policy") is not None:
         policy = replace(policy, **dict(spec.option("policy")))
+    if spec.param is not None:  # the mode's price weight
+        field = "points_per_price_doubling" if policy.mode == "value" else "cost"
+        policy = replace(policy, weights=replace(policy.weights, **{field: spec.param}))
     policies = dict(config.policies)
     policies[name] = policy
     return replace(config, policies=type(config.policies)(policies))
