@@ -213,7 +213,7 @@ def test_arms_learned_before_the_quality_spread_decide_as_before(tmp_path: Path)
     their mean allows, so their posteriors are what they were (0/1-like evidence)."""
     db = Database(str(tmp_path / "old.db"))
     for m in migrations.migrations._migrations:
-        if m.name == "m008_quality_spread":
+        if m.name == "m010_quality_spread":
             break
         m.fn(db)
     old = {"q_pos": 30.0, "q_neg": 10.0, "lat_n": 0.0, "lat_sum": 0.0, "lat_sumsq": 0.0,
@@ -221,7 +221,7 @@ def test_arms_learned_before_the_quality_spread_decide_as_before(tmp_path: Path)
            "recent_pos": 0.0, "recent_neg": 0.0}
     db["arms"].insert({"tenant": "default", "policy": "default", "bucket": "chat:low",
                        "model": "gpt-5-nano", **old})
-    migrations.m008_quality_spread(db)
+    migrations.m010_quality_spread(db)
     (q_pos, q_neg, q_sq), = db.execute("SELECT q_pos, q_neg, q_sq FROM arms").fetchall()
     assert q_sq == q_pos == 30.0
     assert posterior.dispersion(q_pos, q_neg, q_sq, 2.0) == 1.0

@@ -4,8 +4,9 @@ stream has started, it ends cleanly with an OpenAI-style error event. Either way
 failure is learned against the upstream.
 
 One gateway process, two models: `flaky-model` (cheap; its upstream does whatever the test
-sets `upstream.flaky` to) and `good-model` (ten times its price). The policy's cost weight
-is the largest allowed, so every decision tries flaky-model first and good-model second.
+sets `upstream.flaky` to) and `good-model` (ten times its price). The policy's price weight
+(points per price doubling) is the largest allowed, so every decision tries flaky-model first
+and good-model second.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ ANSWER_CAP = 1 << 20
 
 @pytest.fixture(scope="module")
 def gateway(upstream, tmp_path_factory):
-    text = gateway_config(upstream, MODELS, attempts="2", timeout_s="10.0", cost="1000.0",
-                          max_answer_bytes=str(ANSWER_CAP), max_event_bytes="262144")
+    text = gateway_config(upstream, MODELS, attempts="2", timeout_s="10.0",
+                          points_per_price_doubling="1000.0", max_answer_bytes=str(ANSWER_CAP),
+                          max_event_bytes="262144")
     gw = Gateway(tmp_path_factory.mktemp("upstreams"), text)
     yield gw
     if gw.proc.poll() is None:
