@@ -12,7 +12,14 @@ from bandit_router.config import PolicyConfig
 from bandit_router.posterior import FIELDS, Evidence
 
 F = {name: i for i, name in enumerate(FIELDS)}  # row of each evidence field
-QUALITY_ROWS = [F["q_pos"], F["q_neg"]]
+QUALITY_ROWS = [F["q_pos"], F["q_neg"], F["jq_pos"], F["jq_neg"]]  # every quality fact
+
+
+def quality_counts(ev: np.ndarray, accuracy: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every column's quality evidence as Beta counts: the clients' and implicit facts plus
+    what a noisy judge's scores say (`posterior.judged`, with the judge's `accuracy`)."""
+    judged_pos, judged_neg = posterior.judged(ev[F["jq_pos"]], ev[F["jq_neg"]], accuracy)
+    return ev[F["q_pos"]] + judged_pos, ev[F["q_neg"]] + judged_neg
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +81,18 @@ class BucketArms:
         self.counts[i] += 1
 
     def read(self, policy: PolicyConfig, prior_latency_ms: np.ndarray, now: float,
-             alpha0: np.ndarray, beta0: np.ndarray, price_out: np.ndarray) -> Reading:
+             alpha0: np.ndarray, beta0: np.ndarray, price_out: np.ndarray,
+             judge_accuracy: float = 1.0) -> Reading:
         """Posteriors decayed to `now`, over the quality prior Beta(alpha0, beta0)."""
         prior = policy.prior
         ev = self.evidence * posterior.decay_factor(now - self.updated_at,
                                                     policy.half_life_hours * 3600.0)
         worth = posterior.dispersion(ev[F["q_pos"]], ev[F["q_neg"]], ev[F["q_sq"]],
                                      prior.quality_strength)
-        alpha, beta = alpha0 + ev[F["q_pos"]] * worth, beta0 + ev[F["q_neg"]] * worth
+        judged_pos, judged_neg = posterior.judged(ev[F["jq_pos"]], ev[F["jq_neg"]],
+                                                  judge_accuracy)
+        alpha = alpha0 + ev[F["q_pos"]] * worth + judged_pos
+        beta = beta0 + ev[F["q_neg"]] * worth + judged_neg
         lat_mean, lat_var, lat_count = posterior.latency_params(
             ev[F["lat_n"]], ev[F["lat_sum"]], ev[F["lat_sumsq"]], prior_latency_ms, prior)
         # An answer's length depends mostly on the request: an untried model's prior is

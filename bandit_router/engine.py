@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bandit_router import objective, posterior
-from bandit_router.arms import QUALITY_ROWS, BucketArms, Reading
+from bandit_router.arms import QUALITY_ROWS, BucketArms, Reading, quality_counts
 from bandit_router.buckets import bucket_of
 from bandit_router.budget import NO_PACING, Budgets, Pacing, window_bounds
 from bandit_router.catalog import Catalog
@@ -139,7 +139,8 @@ class Engine:
             before = table.evidence[QUALITY_ROWS, i].sum()
             table.set(i, ev)
             pool = (key.tenant, key.policy)
-            self._unfitted[pool] = self._unfitted.get(pool, 0.0) + abs(ev.quality_n - before) + 1e-9
+            after = ev.quality_n + ev.judge_n
+            self._unfitted[pool] = self._unfitted.get(pool, 0.0) + abs(after - before) + 1e-9
 
     def set_catalog(self, entries: Sequence[Entry]) -> None:
         """Serve a changed catalog from the next decision on. Everything is built first and
@@ -176,7 +177,8 @@ class Engine:
         i = self.catalog.index.get(model)
         if table is None or i is None:
             return 0.0
-        return float(table.evidence[QUALITY_ROWS, i].sum())
+        return float(sum(quality_counts(table.evidence[:, i:i + 1],
+                                        self.config.judge.accuracy)).sum())
 
     def remember(self, decisions: Iterable[tuple[str, str, str, str]]) -> None:
         """Replay earlier (tenant, policy, bucket, model) decisions into the recent-traffic
@@ -257,7 +259,7 @@ class Engine:
         unfitted = self._unfitted.get(key, 0.0)
         stale = unfitted > 0 and (exact or pool is None or unfitted >= 0.01 * pool.seen + 1.0)
         if pool is None or stale:
-            evidence = {b: table.evidence[QUALITY_ROWS]
+            evidence = {b: np.array(quality_counts(table.evidence, self.config.judge.accuracy))
                         for (t, p, b), table in self._tables.items() if (t, p) == key}
             pool = Pool(evidence, self._base_quality[policy.name], policy.prior.quality_strength)
             self._pools[key] = pool
@@ -295,7 +297,7 @@ class Engine:
             alpha0 = base * policy.prior.quality_strength
             beta0 = (1.0 - base) * policy.prior.quality_strength
         return table.read(policy, self.catalog.prior_latency_ms, now, alpha0, beta0,
-                          self.catalog.price_out)
+                          self.catalog.price_out, self.config.judge.accuracy)
 
     def _score(self, table: BucketArms, tenant: str, policy: PolicyConfig, bucket: str,
                features: Features, now: float) -> _Scored:

@@ -187,6 +187,15 @@ def m010_quality_spread(db: Database) -> None:
     db.execute("UPDATE arms SET q_sq = q_pos")
 
 
+@migrations()
+def m012_judge_scores(db: Database) -> None:
+    """A noisy judge's scores, kept apart from the clients' quality and read with the
+    judge's accuracy at read time. Arms learned before keep what the judge taught folded
+    into their quality; `bandit-router rebuild` separates it from the feedback log."""
+    db.execute("ALTER TABLE arms ADD COLUMN jq_pos REAL NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE arms ADD COLUMN jq_neg REAL NOT NULL DEFAULT 0")
+
+
 def apply(db: Database) -> None:
     """Apply what is pending under the database's write lock, deciding what is pending only
     once the lock is held: two processes starting on a fresh file would otherwise both see

@@ -42,6 +42,10 @@ class Evidence:
     recent_pos: float = 0.0  # quality over roughly the last `change_window` observations
     recent_neg: float = 0.0
     q_sq: float = 0.0  # sum of quality squared: how much answers' quality spreads
+    # a noisy judge's scores, as reported (sum of score, sum of 1 - score): read as quality
+    # at read time (`judged`), with the judge's accuracy then configured
+    jq_pos: float = 0.0
+    jq_neg: float = 0.0
     updated_at: float = 0.0
     # since when recent quality has strayed from the long run (0: it has not), and when it
     # last did; stamps, not statistics, so they never decay
@@ -51,6 +55,10 @@ class Evidence:
     @property
     def quality_n(self) -> float:
         return self.q_pos + self.q_neg
+
+    @property
+    def judge_n(self) -> float:
+        return self.jq_pos + self.jq_neg
 
 
 # times, not statistics: never decayed or capped
@@ -95,7 +103,7 @@ def decayed(ev: Evidence, now: float, half_life_s: float) -> Evidence:
 
 
 # Each count with the sums it scales: capping keeps every mean, shrinks only the confidence.
-_CAPPED_GROUPS = (("quality_n", ("q_pos", "q_neg", "q_sq")),
+_CAPPED_GROUPS = (("quality_n", ("q_pos", "q_neg", "q_sq")), ("judge_n", ("jq_pos", "jq_neg")),
                   ("lat_n", ("lat_n", "lat_sum", "lat_sumsq")),
                   ("in_n", ("in_n", "in_sum")), ("out_n", ("out_n", "out_sum")))
 
@@ -125,7 +133,9 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
     against the arm's current estimates; `prior` gives the answer length's prior), cap, and
     (with a `change_window`) forget the past once recent quality has said for at least
     `change_min_s` that the arm changed. A quality fact counts as its source's weight of
-    observations (`weights`: client, judge, implicit; 1 each unless given)."""
+    observations (`weights`: client, judge, implicit; 1 each unless given). A judge of
+    `judge_accuracy` below 1 is noisy: its scores are kept apart, as reported (`judged`
+    reads them), and take no part in change detection."""
     if any(fact == "reset" for fact, _ in facts):  # an administrator cleared this arm
         return Evidence(updated_at=max(now, ev.updated_at))
     ev = decayed(ev, now, half_life_s)
@@ -141,8 +151,11 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
         if source is not None:
             weight = 1.0 if weights is None else weights.get(source, 1.0)
             value = min(value, 1.0)
-            if source == "judge" and weights is not None:
-                value = believed(ev, prior, value, weights.get("judge_accuracy", 1.0))
+            if source == "judge" and weights is not None and \
+                    weights.get("judge_accuracy", 1.0) < 1.0:
+                add["jq_pos"] += weight * value
+                add["jq_neg"] += weight * (1.0 - value)
+                continue
             quality = quality or weight > 0
             add["q_pos"] += weight * value
             add["q_neg"] += weight * (1.0 - value)
@@ -172,22 +185,30 @@ def observe(ev: Evidence, facts: tuple[tuple[str, float], ...], now: float,
     return _capped(Evidence(**summed, **stamps), cap)
 
 
-def believed(ev: Evidence, prior: Prior | None, score: float, accuracy: float) -> float:
-    """What a noisy judge's score says of the answer: the probability it was good, given
-    the score and what the arm has shown so far. A judge of `accuracy` p reports a good
-    answer as good with probability p and a bad one as good with 1 - p, so a score y (read
-    as a mix of "good" and "bad" reports) moves an arm of mean m to
-    y * mp / (mp + (1-m)(1-p)) + (1-y) * m(1-p) / (m(1-p) + (1-m)p).
-    Its fixed point is the true quality: the judge's noise does not squeeze every arm toward
-    0.5, which would make price differences look larger than quality ones (assumed density
-    filtering for a Beta under a symmetric noisy channel). p = 1 reads the score as is."""
+def judged(jq_pos, jq_neg, accuracy: float):
+    """What a noisy judge's scores say of an arm's quality, as (successes, failures) of a
+    Beta, for floats or arrays alike. A judge of accuracy p grades a good answer good with
+    probability p and a bad one good with 1 - p, so its mean score is
+    y = (1 - p) + (2p - 1) * quality: read back, quality = (y - (1 - p)) / (2p - 1), unbiased
+    (taking scores at face value would squeeze every arm toward 0.5 and make price
+    differences look larger than quality ones). The estimate is worth fewer answers than
+    it has: as many as give a Beta the estimate's own variance,
+    n (2p-1)^2 t(1-t) / (p(1-p) + (2p-1)^2 t(1-t)), with t the estimate shrunk by a
+    uniform prior (so it is never 0 or 1): about 0.49 n for a 0.85 judge of a middling arm,
+    less near the edges, where a noisy judge says least. p = 1 reads scores as they are."""
     if accuracy >= 1.0:
-        return score
-    a0, b0 = (prior.alpha, prior.beta) if prior is not None else (1.0, 1.0)
-    m = (a0 + ev.q_pos) / (a0 + b0 + ev.q_pos + ev.q_neg)
-    good = m * accuracy / (m * accuracy + (1.0 - m) * (1.0 - accuracy))
-    bad = m * (1.0 - accuracy) / (m * (1.0 - accuracy) + (1.0 - m) * accuracy)
-    return score * good + (1.0 - score) * bad
+        return jq_pos, jq_neg
+    n = np.asarray(jq_pos + jq_neg, dtype=float)
+    gain = 2.0 * accuracy - 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, jq_pos / np.where(n > 0, n, 1.0), 0.5)
+    theta = np.clip((mean - (1.0 - accuracy)) / gain, 0.0, 1.0)
+    info = n * gain * gain
+    t = (theta * info + 1.0) / (info + 2.0)
+    spread = gain * gain * t * (1.0 - t)
+    worth = n * spread / (accuracy * (1.0 - accuracy) + spread)
+    pos, neg = worth * theta, worth * (1.0 - theta)
+    return (float(pos), float(neg)) if pos.ndim == 0 else (pos, neg)
 
 
 def _bounded_length(ev: Evidence, tokens: float, prior: Prior | None) -> float:
@@ -225,7 +246,9 @@ def _after_change(s: dict[str, float], window: float, now: float, min_span_s: fl
     if now - since < min_span_s:
         return since, now
     # the window keeps no squares: assume the widest spread its mean allows (sum q^2 <= sum q)
+    kept = (s["recent_pos"] + s["recent_neg"]) / (s["q_pos"] + s["q_neg"])
     s["q_pos"], s["q_neg"], s["q_sq"] = s["recent_pos"], s["recent_neg"], s["recent_pos"]
+    s["jq_pos"], s["jq_neg"] = s["jq_pos"] * kept, s["jq_neg"] * kept  # as old as the rest
     return 0.0, 0.0
 
 

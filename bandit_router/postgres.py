@@ -279,6 +279,11 @@ MIGRATIONS: dict[str, list[str]] = {
         "ALTER TABLE arms ADD COLUMN q_sq DOUBLE PRECISION NOT NULL DEFAULT 0",
         "UPDATE arms SET q_sq = q_pos",
     ],
+    # matches migrations.m012_judge_scores: a noisy judge's scores, as reported
+    "p008_judge_scores": [
+        "ALTER TABLE arms ADD COLUMN jq_pos DOUBLE PRECISION NOT NULL DEFAULT 0",
+        "ALTER TABLE arms ADD COLUMN jq_neg DOUBLE PRECISION NOT NULL DEFAULT 0",
+    ],
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bandit_router import posterior
-from bandit_router.arms import BucketArms, F, Reading
+from bandit_router.arms import QUALITY_ROWS, BucketArms, F, Reading
 from bandit_router.catalog import Catalog
 from bandit_router.types import ArmKey, ArmReport
 
@@ -24,7 +24,7 @@ def arm_reports(tenant: str, policy: str, bucket: str, table: BucketArms, readin
         ArmReport(
             key=ArmKey(policy, bucket, name, tenant), quality_mean=float(quality[i]),
             quality_interval=(float(lo[i]), float(hi[i])),
-            evidence=float(ev[F["q_pos"], i] + ev[F["q_neg"], i]),
+            evidence=float(ev[QUALITY_ROWS, i].sum()),
             latency_observations=float(ev[F["lat_n"], i]),
             mean_latency_ms=float(latency[i]),
             mean_cost_usd=float(cost[i]) if in_n[i] > 0 and out_n[i] > 0

@@ -44,6 +44,24 @@ def _share(share: dict[str, float]) -> str:
     return ", ".join(f"{m} {s:.0%}" for m, s in top if s >= 0.005) or "-"
 
 
+def _judge_lines(judge: dict | None) -> list[str]:
+    """The quality sources' line: judge calls and their spend (never routed traffic), the
+    implicit signals, and how well the judge agrees with clients where both scored."""
+    if not judge or not (judge["calls"] or judge["implicit_facts"]):
+        return []
+    share = "" if judge["spend_share"] is None else f" ({judge['spend_share']:.1%} of routed)"
+    line = (f"judge: {judge['calls']:,} calls ({judge['failed']:,} failed), "
+            f"{judge['scores']:,} scores, mean {_num(judge['mean_score'])}, "
+            f"spend {judge['spend_usd']:.4f} USD{share}; "
+            f"implicit facts: {judge['implicit_facts']:,}")
+    agree = judge["agreement"]
+    if agree["routes"]:
+        line += (f"; agreement with clients over {agree['routes']:,} routes: mean |diff| "
+                 f"{_num(agree['mean_abs_diff'])}, correlation {_num(agree['correlation'])}"
+                 + (" (FLAGGED: past judge.disagreement)" if agree["flagged"] else ""))
+    return ["", line]
+
+
 def render(stats: dict, tenant: str) -> str:
     out = [f"bandit-router report: tenant {tenant}, window {stats['window']} "
            f"({_when(stats['since'])} to {_when(stats['until'])} UTC)",
@@ -54,6 +72,7 @@ def render(stats: dict, tenant: str) -> str:
         out += _table(["policy", "bucket", *FIGURES, "traffic share"],
                       [[g["policy"], g["bucket"], *_figures(g), _share(g["share"])]
                        for g in stats["groups"]], text=(0, 1, len(FIGURES) + 2))
+    out += _judge_lines(stats["totals"].get("judge"))
     if stats.get("budgets"):
         out += ["", "budgets"]
         out += _table(

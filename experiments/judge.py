@@ -40,6 +40,7 @@ class JudgeModel:
     accuracy: float | None  # None: the true quality, every call (the reference)
     rate: float | None = None  # None: the service's adaptive rate
     biased: bool = False  # calls long answers good half the time, whatever they are
+    read_as: float | None = None  # judge.accuracy to read its scores with (None: config's)
 
 
 class JudgedChooser(RouterChooser):
@@ -128,21 +129,32 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--draws", type=int, default=30_000)
     parser.add_argument("--accuracy", type=float, help="judge.accuracy to read scores with")
+    parser.add_argument("--sample-rate", type=float, help="judge.sample_rate (the default "
+                        "rate once arms are known; default: the service's)")
+    parser.add_argument("--only", help="only the rows whose name contains this (and the "
+                        "reference); a quick look, not the committed table")
     parser.add_argument("--out", default=str(HERE / "results"))
     args = parser.parse_args()
     ds = load(args.path)
     routing = config(args.config)
     if args.accuracy is not None:
         routing = replace(routing, judge=replace(routing.judge, accuracy=args.accuracy))
+    if args.sample_rate is not None:
+        routing = replace(routing, judge=replace(routing.judge, sample_rate=args.sample_rate))
     ctx = Context(ds, routing)
     answers = answer_lengths(Path(args.path), ds.names)
     judges = [JudgeModel("true quality, every call", None)]
     judges += [JudgeModel(f"judge p={p:g}, default rate", p) for p in (0.7, 0.8, 0.85, 0.9)]
-    judges += [JudgeModel(f"judge p=0.85, rate {r:g}", 0.85, r) for r in (0.02, 0.1, 0.25)]
+    judges += [JudgeModel("perfect judge (p=1, read as such), default rate", 1.0, read_as=1.0)]
+    judges += [JudgeModel(f"judge p=0.85, rate {r:g}", 0.85, r) for r in (0.02, 0.1, 0.25, 1)]
     judges += [JudgeModel("length-biased judge, default rate", 0.85, None, True)]
+    if args.only:
+        judges = [judges[0], *(j for j in judges[1:] if args.only in j.name)]
     rows = []
     for judge in judges:
-        runs = [replay(ctx, judge, answers, s, args.draws) for s in range(args.seeds)]
+        read = ctx if judge.read_as is None else Context(ds, replace(
+            routing, judge=replace(routing.judge, accuracy=judge.read_as)))
+        runs = [replay(read, judge, answers, s, args.draws) for s in range(args.seeds)]
         rows.append({"judge": judge.name, **{k: float(np.mean([r[k] for r in runs]))
                                             for k in runs[0]}})
         print(rows[-1], flush=True)

@@ -102,3 +102,23 @@ def test_report_on_a_missing_database_says_so(tmp_path: Path, config_file: Path)
     proc = _report(str(tmp_path / "absent.db"), config_file)
     assert proc.returncode == 2 and "no database" in proc.stderr
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_the_judge_has_its_own_spend_line():
+    """Judge calls are their own spend line, with their share of the routed spend, and a
+    judge that disagrees with clients is flagged."""
+    judge = {"calls": 120, "failed": 3, "scores": 117, "spend_usd": 0.0421,
+             "spend_share": 0.036, "mean_score": 0.8125, "implicit_facts": 9,
+             "agreement": {"routes": 40, "mean_abs_diff": 0.31, "correlation": 0.42,
+                           "flagged": True}}
+    stats = {"window": "day", "since": 0.0, "until": 3600.0, "reference_model": "m",
+             "totals": {"decisions": 1200, "feedback": 1100, "feedback_rate": 0.9,
+                        "spend_usd": 1.17, "reference_usd": 4.0, "savings_usd": 2.83,
+                        "savings_pct": 70.7, "mean_quality": 0.8, "judge": judge},
+             "groups": [], "series": [], "budgets": []}
+    (line,) = [x for x in render(stats, "default").splitlines() if x.startswith("judge:")]
+    assert "120 calls (3 failed)" in line and "spend 0.0421 USD (3.6% of routed)" in line
+    assert "implicit facts: 9" in line and "over 40 routes" in line and "FLAGGED" in line
+    quiet = {**judge, "calls": 0, "implicit_facts": 0}
+    assert "judge:" not in render({**stats, "totals": {**stats["totals"], "judge": quiet}},
+                                  "default")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bandit_router.config import Prior
 from bandit_router.learner import ArmBook, replay
-from bandit_router.posterior import Evidence, believed, observe
+from bandit_router.posterior import Evidence, judged, observe
 from bandit_router.sources import agreement, source_tally
 from bandit_router.stats import Tally
 from bandit_router.store import Store, read_events
@@ -50,8 +50,8 @@ def test_a_pair_is_counted_once_when_its_second_half_arrives():
 @given(pairs=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=3, max_size=50))
 def test_agreement_is_the_mean_difference_and_pearson_correlation(pairs):
     total = Tally()
-    for client, judged in pairs:
-        total.add(_tally({"judge_quality": (judged, False)}, {"quality": client}))
+    for client, judge_score in pairs:
+        total.add(_tally({"judge_quality": (judge_score, False)}, {"quality": client}))
     got = agreement(total, 0.25)
     c, j = np.array(pairs).T
     assert got["routes"] == len(pairs)
@@ -78,9 +78,10 @@ async def test_one_fact_per_source_and_the_log_rebuilds_the_live_arms(config, db
     assert rebuilt == live
     (ev,) = live.values()
     w = config.source_weights
-    judged = believed(Evidence(), config.policies["default"].prior, 0.9, w["judge_accuracy"])
-    assert ev.q_pos == pytest.approx(judged * w["judge"] + 0.4)
-    assert ev.q_neg == pytest.approx((1 - judged) * w["judge"] + 0.6 + w["implicit"])
+    assert w["judge_accuracy"] < 1  # a noisy judge: its score is kept apart, as reported
+    assert (ev.jq_pos, ev.jq_neg) == pytest.approx((0.9 * w["judge"], 0.1 * w["judge"]))
+    assert ev.q_pos == pytest.approx(0.4)
+    assert ev.q_neg == pytest.approx(0.6 + w["implicit"])
     usage = db.execute("SELECT sum(judge_n), sum(judge_sum), sum(pair_n), sum(implicit_n) "
                        "FROM usage").fetchall()
     assert usage == [(1, 0.9, 1, 1)]
@@ -88,15 +89,34 @@ async def test_one_fact_per_source_and_the_log_rebuilds_the_live_arms(config, db
     assert ArmBook(config.policies, rebuilt, config.source_weights).states() == live
 
 
-@given(theta=st.floats(0.01, 0.99), p=st.floats(0.55, 0.99))
-def test_a_noisy_judge_is_read_so_that_the_truth_is_its_fixed_point(theta, p):
-    """At an arm's true quality, the expected belief after one score is that quality."""
-    n = 100.0
-    ev = Evidence(q_pos=theta * n - 1.0, q_neg=(1 - theta) * n - 1.0)  # with Beta(1, 1)
+@given(theta=st.floats(0.0, 1.0), p=st.floats(0.55, 0.99), n=st.floats(1.0, 1e6))
+def test_a_noisy_judges_expected_scores_read_as_the_true_quality(theta, p, n):
+    """Scores at their expected mean read back as the true quality, and are worth fewer
+    answers than they are (never more, never negative)."""
     says_good = theta * p + (1 - theta) * (1 - p)
-    expected = says_good * believed(ev, Prior(), 1.0, p) + \
-        (1 - says_good) * believed(ev, Prior(), 0.0, p)
-    assert expected == pytest.approx(theta, abs=1e-9)
+    pos, neg = judged(n * says_good, n * (1 - says_good), p)
+    assert pos >= 0 and neg >= 0 and pos + neg <= n * (1 + 1e-12)
+    if pos + neg > 1e-9:
+        assert pos / (pos + neg) == pytest.approx(theta, abs=1e-9)
+
+
+@given(theta=st.floats(0.05, 0.95), p=st.floats(0.6, 0.95))
+def test_a_noisy_judge_is_worth_what_its_variance_says(theta, p):
+    """A Beta of the counts `judged` gives has the variance of the estimate it reads:
+    var(theta_hat) = y(1 - y) / (n (2p - 1)^2), with y the mean score (large n, so the
+    shrinkage toward the uniform prior is negligible)."""
+    n = 1e6
+    y = theta * p + (1 - theta) * (1 - p)
+    pos, neg = judged(n * y, n * (1 - y), p)
+    beta_var = theta * (1 - theta) / (pos + neg)
+    assert beta_var == pytest.approx(y * (1 - y) / (n * (2 * p - 1) ** 2), rel=1e-3)
+
+
+def test_a_perfect_judge_is_read_as_it_scores():
+    assert judged(3.0, 1.0, 1.0) == (3.0, 1.0)
+    ev = observe(Evidence(), (("judge_quality", 0.75),), 0.0, 0.0, 0.0, prior=Prior(),
+                 weights={"judge": 1.0, "judge_accuracy": 1.0})
+    assert (ev.q_pos, ev.q_neg, ev.jq_pos) == (0.75, 0.25, 0.0)
 
 
 def test_a_noisy_judges_scores_converge_to_the_true_quality():
@@ -113,5 +133,6 @@ def test_a_noisy_judges_scores_converge_to_the_true_quality():
                         weights={"judge": 1.0, "judge_accuracy": 0.85})
         face = observe(face, (("judge_quality", score),), 0.0, 0.0, 0.0, prior=Prior(),
                        weights={"judge": 1.0, "judge_accuracy": 1.0})
-    assert noisy.q_pos / noisy.quality_n == pytest.approx(0.8, abs=0.04)
+    pos, neg = judged(noisy.jq_pos, noisy.jq_neg, 0.85)
+    assert pos / (pos + neg) == pytest.approx(0.8, abs=0.04)
     assert face.q_pos / face.quality_n == pytest.approx(0.71, abs=0.04)
