@@ -4,11 +4,13 @@ benchmarks/results/routerbench_subset experiments/results/drift.json ...`.
 
 A replay folder (results.json, with benchmarks/peers/<dataset>.json when present) gets
 frontier.png, traffic.png and regret.png; benchmarks/results/load gets latency.png; an
-experiment's saved JSON with share curves (drift, new_model, latency) gets its PNG.
+experiment's saved JSON with share curves (drift, new_model, latency, equals, unused_model,
+poisoning) gets its PNG.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -19,6 +21,17 @@ ROOT = Path(__file__).resolve().parent.parent
 REPLAYS = ("benchmarks/results/routerbench_subset",)
 REACTIONS = ("experiments/results/drift.json", "experiments/results/new_model.json",
              "experiments/results/latency.json")
+SHARES = ("experiments/results/equals.json", "experiments/results/unused_model.json",
+          "experiments/results/poisoning.json")
+
+
+def _experiment(name: str):
+    """An experiment script as a module (they import their `_common` from experiments/)."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def replot(target: Path) -> list[Path]:
@@ -35,14 +48,19 @@ def replot(target: Path) -> list[Path]:
         return [target / n for n in ("frontier.png", "traffic.png", "regret.png")]
     result = json.loads(target.read_text())
     out = target.with_suffix(".png")
-    reaction.plot(result, out)
+    if target.stem == "equals":
+        _experiment("equals").plot(result["equals"], result["closed_loop"], out)
+    elif target.stem in ("unused_model", "poisoning"):
+        _experiment(target.stem).plot(result, out)
+    else:
+        reaction.plot(result, out)
     return [out]
 
 
 def main(args: list[str]) -> None:
     targets = [Path(a) for a in args] or [ROOT / p for p in (*REPLAYS,
                                                             "benchmarks/results/load",
-                                                            *REACTIONS)]
+                                                            *REACTIONS, *SHARES)]
     for target in targets:
         for path in replot(target):
             print(f"wrote {path}")
