@@ -109,12 +109,12 @@ async def make(out: Path, requests: int, seed_: int = 3, hours: float = HOURS,
             await seed(client, clock, requests, np.random.default_rng(seed_), hours)
             clock.stop()
             async with chromium() as page:
-                await page.open(str(client.make_url("/dashboard")), width=1000)
+                await page.open(str(client.make_url("/dashboard")), width=1100)
                 await page.wait_for("Number(document.body.dataset.ready || 0) >= 1")
                 await choose_window(page, window)
                 await asyncio.sleep(0.3)  # let the page lay out
                 assert page.errors == [], page.errors
-                await page.screenshot(out, width=1000)  # legible at the README's width
+                await page.screenshot(out, width=1100)  # legible at the README's width
 
 
 async def choose_window(page, window: str) -> None:

@@ -266,13 +266,13 @@ async def _history_page(app_config: Config, clock, requests: int, hours: float, 
         clock.t -= hours * 3600.0
         await script.seed(client, clock, requests, np.random.default_rng(7), hours)
         async with chromium() as page:
-            # 1000 px wide: the README shows it at about 900 px, so its text stays legible
-            await page.open(str(client.make_url("/dashboard")), width=1000)
+            # 1100 px wide: the README shows it at about 900 px, so its text stays legible
+            await page.open(str(client.make_url("/dashboard")), width=1100)
             await page.wait_for(f"{READY} >= 1")
             await script.choose_window(page, window)
             shown = await page.evaluate(SHOWN)
             stats, arms = await _api(client, window=window)
-            await page.screenshot(shot, width=1000)
+            await page.screenshot(shot, width=1100)
             assert page.errors == []
             origin = str(client.make_url("/"))
             assert all(u.startswith(origin) for u in page.requests), page.requests
