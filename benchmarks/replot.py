@@ -3,9 +3,9 @@ anything: `python benchmarks/replot.py` (all of them) or `python benchmarks/repl
 benchmarks/results/routerbench_subset experiments/results/drift.json ...`.
 
 A replay folder (results.json, with benchmarks/peers/<dataset>.json when present) gets
-frontier.png, traffic.png and regret.png; benchmarks/results/load gets latency.png; an
-experiment's saved JSON with share curves (drift, new_model, latency, equals, unused_model,
-poisoning) gets its PNG.
+frontier.png, traffic.png and regret.png; benchmarks/results/load and .../slowpeers get
+latency.png; an experiment's saved JSON (drift, new_model, latency, equals, unused_model,
+poisoning) gets its PNG. budget.png needs a run: `python experiments/budget.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from bandit_router.bench import load, plots, reaction
+from bandit_router.bench import load, plots, reaction, slowpeers
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLAYS = ("benchmarks/results/routerbench_subset",)
@@ -35,8 +35,9 @@ def _experiment(name: str):
 
 
 def replot(target: Path) -> list[Path]:
-    if target.is_dir() and target.name == "load":
-        load.plot(json.loads((target / "results.json").read_text()), target / "latency.png")
+    if target.is_dir() and target.name in ("load", "slowpeers"):
+        module = load if target.name == "load" else slowpeers
+        module.plot(json.loads((target / "results.json").read_text()), target / "latency.png")
         return [target / "latency.png"]
     if target.is_dir():
         figures = json.loads((target / "results.json").read_text())
@@ -60,6 +61,7 @@ def replot(target: Path) -> list[Path]:
 def main(args: list[str]) -> None:
     targets = [Path(a) for a in args] or [ROOT / p for p in (*REPLAYS,
                                                             "benchmarks/results/load",
+                                                            "benchmarks/results/slowpeers",
                                                             *REACTIONS, *SHARES)]
     for target in targets:
         for path in replot(target):
