@@ -79,3 +79,21 @@ def test_top_and_other_folds_the_rest_and_keeps_the_busiest():
     assert list(folded) == ["a", "b", style.OTHER]
     assert folded[style.OTHER] == pytest.approx([0.2, 0.2])
     assert style.model_colors(folded)[style.OTHER] == palette.OTHER
+
+
+def test_replot_redraws_the_figures_from_saved_results(tmp_path):
+    """benchmarks/replot.py: the replay's three figures and an experiment's, from JSON only."""
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("replot", ROOT / "benchmarks" / "replot.py")
+    replot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replot)
+    folder = tmp_path / "routerbench_subset"
+    folder.mkdir()
+    shutil.copy(REPLAY, folder / "results.json")
+    shutil.copy(ROOT / "experiments" / "results" / "drift.json", tmp_path / "drift.json")
+    written = replot.replot(folder) + replot.replot(tmp_path / "drift.json")
+    assert [p.name for p in written] == ["frontier.png", "traffic.png", "regret.png",
+                                         "drift.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for p in written)
