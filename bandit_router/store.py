@@ -821,7 +821,8 @@ class Store:
                                    bucket: str | None = None) -> list[timeline.Count]:
         """Decisions per minute from `since` on (for a short history's traffic chart)."""
         return await asyncio.wrap_future(
-            self._writer.submit(timeline.ReadMinutes(since, tenant, policy, bucket)))
+            self._writer.submit(timeline.ReadMinutes(
+                since, tenant, policy, bucket, self.location.kind == "postgresql")))
 
     async def add_usage(self, ticket: RouteTicket, at: float, tally: Tally) -> None:
         """Add to the usage of the ticket's (tenant, policy, bucket, model) at `at`'s hour,

@@ -53,17 +53,24 @@ def is_short(counts: list[Count], now: float) -> bool:
     return bool(counts) and now - min(c.at for c in counts) < FINE_SPAN_S
 
 
+# whole seconds, rounded down: SQLite's CAST truncates, PostgreSQL's rounds (and SQLite
+# may be built without FLOOR)
+SECONDS = {False: "CAST(created_at AS INTEGER)",
+           True: "CAST(FLOOR(created_at) AS BIGINT)"}
+
+
 def read_minutes(conn: sqlite3.Connection, since: float, tenant: str | None = None,
-                 policy: str | None = None, bucket: str | None = None) -> list[Count]:
-    """Decisions per minute from `since` on; None filters nothing. The same SQL on SQLite
-    and PostgreSQL: a BIGINT divided by an integer is an integer on both."""
+                 policy: str | None = None, bucket: str | None = None,
+                 postgres: bool = False) -> list[Count]:
+    """Decisions per minute from `since` on; None filters nothing. Whole seconds divided
+    by an integer: an integer division on both backends."""
     where, args = ["created_at >= ?"], [MINUTE_S, MINUTE_S, since]
     for column, value in (("tenant", tenant), ("policy", policy), ("bucket", bucket)):
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
     rows = conn.execute(
-        "SELECT (CAST(created_at AS BIGINT) / ?) * ?, policy, bucket, model, COUNT(*) "
+        f"SELECT ({SECONDS[postgres]} / ?) * ?, policy, bucket, model, COUNT(*) "
         f"FROM decisions WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4 ORDER BY 1", args)
     return [Count(float(at), p, b, m, int(n)) for at, p, b, m, n in rows]
 
@@ -132,8 +139,8 @@ class ReadMinutes:
     refusable = False
 
     def __init__(self, since: float, tenant: str | None, policy: str | None,
-                 bucket: str | None) -> None:
-        self.args = (since, tenant, policy, bucket)
+                 bucket: str | None, postgres: bool) -> None:
+        self.args = (since, tenant, policy, bucket, postgres)
 
     def run(self, db) -> list[Count]:
         return read_minutes(db.conn, *self.args)
