@@ -219,6 +219,10 @@ async def test_with_keys_the_page_asks_for_one_and_shows_that_tenant(keyed):  # 
         assert page.errors == []
         stats, _ = await _api(keyed, auth("acme-app"))
         assert number(shown["decisions"]) == stats["totals"]["decisions"] == 5  # acme's only
+        # the per-minute timeline and the model summary are acme's too
+        assert sum(b["decisions"] for b in stats["timeline"]["buckets"]) == 5
+        assert sum(shown["charts"].values()) == sum(shown["bars"].values()) == 5
+        assert sum(number(m["decisions"]) for m in shown["models"].values()) == 5
         assert shown["keyform_hidden"] and shown["hash"] == ""
         # a wrong key: refused, forgotten, and not tried again
         await page.send("Page.navigate", url=url + "#key=not-a-key")
