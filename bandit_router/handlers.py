@@ -11,7 +11,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from bandit_router import __version__, openapi
+from bandit_router import __version__, openapi, palette, timeline
 from bandit_router.auth import Forbidden, Principal, authenticate
 from bandit_router.config import Config, Model
 from bandit_router.errors import (
@@ -227,12 +227,28 @@ async def stats(request: web.Request) -> web.Response:
     app[STORE].flush_decisions()  # queued ahead of the read: every answered route counts
     rows = await app[STORE].usage(since, tenant, policy, bucket)
     body = stats_json(rows, window, since, now, reference, app[CONFIG].judge.disagreement)
+    body["timeline"] = await _timeline(app, rows, since, now, tenant, policy, bucket)
+    body["colors"] = palette.colors([*(m.name for m in config.models),
+                                     *(m["model"] for m in body["models"])])
     viewer = None if caller.operator else caller.tenant
     body["budgets"] = [
         budget_json(s, pacing_base(engine.policy(s.budget.policy)), viewer)
         for s in engine.budgets.status(now)
         if s.budget.tenant in (None, caller.tenant) or viewer is None]
     return json_response(body)
+
+
+async def _timeline(app: web.Application, rows: list, since: float, now: float,
+                    tenant: str | None, policy: str | None, bucket: str | None) -> dict:
+    """Traffic over time in slots that fit the history: per minute (from the decisions
+    table) when it is short, else from the hourly rows already read."""
+    counts, grain = timeline.from_usage(rows), timeline.HOUR_S
+    if timeline.is_short(counts, now):
+        fine = await app[STORE].decisions_per_minute(since, tenant, policy, bucket)
+        if fine:  # the decisions may be pruned sooner than the hourly rows
+            counts, grain = fine, timeline.MINUTE_S
+    # learned buckets: their labels, {(policy, bucket): label}, go in here
+    return timeline.timeline_json(counts, now, grain, labels={})
 
 
 def _stats_tenant(caller: Principal, asked: str | None) -> str | None:

@@ -519,14 +519,41 @@ def _stats_schemas() -> dict[str, dict]:
         "when_spent": {"type": "string", "enum": ["cheapest", "refuse"]},
     }, required=("name", "window", "limit_usd", "spent_usd", "remaining_usd", "exhausted"),
         closed=False)
+    model = _object({"model": {"type": "string"}, "decisions": INTEGER, "share": NUMBER,
+                     "spend_usd": NUMBER, "mean_quality": NULLABLE_NUMBER,
+                     "cost_per_request_usd": NULLABLE_NUMBER},
+                    required=("model", "decisions", "share", "spend_usd"), closed=False)
+    lane = _object({
+        "key": {"type": "string"}, "policy": {"type": ["string", "null"]},
+        "bucket": {"type": "string"},
+        "label": {"type": ["string", "null"], "description": "a name to show for the bucket "
+                                                             "(a learned bucket's), if any"},
+        "decisions": INTEGER,
+        "folded": {"type": "array", "items": {"type": "string"},
+                   "description": "for \"other\": the quieter buckets summed into it"},
+        "models": {"type": "object", "additionalProperties": {"type": "array",
+                                                               "items": INTEGER}},
+    }, required=("key", "bucket", "decisions", "models"), closed=False)
+    timeline = _object({
+        "slot_s": INTEGER, "unit": {"type": "string"}, "start": NUMBER, "slots": INTEGER,
+        "buckets": {"type": "array", "items": lane,
+                    "description": "busiest first; the quietest summed into \"other\""},
+    }, required=("slot_s", "unit", "start", "slots", "buckets"), closed=False,
+        description="decisions per slot, bucket and model from the first decision on; the "
+                    "slot fits the history (a minute for a short one, up to a day)")
     stats = _object({
         "window": {"type": "string"}, "since": NUMBER, "until": NUMBER,
         "reference_model": {"type": "string"}, "totals": _object(figures, closed=False),
         "groups": {"type": "array", "items": group},
+        "models": {"type": "array", "items": model, "description": "per model, busiest first"},
         "series": {"type": "array", "items": point},
+        "timeline": timeline,
+        "colors": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "each model's colour (bandit_router/palette.py), the same "
+                                  "as in the benchmark figures"},
         "budgets": {"type": "array", "items": _ref("BudgetStatus")},
-    }, required=("window", "since", "until", "reference_model", "totals", "groups", "series",
-                 "budgets"), closed=False)
+    }, required=("window", "since", "until", "reference_model", "totals", "groups", "models",
+                 "series", "timeline", "colors", "budgets"), closed=False)
     return {"Stats": stats, "BudgetStatus": budget}
 
 

@@ -141,6 +141,21 @@ def figures(t: Tally, reference: Prices) -> dict:
     }
 
 
+def by_model_json(s: Summary) -> list[dict]:
+    """Each model's traffic, spend, mean quality and cost per request over the window,
+    busiest first."""
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    for g in s.groups:
+        for model, t in g.by_model.items():
+            tallies[model].add(t)
+    total = s.totals.decisions
+    return [{"model": m, "decisions": t.decisions,
+             "share": t.decisions / total if total else 0.0, "spend_usd": t.spend_usd,
+             "mean_quality": t.quality_sum / t.quality_n if t.quality_n else None,
+             "cost_per_request_usd": t.spend_usd / t.decisions if t.decisions else None}
+            for m, t in sorted(tallies.items(), key=lambda kv: (-kv[1].decisions, kv[0]))]
+
+
 def summary_json(s: Summary, window: str, disagreement: float = 0.25) -> dict:
     groups = []
     for g in s.groups:
@@ -156,6 +171,7 @@ def summary_json(s: Summary, window: str, disagreement: float = 0.25) -> dict:
         "totals": {**figures(s.totals, s.reference),
                    "judge": judge_figures(s.totals, disagreement)},
         "groups": groups,
+        "models": by_model_json(s),
         "series": [{"hour": r.hour, "tenant": r.tenant, "policy": r.policy, "bucket": r.bucket,
                     "model": r.model, "decisions": r.tally.decisions,
                     "spend_usd": r.tally.spend_usd}

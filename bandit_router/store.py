@@ -20,7 +20,7 @@ import orjson
 import structlog
 from sqlite_utils import Database
 
-from bandit_router import catalog_log, migrations, posterior
+from bandit_router import catalog_log, migrations, posterior, timeline
 from bandit_router.backend import Location, locate
 from bandit_router.bounds import check_facts, cost_ceiling
 from bandit_router.catalog_changes import Change, Entry, find, replay
@@ -815,6 +815,14 @@ class Store:
         """Hourly usage rows from `since` on (read on the writer thread, off the loop)."""
         return await asyncio.wrap_future(
             self._writer.submit(_ReadUsage(since, tenant, policy, bucket)))
+
+    async def decisions_per_minute(self, since: float, tenant: str | None = None,
+                                   policy: str | None = None,
+                                   bucket: str | None = None) -> list[timeline.Count]:
+        """Decisions per minute from `since` on (for a short history's traffic chart)."""
+        return await asyncio.wrap_future(
+            self._writer.submit(timeline.ReadMinutes(
+                since, tenant, policy, bucket, self.location.kind == "postgresql")))
 
     async def add_usage(self, ticket: RouteTicket, at: float, tally: Tally) -> None:
         """Add to the usage of the ticket's (tenant, policy, bucket, model) at `at`'s hour,

@@ -95,6 +95,14 @@ def markdown(eq: dict, loop: dict, seeds: int, steps: tuple[int, int]) -> str:
     return "\n".join(lines)
 
 
+def plot(eq: dict, loop: dict, path: Path) -> None:
+    """The share curves (from a run, or from equals.json: benchmarks/replot.py)."""
+    save_shares(path, [
+        (f"equally good: {mode} mode", eq[mode]["curves"]) for mode in MODES] + [
+        (f"closed loop: {mode} mode", loop[mode]["curves"]) for mode in MODES],
+        "easy requests (count)", ob.WINDOW)
+
+
 def main() -> None:
     args = arguments(__doc__, steps=1200)
     cfg = config(args.config)
@@ -102,10 +110,7 @@ def main() -> None:
     loop = closed_loop(cfg, args.seeds, 3000)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_shares(out / "equals.png", [
-        (f"equally good: {mode} mode", eq[mode]["curves"]) for mode in MODES] + [
-        (f"closed loop: {mode} mode", loop[mode]["curves"]) for mode in MODES],
-        "easy requests", ob.WINDOW)
+    plot(eq, loop, out / "equals.png")
     (out / "equals.md").write_text(markdown(eq, loop, args.seeds, (args.steps, 3000)))
     met = min(eq["value"]["share_401_500"]) >= 0.8
     target = {"level": 0.8, "within": 500, "met": met,

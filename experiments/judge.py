@@ -189,23 +189,19 @@ def _table(rows: list[dict], name: str, judge, seeds: int, draws: int,
 
 
 def _plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
+    from bandit_router.bench import style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    fig, (ax,) = style.figure(width=8.0, height=4.8)
     for r in rows:
-        marker = "*" if r is rows[0] else "o"
-        ax.scatter(r["cost"], r["quality"], marker=marker, s=80 if marker == "*" else 40)
-        ax.annotate(r["judge"], (r["cost"], r["quality"]), fontsize=7,
+        first = r is rows[0]
+        ax.scatter(r["cost"], r["quality"], marker="*" if first else "o", s=110 if first else 45,
+                   color="black" if first else "#0072B2", zorder=3)
+        ax.annotate(r["judge"], (r["cost"], r["quality"]), fontsize=9,
                     xytext=(4, 2), textcoords="offset points")
-    ax.set_xlabel("cost, as a fraction of always-strongest")
-    ax.set_ylabel("quality, as a fraction of always-strongest")
+    ax.set_xlabel("cost per request, as a fraction of always-strongest's")
+    ax.set_ylabel("mean quality, as a fraction\nof always-strongest's")
     ax.set_title("Learning quality from a sampled judge (steady state)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    style.save(fig, path)
 
 
 if __name__ == "__main__":

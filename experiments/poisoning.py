@@ -100,7 +100,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "poisoning.json").write_text(json.dumps(rows, indent=1))
     (out / "poisoning.md").write_text(_table(rows, policy.change_min_hours))
-    _plot(rows, out / "poisoning.png")
+    plot(rows, out / "poisoning.png")
     print(_table(rows, policy.change_min_hours))
 
 
@@ -124,31 +124,27 @@ def _table(rows: list[dict], hours: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
+def plot(rows: list[dict], path: Path) -> None:
+    """From a run's rows, or from poisoning.json (benchmarks/replot.py)."""
+    from bandit_router.bench import style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for attack, style in zip(PATTERNS.values(), ("-", "--", ":"), strict=True):
-        for when, colour in (("before", "#d55e00"), ("after", "#0072b2")):
+    fig, (ax,) = style.figure(width=8.0, height=4.8)
+    for attack, dash in zip(PATTERNS.values(), ("-", "--", ":"), strict=True):
+        for when, colour in (("before", "#D55E00"), ("after", "#0072B2")):
             points = [(r["honest"], r[when]["messages"]) for r in rows if r["busy"] and
                       r["attack"] == attack and r[when]["messages"] is not None]
             if points:
                 xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, style, marker="o", color=colour, label=f"{when}, {attack}")
+                ax.plot(xs, ys, dash, marker="o", color=colour, label=f"{when}, {attack}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    honest = sorted({r["honest"] for r in rows})
-    ax.set_xticks(honest, [f"{h:,}" for h in honest])
-    ax.set_xlabel("honest observations of the bucket's best model")
-    ax.set_ylabel("attack messages until the bucket flips")
+    style.log_ticks(ax, [r["honest"] for r in rows], "x")
+    style.plain_log(ax, "y")
+    ax.set_xlabel("honest observations of the bucket's best model (count)")
+    ax.set_ylabel("attack messages until the bucket flips\n(count, log scale)")
     ax.set_title("Cost of flipping a busy bucket with quality-0 scores")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    style.save(fig, path)
 
 
 if __name__ == "__main__":

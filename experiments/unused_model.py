@@ -92,14 +92,20 @@ def markdown(r: dict, seeds: int, steps: int) -> str:
     return "\n".join(lines)
 
 
+def plot(result: dict, path: Path) -> None:
+    """The share curves (from a run, or from unused_model.json: benchmarks/replot.py)."""
+    save_shares(path, [
+        (f"{mode} mode, {which} the unused model", result[mode][f"curves_{which}"])
+        for mode in MODES for which in ("without", "with")], "easy requests (count)",
+        ob.WINDOW)
+
+
 def main() -> None:
     args = arguments(__doc__, steps=3000)
     result = experiment(config(args.config), args.seeds, args.steps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_shares(out / "unused_model.png", [
-        (f"{mode} mode, {which}", result[mode][f"curves_{which}"])
-        for mode in MODES for which in ("without", "with")], "easy requests", ob.WINDOW)
+    plot(result, out / "unused_model.png")
     (out / "unused_model.md").write_text(markdown(result, args.seeds, args.steps))
     result["target"] = target(result["value"])
     (out / "unused_model.json").write_text(json.dumps(result, indent=1))

@@ -99,9 +99,9 @@ class Page:
                                    f"errors: {self.errors}")
             await asyncio.sleep(0.1)
 
-    async def screenshot(self, path: Path) -> None:
+    async def screenshot(self, path: Path, width: int = 1400) -> None:
         height = await self.evaluate("document.documentElement.scrollHeight")
-        await self.send("Emulation.setDeviceMetricsOverride", width=1400, height=int(height),
+        await self.send("Emulation.setDeviceMetricsOverride", width=width, height=int(height),
                         deviceScaleFactor=1, mobile=False)
         shot = await self.send("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(shot["data"]))

@@ -9,9 +9,11 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from bandit_router import palette
 from bandit_router.app import create_app
 from bandit_router.config import BudgetConfig, Config
 from tests.cdp import CHROMIUM, chromium
@@ -38,8 +40,19 @@ SHOWN = """(() => {
       document.getElementById("keyform").classList.contains("hidden"),
     arms: cells("tr[data-arm]", "data-arm"), budgets: cells("tr[data-budget]", "data-budget"),
     groups: cells("tr[data-group]", "data-group"),
+    models: cells("tr[data-model]", "data-model"),
     charts: Object.fromEntries([...document.querySelectorAll(".chart")].map(
-      (c) => [c.dataset.bucket, c.querySelectorAll("rect[fill]:not([fill='#f2f4f7'])").length])),
+      (c) => [c.dataset.bucket, Number(c.dataset.total)])),
+    bars: Object.fromEntries([...document.querySelectorAll(".chart")].map(
+      (c) => [c.dataset.bucket, [...c.querySelectorAll("rect[data-model]")].map(
+        (r) => Number(/: ([0-9,]+) of/.exec(r.textContent)[1].replace(/,/g, "")))
+        .reduce((a, b) => a + b, 0)])),
+    ticks: [...new Set([...document.querySelectorAll(".chart text.axis")].map(
+      (t) => t.textContent))],
+    colors: Object.fromEntries([...document.querySelectorAll("#legend [data-model] rect")].map(
+      (r) => [r.parentNode.parentNode.dataset.model, r.getAttribute("fill")])),
+    busy: [...document.querySelectorAll(".armgroup")].map((g) => g.dataset.group),
+    judge: t("t-judge"),
     hash: location.hash,
   };
 })()"""
@@ -79,10 +92,31 @@ async def _traffic(client, n: int, headers=None) -> list[dict]:
     return decisions
 
 
-async def _api(client, headers=None) -> tuple[dict, list[dict]]:
-    stats = await (await client.get("/v1/stats", headers=headers)).json()
+async def _api(client, headers=None, window: str = "day") -> tuple[dict, list[dict]]:
+    stats = await (await client.get(f"/v1/stats?window={window}", headers=headers)).json()
     arms = (await (await client.get("/v1/arms", headers=headers)).json())["arms"]
     return stats, arms
+
+
+def _busiest(stats: dict, n: int = 4) -> list[str]:
+    groups = sorted(stats["groups"], key=lambda g: -g["decisions"])  # stable: ties keep order
+    return [f"{g['policy']}/{g['bucket']}" for g in groups[:n]]
+
+
+def _same_models(shown: dict, stats: dict) -> None:
+    """The per-model summary shows the API's figures, and the legend the API's colours."""
+    assert set(shown["models"]) == {m["model"] for m in stats["models"]}
+    for m in stats["models"]:
+        row = shown["models"][m["model"]]
+        assert number(row["decisions"]) == m["decisions"]
+        assert shows(row["share"], 100 * m["share"])
+        assert shows(row["spend"], m["spend_usd"])
+        if m["mean_quality"] is not None:
+            assert shows(row["quality"], m["mean_quality"])
+        assert shows(row["cpr"], m["cost_per_request_usd"])
+    assert shown["colors"] and all(stats["colors"][m].lower() == c.lower()
+                                   for m, c in shown["colors"].items())
+    assert shown["colors"] == {m: palette.colors(stats["colors"])[m] for m in shown["colors"]}
 
 
 @pytest.fixture
@@ -109,9 +143,12 @@ async def test_the_page_shows_what_the_api_reports_and_refreshes(budget_config: 
             assert shows(shown["savings"], t["savings_usd"])
             assert shows(shown["savings_pct"], t["savings_pct"])
             assert shows(shown["quality"], t["mean_quality"])
-            # every arm's posterior mean and interval
-            assert len(shown["arms"]) == len(arms) > 7
+            # the busiest buckets' arms: posterior mean and interval of each
+            busy = _busiest(stats)
+            assert shown["busy"] == busy and len(busy) == len(stats["groups"]) == 3
             for arm in arms:
+                if f"{arm['policy']}/{arm['bucket']}" not in busy:
+                    continue
                 row = shown["arms"][f"{arm['policy']}/{arm['bucket']}/{arm['model']}"]
                 assert shows(row["mean"], arm["quality_mean"]), (row, arm)
                 lo, hi = row["interval"].split("–")
@@ -133,7 +170,9 @@ async def test_the_page_shows_what_the_api_reports_and_refreshes(budget_config: 
                 assert shows(row["spend"], g["spend_usd"])
                 assert shows(row["saved"], g["savings_usd"])
                 assert shows(row["saved-pct"], g["savings_pct"])
-                assert shown["charts"][g["bucket"]] == len(g["share"])
+                assert shown["charts"][g["bucket"]] == shown["bars"][g["bucket"]] \
+                    == g["decisions"]
+            _same_models(shown, stats)
             # it refreshes by itself: new traffic shows up without a reload
             before = await page.evaluate(READY)
             await _traffic(client, 6)
@@ -180,6 +219,10 @@ async def test_with_keys_the_page_asks_for_one_and_shows_that_tenant(keyed):  # 
         assert page.errors == []
         stats, _ = await _api(keyed, auth("acme-app"))
         assert number(shown["decisions"]) == stats["totals"]["decisions"] == 5  # acme's only
+        # the per-minute timeline and the model summary are acme's too
+        assert sum(b["decisions"] for b in stats["timeline"]["buckets"]) == 5
+        assert sum(shown["charts"].values()) == sum(shown["bars"].values()) == 5
+        assert sum(number(m["decisions"]) for m in shown["models"].values()) == 5
         assert shown["keyform_hidden"] and shown["hash"] == ""
         # a wrong key: refused, forgotten, and not tried again
         await page.send("Page.navigate", url=url + "#key=not-a-key")
@@ -208,3 +251,85 @@ async def test_the_screenshot_script_makes_a_screenshot_without_errors(tmp_path:
     await script.make(tmp_path / "shot.png", requests=120)  # asserts no console error itself
     assert (tmp_path / "shot.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert (ROOT / "docs" / "dashboard.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def _screenshot_script():
+    spec = importlib.util.spec_from_file_location("screenshot", ROOT / "docs" / "screenshot.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+async def _history_page(app_config: Config, clock, requests: int, hours: float, window: str,
+                        shot: Path) -> tuple[dict, dict, list[dict]]:
+    """Seed `hours` of traffic into a real store on the fake clock, open the dashboard on
+    `window`; what it shows, and the API's stats and arms, read at the same fake time."""
+    script = _screenshot_script()
+    config = replace(app_config, budgets=(BudgetConfig("team-daily", 5.0),))
+    async with TestClient(TestServer(create_app(config, clock=clock))) as client:
+        clock.t -= hours * 3600.0
+        await script.seed(client, clock, requests, np.random.default_rng(7), hours)
+        async with chromium() as page:
+            # 1100 px wide: the README shows it at about 900 px, so its text stays legible
+            await page.open(str(client.make_url("/dashboard")), width=1100)
+            await page.wait_for(f"{READY} >= 1")
+            await script.choose_window(page, window)
+            shown = await page.evaluate(SHOWN)
+            stats, arms = await _api(client, window=window)
+            await page.screenshot(shot, width=1100)
+            assert page.errors == []
+            origin = str(client.make_url("/"))
+            assert all(u.startswith(origin) for u in page.requests), page.requests
+    return shown, stats, arms
+
+
+def _same_as_api(shown: dict, stats: dict, arms: list[dict]) -> None:
+    t = stats["totals"]
+    assert number(shown["decisions"]) == t["decisions"]
+    assert shows(shown["spend"], t["spend_usd"]) and shows(shown["savings"], t["savings_usd"])
+    assert shows(shown["quality"], t["mean_quality"])
+    assert shown["judge"] == "off"  # no judge configured: said, not left blank
+    _same_models(shown, stats)
+    # one chart per timeline row, busiest first, each bar's count from the API's
+    tl = stats["timeline"]
+    assert list(shown["charts"]) == [b["key"] for b in tl["buckets"]]
+    for b in tl["buckets"]:
+        assert shown["charts"][b["key"]] == shown["bars"][b["key"]] == b["decisions"]
+    assert sum(b["decisions"] for b in tl["buckets"]) == t["decisions"]
+    busy = _busiest(stats)
+    assert shown["busy"] == busy
+    for arm in arms:
+        if f"{arm['policy']}/{arm['bucket']}" in busy:
+            row = shown["arms"][f"{arm['policy']}/{arm['bucket']}/{arm['model']}"]
+            assert shows(row["mean"], arm["quality_mean"]) and shows(row["share"],
+                                                                     100 * arm["share"])
+    assert all(k.split("/")[0] + "/" + k.split("/")[1] in busy for k in shown["arms"])
+
+
+async def test_a_few_minutes_of_history_read_in_minutes(app_config: Config, clock):
+    shot = ROOT / "docs" / "dashboard-short.png"
+    shown, stats, arms = await _history_page(app_config, clock, 240, 8 / 60, "day", shot)
+    _same_as_api(shown, stats, arms)
+    tl = stats["timeline"]
+    assert tl["unit"] == "minute" and 8 <= tl["slots"] <= 10  # not one sliver of an hour
+    assert all(re.fullmatch(r"\d\d:\d\d", tick) for tick in shown["ticks"] if ":" in tick)
+    assert len([tick for tick in shown["ticks"] if ":" in tick]) >= 3
+    assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+async def test_weeks_of_history_read_in_days_with_quiet_buckets_folded(app_config: Config,
+                                                                        clock):
+    shot = ROOT / "docs" / "dashboard-month.png"
+    shown, stats, arms = await _history_page(app_config, clock, 1400, 24 * 27, "month", shot)
+    _same_as_api(shown, stats, arms)
+    tl = stats["timeline"]
+    assert tl["unit"] == "day" and 27 <= tl["slots"] <= 29
+    assert any(re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}", tick) for tick in shown["ticks"])
+    *named, other = tl["buckets"]
+    assert len(named) == 6 and other["key"] == "other" and len(other["folded"]) >= 2
+    # busiest first, and every folded bucket had no more traffic than the quietest shown
+    totals = [b["decisions"] for b in named]
+    assert totals == sorted(totals, reverse=True)
+    quiet = {g["bucket"]: g["decisions"] for g in stats["groups"]}
+    assert max(quiet[k] for k in other["folded"]) <= totals[-1]
+    assert other["decisions"] == sum(quiet[k] for k in other["folded"])

@@ -35,10 +35,13 @@ def test_every_config_key_is_documented():
     assert not missing, f"config keys missing from the README's reference: {missing}"
 
 
-def test_the_readme_shows_the_dashboard_screenshot():
+def test_the_readme_shows_the_dashboard_screenshots_and_the_frontier():
     readme = (ROOT / "README.md").read_text()
-    assert "](docs/dashboard.png)" in readme
-    assert (ROOT / "docs" / "dashboard.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "](docs/dashboard-month.png)" in readme and "docs/dashboard-short.png" in readme
+    assert "](benchmarks/results/routerbench_subset/frontier.png)" in readme
+    for path in ("docs/dashboard-month.png", "docs/dashboard-short.png", "docs/dashboard.png",
+                 "benchmarks/results/routerbench_subset/frontier.png"):
+        assert (ROOT / path).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), path
 
 
 def _bundled_value(doc: dict, key: str):

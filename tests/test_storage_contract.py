@@ -19,7 +19,7 @@ from bandit_router.errors import FactConflict, IdempotencyConflict
 from bandit_router.posterior import Evidence
 from bandit_router.rebuild import rebuild
 from bandit_router.store import Store, connect, read_arms, read_log
-from bandit_router.types import ArmKey, Facts, RouteTicket
+from bandit_router.types import ArmKey, Decision, Facts, RouteTicket
 from tests.stores import off_loop
 from tests.waiting import eventually
 
@@ -164,6 +164,29 @@ async def test_usage_adds_up_spend_and_quality_per_hour(contract_config, url):
     logged = _read(url, lambda db: [spend for _, e, spend in read_log(db)
                                     if e.ticket.tenant == "acme"])
     assert sum(row.tally.spend_usd for row in usage) == pytest.approx(sum(logged))
+
+
+async def test_decisions_per_minute_count_each_tenant_s_own(contract_config, url):
+    """The dashboard's short timeline: whole minutes on both backends (a BIGINT divided by
+    an integer truncates on both; a float cast would round on PostgreSQL)."""
+    t0 = 1_800_000_000.0 // 60 * 60
+    at = [t0 + 5, t0 + 59.9, t0 + 60.0, t0 + 61, t0 + 185.5]
+    async with Opened(contract_config, url) as o:
+        for i, t in enumerate(at):
+            for tenant in ("default", "acme"):
+                o.store.log_decision(Decision(f"r{i}-{tenant}", MODELS[i % 2], "chat:low",
+                                              "default", 0.001, 100.0, (), 10, t,
+                                              tenant=tenant))
+        o.store.log_decision(Decision("r-late", "gpt-5", "code:high", "default", 0.001,
+                                      100.0, (), 10, t0 + 70, tenant="acme"))
+        o.store.flush_decisions()
+        counts = await o.store.decisions_per_minute(t0, tenant="default")
+        since = await o.store.decisions_per_minute(t0 + 60, tenant="acme", bucket="chat:low")
+    assert {(c.at - t0, c.model, c.decisions) for c in counts} == {
+        (0.0, MODELS[0], 1), (0.0, MODELS[1], 1), (60.0, MODELS[0], 1), (60.0, MODELS[1], 1),
+        (180.0, MODELS[0], 1)}
+    assert {c.bucket for c in counts} == {"chat:low"}
+    assert sum(c.decisions for c in since) == 3  # from t0 + 60 on, acme's chat:low only
 
 
 async def test_a_reset_after_feedback_in_the_same_transaction_stays_reset(

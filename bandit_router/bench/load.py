@@ -421,37 +421,40 @@ def _gateway_markdown(g: dict) -> list[str]:
             f"code {g['exit_code']}."]
 
 
-def plot(results: dict, path: Path) -> None:
-    import matplotlib
+PERCENTILES = (("p50_us", "#0072B2", "median (p50)"), ("p95_us", "#E69F00", "p95"),
+               ("p99_us", "#D55E00", "p99"))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot(results: dict, path: Path) -> None:
+    """Latency against connections: one panel per endpoint, colour = percentile, solid =
+    ours, dashed = the comparison; x ticked at the connection counts measured."""
+    from matplotlib.lines import Line2D
+
+    from bandit_router.bench import style
 
     panels = [("route", results["route"], ("router", "baseline")),
               ("feedback", results["feedback"], ("router", "baseline"))]
     if "gateway" in results:
         panels.append(("chat/completions", results["gateway"]["by_connections"],
                        ("gateway", "direct")))
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5))
+    fig, axes = style.figure(1, len(panels), width=5.6 * len(panels), height=4.8)
     for ax, (endpoint, rows, names) in zip(axes, panels, strict=True):
         conns = [int(c) for c in rows]
-        for name, style in zip(names, ("-", "--"), strict=True):
-            for pct, color in (("p50_us", "tab:blue"), ("p95_us", "tab:orange"),
-                               ("p99_us", "tab:red")):
+        for name, dash in zip(names, ("-", "--"), strict=True):
+            for pct, color, _ in PERCENTILES:
                 ys = [rows[str(c)][name][pct] / 1000 for c in conns]
-                ax.plot(conns, ys, style, color=color, marker="o",
-                        label=f"{name} {pct[:3]}")
-        ax.set_xscale("log", base=2)
+                ax.plot(conns, ys, dash, color=color, marker="o", ms=4)
+        ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("keep-alive connections")
-        ax.set_ylabel("latency (ms)")
-        ax.set_title(f"POST /v1/{endpoint}")
-        ax.grid(alpha=0.3, which="both")
-    for ax in axes[1:]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        style.log_ticks(ax, conns, "x")
+        style.plain_log(ax, "y")
+        ax.set_xlabel("keep-alive connections (count)")
+        ax.set_ylabel("latency (milliseconds, log scale)")
+        ax.set_title(f"POST /v1/{endpoint}\nsolid: {names[0]}, dashed: {names[1]}")
+        ax.legend([Line2D([], [], color=c, marker="o") for _, c, _ in PERCENTILES]
+                  + [Line2D([], [], color="black", ls=d) for d in ("-", "--")],
+                  [label for *_, label in PERCENTILES] + list(names), fontsize=9)
+    style.save(fig, path)
 
 
 def write(results: dict, folder: Path) -> None:

@@ -215,33 +215,31 @@ def markdown(result: dict) -> str:
 
 
 def plot(result: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from bandit_router.bench import style
 
     shape = "peak" if "peak" in result["shapes"] else next(iter(result["shapes"]))
     shown = result["shapes"][shape]["shown"]
     limit = shown["limit"]
     free, paced, capped = shown["runs"]
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
+    fig, axes = style.figure(1, 3, width=17, height=4.8)
     ax = axes[0]
-    for run, color in ((free, "tab:gray"), (paced, "tab:blue"), (capped, "tab:red")):
+    for run, color in ((free, "#999999"), (paced, "#0072B2"), (capped, "#D55E00")):
         ax.plot(np.array(run.times) / 3600, np.array(run.spend_so_far) / limit, color=color,
-                label=run.label)
+                label=run.label, lw=1.8)
     ax.plot([0, 24], [0, 1], "k--", lw=1, label="even pace")
     ax.axhline(1.0, color="k", lw=0.6)
-    ax.set(xlabel="hour of the day (UTC)", ylabel="spend / daily budget",
+    ax.set(xlabel="hour of the day (UTC)",
+           ylabel="spend so far, as a fraction\nof the daily budget",
            title=f"Spend through the day ({shape} traffic)", xlim=(0, 24))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     ax = axes[1]
-    ax.plot(np.array(paced.times) / 3600, paced.cost_weight, color="tab:blue")
+    ax.plot(np.array(paced.times) / 3600, paced.cost_weight, color="#0072B2", lw=1.8)
     ax.set(xlabel="hour of the day (UTC)",
            ylabel="points per price doubling\n(cost weight in utility mode)",
            title="The paced price weight", xlim=(0, 24))
-    ax.grid(alpha=0.3)
     ax = axes[2]
     models = sorted(set(paced.models), key=lambda m: (free.models + paced.models).count(m))
+    colors = style.model_colors(models)
     hours = (np.array(paced.times) // 3600).astype(int)
     bottom = np.zeros(24)
     for model in reversed(models):
@@ -249,11 +247,11 @@ def plot(result: dict, path) -> None:
                                if h == hour and m == model) for hour in range(24)], float)
         totals = np.bincount(hours, minlength=24).astype(float)
         share = np.divide(counts, totals, out=np.zeros(24), where=totals > 0)
-        ax.bar(range(24), share, bottom=bottom, label=model, width=1.0, align="edge")
+        ax.bar(range(24), share, bottom=bottom, label=model, width=1.0, align="edge",
+               color=colors[model])
         bottom += share
-    ax.set(xlabel="hour of the day (UTC)", ylabel="traffic share",
-           title="Paced run: traffic share by model", xlim=(0, 24), ylim=(0, 1))
-    ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    ax.set(xlabel="hour of the day (UTC)", ylabel="share of the hour's requests",
+           title="Paced run: where traffic goes", xlim=(0, 24), ylim=(0, 1))
+    ax.grid(False)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="model")
+    style.save(fig, path)

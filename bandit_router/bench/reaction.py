@@ -71,11 +71,6 @@ def write(result: dict, folder: Path, title: str, description: str,
           for_good: bool = False) -> None:
     """`target`: (threshold, requests) the crossing must happen within, in every seed (the
     first crossing, or the lasting one with `for_good`)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     folder.mkdir(parents=True, exist_ok=True)
     name = result["scenario"]
     stats = summary(result)
@@ -103,16 +98,28 @@ def write(result: dict, folder: Path, title: str, description: str,
                             "for_good": for_good}
     lines += ["", *(extra or []), "", f"![{name}]({name}.png)", ""]
     (folder / f"{name}.md").write_text("\n".join(lines))
-    (folder / f"{name}.json").write_text(json.dumps({**result, "summary": stats}, indent=1))
-    fig, ax = plt.subplots(figsize=(9, 4))
+    (folder / f"{name}.json").write_text(json.dumps({**result, "title": title, "summary": stats},
+                                                       indent=1))
+    plot({**result, "title": title}, folder / f"{name}.png")
+
+
+def plot(result: dict, path: Path) -> None:
+    """The share curves of a reaction run, from its saved JSON (the title from the JSON, or
+    from the first line of the Markdown next to it)."""
+    from bandit_router.bench import style
+
+    title = result.get("title")
+    md = path.with_suffix(".md")
+    if not title and md.is_file():
+        title = md.read_text().splitlines()[0].removeprefix("# ")
+    fig, (ax,) = style.figure(width=10, height=4.4)
+    colors = style.model_colors(result["mean_share"])
     for model, curve in result["mean_share"].items():
-        ax.plot(curve, label=model)
-    ax.axvline(result["change_at"], color="black", linestyle="--", label="change")
-    ax.set_xlabel(f"requests of kind '{result['kind']}'")
-    ax.set_ylabel(f"share (last {result['window']}), mean of seeds")
+        ax.plot(curve, label=model, color=colors[model], lw=1.8)
+    ax.axvline(result["change_at"], color="black", linestyle="--", lw=1, label="the change")
+    ax.set_xlabel(f"requests of kind '{result['kind']}' (count)")
+    ax.set_ylabel(f"share of the last {result['window']}\nsuch requests (mean of seeds)")
     ax.set_ylim(0, 1)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / f"{name}.png", dpi=110)
-    plt.close(fig)
+    ax.set_title(title or result["scenario"])
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="model")
+    style.save(fig, path)

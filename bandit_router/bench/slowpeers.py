@@ -243,25 +243,23 @@ def markdown(results: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from bandit_router.bench import style
 
     rows = summary(results)
     kinds = list(rows)
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, (ax,) = style.figure(width=8, height=4.2)
     xs = range(len(kinds))
-    ax.bar([x - 0.2 for x in xs], [rows[k]["p50_ms"] for k in kinds], 0.4, label="p50")
-    ax.bar([x + 0.2 for x in xs], [rows[k]["p99_ms"] for k in kinds], 0.4, label="p99")
+    ax.bar([x - 0.2 for x in xs], [rows[k]["p50_ms"] for k in kinds], 0.4, label="median (p50)",
+           color="#0072B2")
+    ax.bar([x + 0.2 for x in xs], [rows[k]["p99_ms"] for k in kinds], 0.4, label="p99",
+           color="#D55E00")
     ax.axhline(2 * rows["baseline"]["p99_ms"], color="grey", linestyle="--",
-               label="2 × baseline p99")
+               label="2 × the baseline's p99")
     ax.set_xticks(list(xs), kinds)
-    ax.set_ylabel("honest /v1/route latency (ms)")
+    ax.set_xlabel("slow clients alongside the honest ones")
+    ax.set_ylabel("honest /v1/route latency\n(milliseconds)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    style.save(fig, path)
 
 
 def write(results: dict, folder: Path) -> None:
