@@ -5,7 +5,7 @@ benchmarks/results/routerbench_subset experiments/results/drift.json ...`.
 A replay folder (results.json, with benchmarks/peers/<dataset>.json when present) gets
 frontier.png, traffic.png and regret.png; benchmarks/results/load and .../slowpeers get
 latency.png; an experiment's saved JSON (drift, new_model, latency, equals, unused_model,
-poisoning) gets its PNG. budget.png needs a run: `python experiments/budget.py`.
+poisoning, judge) gets its PNG. budget.png needs a run: `python experiments/budget.py`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ REPLAYS = ("benchmarks/results/routerbench_subset",)
 REACTIONS = ("experiments/results/drift.json", "experiments/results/new_model.json",
              "experiments/results/latency.json")
 SHARES = ("experiments/results/equals.json", "experiments/results/unused_model.json",
-          "experiments/results/poisoning.json")
+          "experiments/results/poisoning.json", "experiments/results/judge.json")
 
 
 def _experiment(name: str):
@@ -30,6 +30,7 @@ def _experiment(name: str):
     sys.path.insert(0, str(ROOT / "experiments"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass in it looks its module up
     spec.loader.exec_module(module)
     return module
 
@@ -53,6 +54,8 @@ def replot(target: Path) -> list[Path]:
         _experiment("equals").plot(result["equals"], result["closed_loop"], out)
     elif target.stem in ("unused_model", "poisoning"):
         _experiment(target.stem).plot(result, out)
+    elif target.stem == "judge":
+        _experiment("judge")._plot(result, out)
     else:
         reaction.plot(result, out)
     return [out]
