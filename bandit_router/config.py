@@ -14,7 +14,7 @@ from typing import Literal
 from bandit_router.backend import BadLocation, locate
 from bandit_router.names import name_problem
 from bandit_router.tomlcheck import ConfigError, Table
-from bandit_router.types import MAX_COST_USD, MAX_LATENCY_MS, MAX_TOKENS
+from bandit_router.types import DEFAULT_TENANT, MAX_COST_USD, MAX_LATENCY_MS, MAX_TOKENS
 
 Mode = Literal["value", "utility", "cheapest_adequate"]
 MODES: tuple[Mode, ...] = ("value", "utility", "cheapest_adequate")
@@ -25,7 +25,6 @@ WhenSpent = Literal["cheapest", "refuse"]
 # trail); operator: what every tenant shares (the catalog, upstreams, shared budgets).
 SCOPES = ("route", "feedback", "admin", "operator")
 OPERATOR = "operator"
-DEFAULT_TENANT = "default"
 MIN_KEY_CHARS = 16
 CONFIG_ENV = "BANDIT_ROUTER_CONFIG"
 
@@ -207,15 +206,6 @@ class GatewayConfig:
     timeout_s: float = 120.0  # a whole call (a non-streamed answer, or between stream chunks)
     max_answer_bytes: int = 8 << 20  # an upstream's answer, streamed or not; beyond: failed
     max_event_bytes: int = 1 << 20  # one line of a streamed answer
-
-    def policy_of(self, model: str, policies: Mapping[str, object], default: str) -> str | None:
-        """The policy a `model` alias names, or None when it is not an alias."""
-        if model == self.alias:
-            return default
-        prefix = f"{self.alias}-"
-        if model.startswith(prefix) and model[len(prefix):] in policies:
-            return model[len(prefix):]
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,7 @@ def _learn(app: web.Application, route_id: str, ticket: RouteTicket, call: Call,
             result = await app[STORE].record_feedback(route_id, ticket, facts)
             app[METRICS].fed_back(ticket, result.spend_usd)
         except Exception as exc:  # a storage fault must not fail the forwarded answer
+            app[METRICS].background_failed("measured")
             log.error("gateway_feedback_failed", route_id=route_id, error=str(exc))
 
     task = asyncio.create_task(record())

@@ -79,6 +79,7 @@ async def _record(app: web.Application, route_id: str, ticket: RouteTicket,
     except RouterError as exc:  # a fact of this source already counted: once per route
         log.info("implicit_not_counted", route_id=route_id, reason=exc.message)
     except Exception as exc:  # a storage fault must not go unnoticed
+        app[METRICS].background_failed("implicit")
         log.error("implicit_feedback_failed", route_id=route_id, error=str(exc))
 
 

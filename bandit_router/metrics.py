@@ -90,6 +90,9 @@ class Metrics:
         self._clamped = counter("usage_clamped", "Upstream answers whose reported token "
                                 "counts exceeded what the call could use (context window, "
                                 "output limit, max_tokens) and were clamped", ("model",))
+        self._lost = counter("background_feedback_failed", "Feedback the gateway records "
+                             "by itself (its measurements, implicit facts) that storage "
+                             "failed to commit, by kind", ("kind",))
         self.decision_seconds = Histogram(
             f"{PREFIX}_decision_seconds", "Time to make one routing decision (features, "
             "bucket, sampling), in seconds", buckets=DECISION_BUCKETS, registry=self.registry)
@@ -130,6 +133,11 @@ class Metrics:
         self._child(self._judged, (outcome,)).inc()
         if spend_usd > 0:
             self._judge_spend.inc(spend_usd)
+
+    def background_failed(self, kind: str) -> None:
+        """The gateway's own feedback (`kind`: measured, implicit) that could not be
+        committed: no client waits for it, so this counter is where the loss shows."""
+        self._child(self._lost, (kind,)).inc()
 
     def implicit(self, signal: str) -> None:
         self._child(self._implicit, (signal,)).inc()

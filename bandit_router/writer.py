@@ -113,7 +113,6 @@ class Writer:
         self.commits = 0
         self.failing = False  # the last batch failed
         self.last_error: str | None = None  # the last batch failure's reason
-        self.last_error_at: float | None = None
         self.reopens = 0
 
     def start(self) -> Future[None]:
@@ -215,7 +214,7 @@ class Writer:
         self._on_rollback()
         reason = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
         log.error("commit_failed", error=str(exc), reason=reason, jobs=len(batch))
-        self.failing, self.last_error_at = True, time.time()
+        self.failing = True
         self.last_error = str(exc)
         failure = exc if isinstance(exc, StorageError) else StorageError(
             f"database write failed: {exc}")

@@ -198,3 +198,27 @@ async def test_the_judge_stops_when_its_budget_is_spent(app_config, upstream, cl
         metrics = await (await c.get("/metrics")).text()
     assert stats["totals"]["judge"]["calls"] == 3
     assert 'bandit_router_judge_calls_total{outcome="skipped_budget"} 3.0' in metrics
+
+
+async def test_gateway_feedback_that_storage_fails_to_commit_is_counted(
+        app_config, upstream, clock, monkeypatch):
+    """No client waits for the gateway's own measurements, so a storage fault in them shows
+    in /metrics (and the answer still reaches the caller)."""
+    from bandit_router.keys import STORE
+    from tests.waiting import eventually
+
+    config = judged_config(app_config, upstream)
+    async with TestClient(TestServer(create_app(config, clock=clock))) as c, \
+            openai.AsyncOpenAI(base_url=str(c.make_url("/v1")), api_key="unused",
+                               max_retries=0) as sdk:
+        async def failing(*args, **kwargs):
+            raise OSError("disk I/O error")
+        monkeypatch.setattr(c.server.app[STORE], "record_feedback", failing)
+        answer = await sdk.chat.completions.create(
+            model="strong", messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content.startswith("strong-there says")
+
+        async def counted() -> bool:
+            text = await (await c.get("/metrics")).text()
+            return 'bandit_router_background_feedback_failed_total{kind="measured"} 1.0' in text
+        await eventually(counted, "the lost measurement counted in /metrics")

@@ -25,7 +25,6 @@ from bandit_router.bench.runner import Context, Job, Spec
 WEIGHTS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 # the router's frontier: points per price doubling of the value objective (the default 2)
 POINTS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0, 20.0)
-LEARNERS = ("router", "epsilon_greedy", "ucb1")
 # the router as it was: utility mode, optimistic pooling
 UTILITY = (("policy", (("mode", "utility"), ("pooling", "optimistic"))),)
 # groups whose sweep value is a cost weight of the utility (the baselines' objective)
