@@ -718,3 +718,37 @@ async def test_a_change_on_one_replica_reaches_the_others(app_config, clock):
         assert await _until(b_agrees)
         assert (await models_of(a))["acme-small"]["output_per_mtok"] == 0.5
         assert len((await call(a, "GET", "/v1/admin/audit"))[1]["entries"]) == 3
+
+
+async def test_a_null_releases_an_override_and_its_shadow_warning(app_config, clock):
+    """PATCH with null gives a field back to config.toml: the override is gone, the file's
+    value applies again (after a restart too) and start-up no longer warns that the file's
+    value is shadowed. A model added at run time has no file value to go back to."""
+    document = tomllib.loads((ROOT / "config.toml").read_text())
+    nano = next(m for m in document["models"] if m["name"] == "gpt-5-nano")
+    async with restart(app_config, clock) as c:
+        status, _ = await call(c, "PATCH", "/v1/admin/models/gpt-5-nano",
+                               {"input_per_mtok": 0.07})
+        assert status == 200
+        assert (await models_of(c))["gpt-5-nano"]["overridden"] == ["input_per_mtok"]
+        await call(c, "POST", "/v1/admin/models", NEW)
+        status, body = await call(c, "PATCH", "/v1/admin/models/acme-small",
+                                  {"input_per_mtok": None})
+        assert status == 400 and body["error"]["field"] == "input_per_mtok"
+    with capture_logs() as logs:
+        async with restart(app_config, clock) as c:
+            pass
+    assert any("gpt-5-nano" in e.get("note", "") and "shadowed" in e.get("note", "")
+               for e in logs)
+    async with restart(app_config, clock) as c:
+        status, _ = await call(c, "PATCH", "/v1/admin/models/gpt-5-nano",
+                               {"input_per_mtok": None})
+        assert status == 200
+        listed = (await models_of(c))["gpt-5-nano"]
+        assert listed["overridden"] == [] and listed["input_per_mtok"] == nano["input_per_mtok"]
+    with capture_logs() as logs:
+        async with restart(app_config, clock) as c:
+            listed = (await models_of(c))["gpt-5-nano"]
+    assert listed["overridden"] == [] and listed["input_per_mtok"] == nano["input_per_mtok"]
+    assert not any("gpt-5-nano" in e.get("note", "") and "shadowed" in e.get("note", "")
+                   for e in logs)
