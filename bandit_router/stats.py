@@ -69,14 +69,22 @@ class UsageRow:
     tally: Tally
 
 
-def read_usage(conn: sqlite3.Connection, since: float, tenant: str | None = None,
-               policy: str | None = None, bucket: str | None = None) -> list[UsageRow]:
-    """Usage rows from `since` on; None filters nothing."""
-    where, args = ["hour >= ?"], [since]
+def filtered(time_column: str, since: float, tenant: str | None, policy: str | None,
+             bucket: str | None) -> tuple[list[str], list]:
+    """The WHERE terms and arguments of a read from `since` on, by whatever of tenant,
+    policy and bucket is given (None filters nothing)."""
+    where, args = [f"{time_column} >= ?"], [since]
     for column, value in (("tenant", tenant), ("policy", policy), ("bucket", bucket)):
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
+    return where, args
+
+
+def read_usage(conn: sqlite3.Connection, since: float, tenant: str | None = None,
+               policy: str | None = None, bucket: str | None = None) -> list[UsageRow]:
+    """Usage rows from `since` on; None filters nothing."""
+    where, args = filtered("hour", since, tenant, policy, bucket)
     rows = conn.execute(
         f"SELECT tenant, policy, bucket, model, hour, {', '.join(TALLY_COLUMNS)} FROM usage "
         f"WHERE {' AND '.join(where)} ORDER BY hour, tenant, policy, bucket, model", args)

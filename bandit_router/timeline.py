@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from bandit_router.spend import HOUR_S
-from bandit_router.stats import UsageRow
+from bandit_router.stats import UsageRow, filtered
 
 SLOTS_S = (60, 300, 900, HOUR_S, 3 * HOUR_S, 6 * HOUR_S, 24 * HOUR_S)
 MAX_SLOTS = 96  # bars per chart at most: each stays a few pixels wide
@@ -64,14 +64,11 @@ def read_minutes(conn: sqlite3.Connection, since: float, tenant: str | None = No
                  postgres: bool = False) -> list[Count]:
     """Decisions per minute from `since` on; None filters nothing. Whole seconds divided
     by an integer: an integer division on both backends."""
-    where, args = ["created_at >= ?"], [MINUTE_S, MINUTE_S, since]
-    for column, value in (("tenant", tenant), ("policy", policy), ("bucket", bucket)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            args.append(value)
+    where, args = filtered("created_at", since, tenant, policy, bucket)
     rows = conn.execute(
         f"SELECT ({SECONDS[postgres]} / ?) * ?, policy, bucket, model, COUNT(*) "
-        f"FROM decisions WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4 ORDER BY 1", args)
+        f"FROM decisions WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4 ORDER BY 1",
+        [MINUTE_S, MINUTE_S, *args])
     return [Count(float(at), p, b, m, int(n)) for at, p, b, m, n in rows]
 
 
