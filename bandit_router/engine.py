@@ -419,5 +419,6 @@ class Engine:
             if (tenant is None or t == tenant) and (policy is None or p == policy) and \
                     (bucket is None or b == bucket):
                 reading = self._read(t, self.config.policies[p], b, table, now, exact=True)
-                out.extend(arm_reports(t, p, b, table, reading, self.catalog))
+                out.extend(arm_reports(t, p, b, table, reading, self.catalog,
+                                       self.config.judge.accuracy))
         return out

@@ -244,7 +244,10 @@ async def _timeline(app: web.Application, rows: list, since: float, now: float,
     table) when it is short, else from the hourly rows already read."""
     counts, grain = timeline.from_usage(rows), timeline.HOUR_S
     if timeline.is_short(counts, now):
-        fine = await app[STORE].decisions_per_minute(since, tenant, policy, bucket)
+        # from the hour of its first row, not the window's start: a quiet tenant's short
+        # history must not read every tenant's decisions of the week
+        first = max(since, min(c.at for c in counts)) if counts else since
+        fine = await app[STORE].decisions_per_minute(first, tenant, policy, bucket)
         if fine:  # the decisions may be pruned sooner than the hourly rows
             counts, grain = fine, timeline.MINUTE_S
     # learned buckets: their labels, {(policy, bucket): label}, go in here

@@ -60,6 +60,11 @@ class Evidence:
     def judge_n(self) -> float:
         return self.jq_pos + self.jq_neg
 
+    @property
+    def facts_n(self) -> float:
+        """Quality facts of every source the arm holds (what the evidence cap bounds)."""
+        return self.quality_n + self.judge_n
+
 
 # times, not statistics: never decayed or capped
 STAMPS = ("updated_at", "deviant_since", "deviant_last")
@@ -103,7 +108,8 @@ def decayed(ev: Evidence, now: float, half_life_s: float) -> Evidence:
 
 
 # Each count with the sums it scales: capping keeps every mean, shrinks only the confidence.
-_CAPPED_GROUPS = (("quality_n", ("q_pos", "q_neg", "q_sq")), ("judge_n", ("jq_pos", "jq_neg")),
+# Quality facts of every source share one cap: it bounds the observations an arm keeps.
+_CAPPED_GROUPS = (("facts_n", ("q_pos", "q_neg", "q_sq", "jq_pos", "jq_neg")),
                   ("lat_n", ("lat_n", "lat_sum", "lat_sumsq")),
                   ("in_n", ("in_n", "in_sum")), ("out_n", ("out_n", "out_sum")))
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from bandit_router import posterior
-from bandit_router.arms import QUALITY_ROWS, BucketArms, F, Reading
+from bandit_router.arms import BucketArms, F, Reading, quality_counts
 from bandit_router.catalog import Catalog
 from bandit_router.types import ArmKey, ArmReport
 
 
 def arm_reports(tenant: str, policy: str, bucket: str, table: BucketArms, reading: Reading,
-                catalog: Catalog) -> list[ArmReport]:
+                catalog: Catalog, judge_accuracy: float = 1.0) -> list[ArmReport]:
     ev = reading.evidence
+    # the quality evidence as the posterior counts it (a noisy judge's scores at their worth)
+    evidence = sum(quality_counts(ev, judge_accuracy))
     lo, hi = posterior.quality_interval(reading.alpha, reading.beta)
     in_n, out_n = ev[F["in_n"]], ev[F["out_n"]]
     # a damaged or extreme snapshot may overflow here; such a cost is reported as unknown
@@ -24,7 +26,7 @@ def arm_reports(tenant: str, policy: str, bucket: str, table: BucketArms, readin
         ArmReport(
             key=ArmKey(policy, bucket, name, tenant), quality_mean=float(quality[i]),
             quality_interval=(float(lo[i]), float(hi[i])),
-            evidence=float(ev[QUALITY_ROWS, i].sum()),
+            evidence=float(evidence[i]),
             latency_observations=float(ev[F["lat_n"], i]),
             mean_latency_ms=float(latency[i]),
             mean_cost_usd=float(cost[i]) if in_n[i] > 0 and out_n[i] > 0

@@ -87,6 +87,8 @@ def timeline_json(counts: list[Count], now: float, grain: int = HOUR_S,
         return {"slot_s": MINUTE_S, "unit": UNITS[MINUTE_S], "start": now, "slots": 0,
                 "buckets": []}
     first = min(c.at for c in counts)
+    # another replica's clock may be ahead of this one: its rows still count, up to them
+    now = max(now, max(c.at for c in counts))
     slot = max(slot_for(now - first), grain)
     start = first // slot * slot
     n = int((now - start) // slot) + 1
