@@ -111,7 +111,9 @@ async def _judged(c, calls: int) -> dict:
     answer; waiting for each keeps the run deterministic)."""
     for _ in range(500):
         stats = await _stats(c)
-        if stats["totals"]["judge"]["calls"] >= calls:
+        judge = stats["totals"]["judge"]
+        # a call is tallied as it returns and its score once committed: wait for both
+        if judge["calls"] >= calls and judge["scores"] + judge["failed"] >= judge["calls"]:
             return stats
         await asyncio.sleep(0.01)
     raise AssertionError(f"the judge was not called {calls} times: {stats['totals']['judge']}")
