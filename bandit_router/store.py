@@ -483,7 +483,7 @@ class _RecordFeedback:
         model, prices = self.call_of(t.model, t.created_at)
         check_facts(self.facts, before, model, prices)
         event = FeedbackEvent(self.route_id, self.ticket, resolution.applied, self.clock())
-        key, evidence = self.book.learn(event)
+        learned = self.book.learn_all(event)
         applied = dict(resolution.applied)
         delta = spend_delta(before, recorded, applied, prices,
                             cost_cap=_cost_cap(model, prices, {**before, **applied}))
@@ -495,7 +495,8 @@ class _RecordFeedback:
             [(self.route_id, fact, value, feedback_id,
               int(resolution.derived_quality and fact == "quality"))
              for fact, value in resolution.applied])
-        self.batch.arm(key, evidence)
+        for key, evidence in learned:
+            self.batch.arm(key, evidence)
         sources = source_tally({f: (v, bool(derived)) for f, v, derived in rows}, applied,
                                resolution.derived_quality)
         arm = (t.tenant, t.policy, t.bucket, t.model)
@@ -506,7 +507,8 @@ class _RecordFeedback:
         self.batch.add((*arm, hour_of(t.created_at)), Tally(
             spend_usd=delta.spend_usd, tokened_spend_usd=delta.tokened_spend_usd,
             input_tokens=delta.input_tokens, output_tokens=delta.output_tokens))
-        self.book.stage(key, evidence)
+        for key, evidence in learned:
+            self.book.stage(key, evidence)
         if delta.spend_usd:
             self.stage_spend((t.tenant, t.policy, delta.spend_usd, t.created_at))
         return FeedbackResult(feedback_id, resolution, spend_usd=delta.spend_usd)
@@ -672,7 +674,8 @@ class Store:
             return
         end = self._seen
         for feedback_id, event, spend in read_log(db, after=self._seen):
-            self._book.stage(*self._book.learn(event))
+            for key, evidence in self._book.learn_all(event):
+                self._book.stage(key, evidence)
             end = feedback_id
             if spend:
                 t = event.ticket
