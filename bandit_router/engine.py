@@ -448,7 +448,7 @@ class Engine:
         if policy is not None:
             self.policy(policy)
         if bucket is not None:
-            self.check_bucket(bucket)
+            self.check_bucket(bucket, learned=True)
         now = self._clock()
         out = []
         for (t, p, b), table in sorted(self._tables.items()):

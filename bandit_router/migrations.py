@@ -187,6 +187,21 @@ def m010_quality_spread(db: Database) -> None:
     db.execute("UPDATE arms SET q_sq = q_pos")
 
 
+@migrations()
+def m011_learned_buckets(db: Database) -> None:
+    """Learned buckets: each rule bucket's current split (children, centroids, labels) per
+    tenant and policy, written by version (see learned_store.py)."""
+    db.execute("""CREATE TABLE learned_buckets (
+    tenant TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (tenant, policy, bucket)
+)""")
+
+
 def apply(db: Database) -> None:
     """Apply what is pending under the database's write lock, deciding what is pending only
     once the lock is held: two processes starting on a fresh file would otherwise both see

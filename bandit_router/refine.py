@@ -33,7 +33,14 @@ from bandit_router.learned import Child, Split
 EXAMPLE_CHARS = 80
 _ITERATIONS = 12
 _WORD = re.compile(r"[a-z][a-z+#']{2,}")
-_STOP = frozenset(["the", "and", "for", "with", "that", "this", "what", "from", "into", "your", "you", "are", "was", "were", "can", "how", "why", "when", "which", "who", "will", "would", "could", "should", "about", "than", "then", "them", "they", "their", "there", "here", "have", "has", "had", "not", "but", "all", "any", "some", "one", "two", "its", "it's", "our", "out", "use", "using", "give", "write", "make", "tell", "me", "please", "more", "most", "very", "just", "also", "each", "other", "such", "only", "does", "did", "get", "like", "over", "under", "between"])
+_STOP = frozenset((
+    "the", "and", "for", "with", "that", "this", "what", "from", "into", "your", "you", "are",
+    "was", "were", "can", "how", "why", "when", "which", "who", "will", "would", "could",
+    "should", "about", "than", "then", "them", "they", "their", "there", "here", "have",
+    "has", "had", "not", "but", "all", "any", "some", "one", "two", "its", "it's", "our",
+    "out", "use", "using", "give", "write", "make", "tell", "me", "please", "more", "most",
+    "very", "just", "also", "each", "other", "such", "only", "does", "did", "get", "like",
+    "over", "under", "between"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,13 +20,14 @@ import orjson
 import structlog
 from sqlite_utils import Database
 
-from bandit_router import catalog_log, migrations, posterior
+from bandit_router import catalog_log, learned_store, migrations, posterior
 from bandit_router.backend import Location, locate
 from bandit_router.bounds import check_facts, cost_ceiling
 from bandit_router.catalog_changes import Change, Entry, find, replay
 from bandit_router.config import Config, Model
 from bandit_router.errors import FactConflict, IdempotencyConflict
 from bandit_router.feedback import DuplicateFact, Resolution, resolve
+from bandit_router.learned import Split
 from bandit_router.learner import ArmBook
 from bandit_router.posterior import FIELDS, STAMPS, Evidence
 from bandit_router.route_id import new_key, new_nonce
@@ -824,6 +825,17 @@ class Store:
         committed before it returns (a judge call's spend, say)."""
         key = (ticket.tenant, ticket.policy, ticket.bucket, ticket.model, hour_of(at))
         await asyncio.wrap_future(self._writer.submit(_AddUsage([(*key, tally)])))
+
+    async def load_splits(self) -> list[Split]:
+        """Every stored learned-bucket split (read on the writer thread, off the loop)."""
+        return await asyncio.wrap_future(self._writer.submit(learned_store.LoadSplits()))
+
+    async def save_split(self, split: Split, actor: str | None = None,
+                         action: str | None = None, child: str | None = None) -> bool:
+        """Commit `split` if the stored one is the version it follows (else False: another
+        replica got there first); an admin's change (`action`) with its audit row."""
+        job = learned_store.SaveSplit(split, self._clock(), actor, action, child)
+        return await asyncio.wrap_future(self._writer.submit(job))
 
     async def prune(self, before: float) -> int:
         return await asyncio.wrap_future(self._writer.submit(_Prune(before)))
