@@ -137,7 +137,7 @@ class LearnedBuckets:
     max_buckets: int = 64  # learned buckets per tenant and policy, all rule buckets together
     min_samples: int = 60  # a rule bucket's kept answers before it may split
     per_child: int = 20  # kept answers per learned bucket (more children need more answers)
-    min_per_model: int = 6  # answers of one model in each half before they are compared
+    min_per_model: int = 4  # answers of one model in each group before they are compared
     min_gap: float = 0.2  # a split needs one model's quality to differ this much ...
     z: float = 3.0  # ... by this many standard errors, on held-out answers
     samples_per_model: int = 150  # recent answers kept per (rule bucket, model)
