@@ -12,7 +12,7 @@ import numpy as np
 import structlog
 from aiohttp import web
 
-from bandit_router import admin_models, dashboard, gateway
+from bandit_router import admin_models, dashboard, gateway, learned_http
 from bandit_router.auth import KeyRing
 from bandit_router.config import Config
 from bandit_router.drain import Drain
@@ -50,6 +50,7 @@ def create_app(config: Config, store: Store | None = None,
     app.add_routes(ROUTES)
     app.add_routes(gateway.ROUTES)
     app.add_routes(admin_models.ROUTES)
+    app.add_routes(learned_http.ROUTES)
     app.add_routes(dashboard.ROUTES)
     app.cleanup_ctx.append(lambda a: _lifecycle(a, clock))
     app.cleanup_ctx.append(gateway.lifecycle)  # opened after the store, closed before it
@@ -67,6 +68,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncI
     engine.absorb(loaded.arms)
     engine.remember(loaded.recent)
     _spent(engine, loaded.spend)
+    engine.learned.install(await store.load_splits())
     app[ENGINE] = engine
     for key in engine.orphans:
         log.warning("orphaned_arm", tenant=key.tenant, policy=key.policy, bucket=key.bucket,
@@ -76,6 +78,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncI
     tasks = [asyncio.create_task(_prune_forever(app, clock)),
              asyncio.create_task(_flush_forever(store)),
              asyncio.create_task(_sync_forever(store, config.storage.sync_interval_ms))]
+    if config.buckets.learned.enabled:
+        tasks.append(asyncio.create_task(learned_http.refine_forever(app)))
     yield
     for task in tasks:
         task.cancel()

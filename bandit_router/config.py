@@ -127,12 +127,33 @@ class Complexity:
 
 
 @dataclass(frozen=True, slots=True)
+class LearnedBuckets:
+    """Buckets learned inside each rule bucket from the traffic and its feedback (see
+    bandit_router/refine.py for what each setting bounds)."""
+
+    enabled: bool = False  # experimental: it does not yet beat rules only (README)
+    max_children: int = 16  # learned buckets per rule bucket (per tenant and policy)
+    max_buckets: int = 64  # learned buckets per tenant and policy, all rule buckets together
+    min_samples: int = 60  # a rule bucket's kept answers before it may split
+    per_child: int = 20  # kept answers per learned bucket (more children need more answers)
+    min_per_model: int = 4  # answers of one model in each group before they are compared
+    min_gap: float = 0.2  # a split needs one model's quality to differ this much ...
+    z: float = 3.0  # ... by this many standard errors, on held-out answers
+    samples_per_model: int = 150  # recent answers kept per (rule bucket, model)
+    refine_every: int = 20  # new answers in a rule bucket before it is refined again
+    inherit: float = 2.0  # a child's prior: its parent's posterior, worth this many answers
+    remember: int = 20_000  # recent decisions whose sketches wait for their feedback
+    refine_interval_s: float = 1.0  # how often the service looks for buckets to refine
+
+
+@dataclass(frozen=True, slots=True)
 class BucketRules:
     default_task: str
     tasks: tuple[TaskRule, ...]
     levels: tuple[str, ...]
     thresholds: tuple[float, ...]
     complexity: Complexity
+    learned: LearnedBuckets = LearnedBuckets()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -544,7 +565,27 @@ def _buckets(t: Table) -> BucketRules:
         raise ConfigError(t.key("thresholds"),
                           "needs one ascending threshold per level after the first")
     return BucketRules(default_task=default_task, tasks=tasks, levels=levels,
-                       thresholds=thresholds, complexity=t.table("complexity").read(_complexity))
+                       thresholds=thresholds, complexity=t.table("complexity").read(_complexity),
+                       learned=t.table("learned").read(_learned))
+
+
+def _learned(t: Table) -> LearnedBuckets:
+    d = LearnedBuckets()
+    return LearnedBuckets(
+        enabled=t.boolean("enabled", d.enabled),
+        max_children=t.integer("max_children", d.max_children, lo=2, hi=64),
+        max_buckets=t.integer("max_buckets", d.max_buckets, lo=2, hi=4096),
+        min_samples=t.integer("min_samples", d.min_samples, lo=8, hi=100_000),
+        per_child=t.integer("per_child", d.per_child, lo=2, hi=100_000),
+        min_per_model=t.integer("min_per_model", d.min_per_model, lo=2, hi=10_000),
+        min_gap=t.number("min_gap", d.min_gap, lo=0.01, hi=1.0),
+        z=t.number("z", d.z, lo=1.0, hi=20.0),
+        samples_per_model=t.integer("samples_per_model", d.samples_per_model, lo=8, hi=10_000),
+        refine_every=t.integer("refine_every", d.refine_every, lo=1, hi=100_000),
+        inherit=t.number("inherit", d.inherit, above=0.0, hi=10_000.0),
+        remember=t.integer("remember", d.remember, lo=1, hi=1_000_000),
+        refine_interval_s=t.number("refine_interval_s", d.refine_interval_s, above=0, hi=3600),
+    )
 
 
 def _weights(t: Table) -> Weights:

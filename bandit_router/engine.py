@@ -29,6 +29,8 @@ from bandit_router.errors import (
     UnknownPolicy,
 )
 from bandit_router.features import extract, matcher
+from bandit_router.learned import is_child, parent_of
+from bandit_router.learned_book import LearnedBook
 from bandit_router.policy import ArmPosteriors, thompson
 from bandit_router.pooling import Pool
 from bandit_router.posterior import Evidence
@@ -103,6 +105,7 @@ class Engine:
         self.orphans: dict[ArmKey, Evidence] = {}
         self._buckets = frozenset(config.buckets.names)
         self._cues = matcher(config.buckets)
+        self.learned = LearnedBook(config.buckets.learned, config.routing.seed or 0)
         self.budgets = Budgets(config.budgets, clock())
         # route_ids must be unique: a random prefix per engine, then a counter
         self._nonce_prefix, self._issued = new_nonce()[:8], 0
@@ -121,7 +124,8 @@ class Engine:
 
     def _usable(self, policy: str, bucket: str, model: str) -> int | None:
         """The model's column if the config still has its model, policy and bucket."""
-        if policy not in self.config.policies or bucket not in self._buckets:
+        if policy not in self.config.policies or parent_of(bucket) not in self._buckets or \
+                (bucket not in self._buckets and not is_child(bucket)):
             return None
         return self.catalog.index.get(model)
 
@@ -198,8 +202,10 @@ class Engine:
             raise UnknownPolicy(f"unknown policy {name!r}; known: {known}", "policy")
         return found
 
-    def check_bucket(self, bucket: str) -> str:
-        if bucket not in self._buckets:
+    def check_bucket(self, bucket: str, learned: bool = False) -> str:
+        """`learned`: a learned bucket (``task:level/k``) is a known one too."""
+        if bucket not in self._buckets and not (
+                learned and is_child(bucket) and parent_of(bucket) in self._buckets):
             raise UnknownBucket(f"unknown bucket {bucket!r}; buckets are task:level with "
                                 f"levels {', '.join(self.config.buckets.levels)}", "bucket")
         return bucket
@@ -214,6 +220,9 @@ class Engine:
         features = features or self.features(request)
         bucket = (self.check_bucket(request.bucket) if request.bucket
                   else bucket_of(features, self.config.buckets))
+        rule_bucket = bucket
+        if features.sketch is not None:
+            bucket = self.learned.assign(request.tenant, policy.name, bucket, features.sketch)
         # Not registered until a decision is made: a refused request (422, unknown model)
         # must not add empty arms to /v1/arms that a restart would not bring back.
         tenant = request.tenant
@@ -241,8 +250,12 @@ class Engine:
         if request.explain:
             explanation = self._explain(request, features, scored, choice, best, policy.mode)
             optimised = objective.objective(policy, weights, pacing.price, bucket)
+        route_id = self._route_ids.issue(ticket)
+        if features.sketch is not None:
+            self.learned.decided(route_id, (tenant, policy.name, rule_bucket), features.sketch,
+                                 request.messages[-1].content if request.messages else "")
         return Decision(
-            route_id=self._route_ids.issue(ticket), model=model, bucket=bucket,
+            route_id=route_id, model=model, bucket=bucket,
             policy=policy.name, expected_cost_usd=float(scored.arms.expected_cost[best]),
             expected_latency_ms=float(scored.arms.expected_latency[best]),
             fallbacks=tuple([self.catalog.names[i] for i in order[1:]]),
@@ -279,17 +292,27 @@ class Engine:
         hit = self._readings.get(key)
         if hit is not None:
             reading, used, version, at = hit
-            if used is pool and version == table.version and \
+            if used is pool and version == self._version(key, table) and \
                     0.0 <= now - at <= policy.half_life_hours * 3.6:
                 return reading
         reading = self._read(tenant, policy, bucket, table, now)
-        self._readings[key] = (reading, pool, table.version, now)
+        self._readings[key] = (reading, pool, self._version(key, table), now)
         return reading
+
+    def _version(self, key: tuple[str, str, str], table: BucketArms) -> object:
+        """What a cached reading depends on: its table, and a learned bucket's parent too."""
+        if key[2] in self._buckets:
+            return table.version
+        parent = self._tables.get((key[0], key[1], parent_of(key[2])))
+        return table.version, -1 if parent is None else parent.version
 
     def _read(self, tenant: str, policy: PolicyConfig, bucket: str, table: BucketArms,
               now: float, exact: bool = False) -> Reading:
-        """A bucket's posteriors; its quality prior borrows from the policy's other buckets."""
-        if self._pooled(policy):
+        """A bucket's posteriors; its quality prior borrows from the policy's other buckets
+        (a learned bucket's, from its rule bucket: see `_inherited`)."""
+        if bucket not in self._buckets:
+            alpha0, beta0 = self._inherited(tenant, policy, bucket, now, exact)
+        elif self._pooled(policy):
             alpha0, beta0 = self._pool(tenant, policy, exact).prior(
                 bucket, policy.prior, policy.pool_strength, policy.pooling == "optimistic")
         else:
@@ -298,6 +321,21 @@ class Engine:
             beta0 = (1.0 - base) * policy.prior.quality_strength
         return table.read(policy, self.catalog.prior_latency_ms, now, alpha0, beta0,
                           self.catalog.price_out, self.config.judge.accuracy)
+
+    def _inherited(self, tenant: str, policy: PolicyConfig, bucket: str, now: float,
+                   exact: bool) -> tuple[np.ndarray, np.ndarray]:
+        """A learned bucket's prior: its rule bucket's posterior (which holds every answer
+        its children had too), worth at most `inherit` answers: a new child starts from what
+        its parent learned, yet weakly, since it was split off for being different, and its
+        own answers soon outweigh it."""
+        parent = parent_of(bucket)
+        table = self._tables.get((tenant, policy.name, parent)) or BucketArms(
+            len(self.catalog), self.config.routing.recent_window)
+        reading = self._read(tenant, policy, parent, table, now, exact) if exact else \
+            self._cached_read(tenant, policy, parent, table, now)
+        total = reading.alpha + reading.beta
+        strength = np.minimum(total, self.config.buckets.learned.inherit)
+        return reading.alpha / total * strength, reading.beta / total * strength
 
     def _score(self, table: BucketArms, tenant: str, policy: PolicyConfig, bucket: str,
                features: Features, now: float) -> _Scored:
@@ -412,7 +450,7 @@ class Engine:
         if policy is not None:
             self.policy(policy)
         if bucket is not None:
-            self.check_bucket(bucket)
+            self.check_bucket(bucket, learned=True)
         now = self._clock()
         out = []
         for (t, p, b), table in sorted(self._tables.items()):

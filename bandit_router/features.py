@@ -6,6 +6,7 @@ import string
 from functools import lru_cache
 
 from bandit_router.config import BucketRules
+from bandit_router.sketch import sketch
 from bandit_router.types import Features, RouteRequest
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE tokenisers
@@ -102,4 +103,6 @@ def extract(request: RouteRequest, rules: BucketRules,
         task_hint=request.task.strip().lower() if request.task else None,
         task_cues=tuple(zip((rule.name for rule in rules.tasks), hits, strict=False)),
         complexity_cues=hits[-1],
+        sketch=sketch(raw) if rules.learned.enabled and not request.task and
+        not request.bucket else None,
     )

@@ -27,6 +27,7 @@ from bandit_router.errors import (
     UnsupportedMediaType,
 )
 from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, METRICS, ROUTE_IDS, STORE
+from bandit_router.learned import child_json, is_child, parent_of
 from bandit_router.objective import pacing_base
 from bandit_router.route_id import UnknownRoute
 from bandit_router.stats import (
@@ -157,7 +158,20 @@ async def route(request: web.Request) -> web.Response:
                  policy=decision.policy, bucket=decision.bucket, model=decision.model,
                  expected_cost_usd=decision.expected_cost_usd,
                  expected_latency_ms=decision.expected_latency_ms)
-    return json_response(decision_json(decision, caller.operator))
+    body = decision_json(decision, caller.operator)
+    if req.explain:  # which learned bucket it went to, in words
+        body["learned_bucket"] = learned_of(app[ENGINE], decision.tenant, decision.policy,
+                                            decision.bucket)
+    return json_response(body)
+
+
+def learned_of(engine, tenant: str, policy: str, bucket: str) -> dict | None:
+    """A learned bucket's label, example and size (None for a rule bucket)."""
+    if not is_child(bucket):
+        return None
+    split = engine.learned.splits.get((tenant, policy, parent_of(bucket)))
+    child = split.child(int(bucket.rpartition("/")[2])) if split is not None else None
+    return child_json(split, child) if child is not None else None
 
 
 @ROUTES.post("/v1/feedback")
@@ -181,6 +195,9 @@ async def feedback(request: web.Request) -> web.Response:
     result = await app[STORE].record_feedback(route_id, ticket, facts, idempotency_key)
     if not result.replayed:
         app[METRICS].fed_back(ticket, result.spend_usd)
+        quality = dict(result.resolution.applied).get("quality")
+        if quality is not None:  # joins its rule bucket's sample, for refinement
+            app[ENGINE].learned.answered(route_id, ticket.model, quality)
     applied = {fact: int(v) if fact.endswith("_tokens") else bool(v) if fact == "success" else v
                for fact, v in result.resolution.applied}
     log.info("feedback", route_id=route_id, tenant=ticket.tenant, policy=ticket.policy,
@@ -200,7 +217,10 @@ async def arms(request: web.Request) -> web.Response:
     query = _query(request, ARMS_QUERY)
     reports = request.app[ENGINE].report(policy=query.get("policy"), bucket=query.get("bucket"),
                                          tenant=caller.tenant)
-    return json_response({"arms": [arm_json(r) for r in reports]})
+    engine = request.app[ENGINE]
+    return json_response({"arms": [
+        {**arm_json(r), "learned": learned_of(engine, r.key.tenant, r.key.policy, r.key.bucket)}
+        for r in reports]})
 
 
 @ROUTES.get("/v1/stats")
@@ -219,7 +239,7 @@ async def stats(request: web.Request) -> web.Response:
     if policy is not None:
         engine.policy(policy)
     if bucket is not None:
-        engine.check_bucket(bucket)
+        engine.check_bucket(bucket, learned=True)
     reference = _reference(config, query.get("reference"))
     tenant = _stats_tenant(caller, query.get("tenant"))
     now = engine.now()
@@ -235,6 +255,11 @@ async def stats(request: web.Request) -> web.Response:
         budget_json(s, pacing_base(engine.policy(s.budget.policy)), viewer)
         for s in engine.budgets.status(now)
         if s.budget.tenant in (None, caller.tenant) or viewer is None]
+    body["learned_buckets"] = [
+        {"tenant": sp.tenant, "policy": sp.policy, **child_json(sp, c)}
+        for _, sp in sorted(engine.learned.splits.items())
+        if (tenant is None or sp.tenant == tenant) and (policy is None or sp.policy == policy)
+        for c in sp.children]
     return json_response(body)
 
 

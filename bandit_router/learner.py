@@ -7,9 +7,11 @@ learn through `ArmBook`, so a replay of the feedback log gives exactly the live 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from bandit_router import posterior
 from bandit_router.config import PolicyConfig
+from bandit_router.learned import parent_of
 from bandit_router.posterior import Evidence
 from bandit_router.types import ArmKey, FeedbackEvent
 
@@ -19,6 +21,16 @@ _EMPTY = Evidence()
 def arm_key(event: FeedbackEvent) -> ArmKey:
     t = event.ticket
     return ArmKey(t.policy, t.bucket, t.model, t.tenant)
+
+
+def arm_keys(event: FeedbackEvent) -> tuple[ArmKey, ...]:
+    """The arms an event teaches: its own and, for a learned bucket, its rule bucket's
+    (which so holds every answer its children had: no refinement loses evidence)."""
+    key = arm_key(event)
+    parent = parent_of(key.bucket)
+    if parent == key.bucket or event.facts == (("reset", 1.0),):
+        return (key,)
+    return key, replace(key, bucket=parent)
 
 
 def fold(current: Evidence, event: FeedbackEvent, policy: PolicyConfig | None,
@@ -52,6 +64,12 @@ class ArmBook:
         key = arm_key(event)
         return key, fold(self.get(key), event, self._policies.get(key.policy), self._weights)
 
+    def learn_all(self, event: FeedbackEvent) -> list[tuple[ArmKey, Evidence]]:
+        """`learn` for every arm the event teaches (`arm_keys`)."""
+        policy = self._policies.get(event.ticket.policy)
+        return [(key, fold(self.get(key), event, policy, self._weights))
+                for key in arm_keys(event)]
+
     def stage(self, key: ArmKey, evidence: Evidence) -> None:
         self._staged[key] = evidence
 
@@ -72,7 +90,8 @@ class ArmBook:
 
     def apply(self, event: FeedbackEvent) -> dict[ArmKey, Evidence]:
         """Learn from one event and commit it at once (for in-process use)."""
-        self.stage(*self.learn(event))
+        for key, evidence in self.learn_all(event):
+            self.stage(key, evidence)
         return self.commit()
 
 

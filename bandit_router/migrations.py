@@ -188,6 +188,21 @@ def m010_quality_spread(db: Database) -> None:
 
 
 @migrations()
+def m011_learned_buckets(db: Database) -> None:
+    """Learned buckets: each rule bucket's current split (children, centroids, labels) per
+    tenant and policy, written by version (see learned_store.py)."""
+    db.execute("""CREATE TABLE learned_buckets (
+    tenant TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (tenant, policy, bucket)
+)""")
+
+
+@migrations()
 def m012_judge_scores(db: Database) -> None:
     """A noisy judge's scores, kept apart from the clients' quality and read with the
     judge's accuracy at read time. Arms learned before keep what the judge taught folded

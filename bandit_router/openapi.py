@@ -38,6 +38,8 @@ OPERATION_ERRORS = {
     ("post", "/v1/admin/models"): (*_BODY_ERRORS, 409, 503),
     ("patch", "/v1/admin/models/{name}"): (*_BODY_ERRORS, 404, 409, 503),
     ("get", "/v1/admin/audit"): (400, 401, 403, 503),
+    ("get", "/v1/admin/buckets"): (400, 401, 403, 503),
+    ("post", "/v1/admin/buckets"): (*_BODY_ERRORS, 503),
     ("get", "/metrics"): (401, 403),
 }
 # the codes an operation can answer with a status, where not every code of that status
@@ -54,7 +56,8 @@ SCOPE_OF = {("post", "/v1/route"): "route", ("post", "/v1/feedback"): "feedback"
             ("get", "/v1/stats"): None, ("get", "/v1/admin/models"): "admin",
             ("post", "/v1/admin/models"): "operator",
             ("patch", "/v1/admin/models/{name}"): "operator",
-            ("get", "/v1/admin/audit"): "admin", ("get", "/metrics"): "admin"}
+            ("get", "/v1/admin/audit"): "admin", ("get", "/metrics"): "admin",
+            ("get", "/v1/admin/buckets"): "admin", ("post", "/v1/admin/buckets"): "admin"}
 UPSTREAM_FAILED = "upstream_failed"  # the gateway's 502, in OpenAI's error shape
 _STATUS_TEXT = {400: "Bad request: the body or a field is invalid",
                 401: "No API key, or an unknown one (only when keys are configured)",
@@ -250,6 +253,31 @@ def _reset_request(config: Config | None) -> dict:
                                        "resets them all.")
 
 
+def _learned_bucket() -> dict:
+    return _object({
+        "tenant": {"type": "string"}, "policy": {"type": "string"},
+        "bucket": {"type": "string", "description": "task:level/k"},
+        "parent": {"type": "string", "description": "its rule bucket (task:level)"},
+        "label": {"type": "string", "description": "its most typical words"},
+        "example": {"type": "string", "description": "the answer nearest its centre, cut"},
+        "size": INTEGER, "pinned": {"type": "boolean"}, "version": INTEGER},
+        required=("bucket", "parent", "label", "example", "size", "pinned"), closed=False)
+
+
+def _bucket_change_request(config: Config | None) -> dict:
+    policies = list(config.policies) if config else None
+    return _object({
+        "action": {"type": "string", "enum": ["pin", "unpin", "reset"],
+                   "description": "pin: refinement leaves it as it is; reset: forget the "
+                                  "learned bucket (or, naming a rule bucket, all of its "
+                                  "children); evidence is kept in the rule bucket"},
+        "bucket": _string(wire.MAX_RESET_NAME, "a learned bucket (task:level/k), or a rule "
+                                               "bucket to reset"),
+        "policy": _names(wire.MAX_RESET_NAME, policies, "default: the default policy"),
+        "tenant": _string(wire.MAX_RESET_NAME, "another tenant's (operator keys only)")},
+        required=("action", "bucket"))
+
+
 def _add_model_request(config: Config | None) -> dict:
     w = catalog_wire
     price = {"type": "number", "minimum": 0, "maximum": w.MAX_PRICE}
@@ -395,6 +423,9 @@ def _response_schemas() -> dict[str, dict]:
         "expected_latency_ms": NUMBER,
         "fallbacks": {"type": "array", "items": {"type": "string"},
                       "description": "the other eligible models, best first"},
+        "learned_bucket": {"anyOf": [_ref("LearnedBucket"), {"type": "null"}],
+                           "description": "only with explain: the learned bucket the request "
+                                          "went to (null: its rule bucket)"},
         "explanation": {"type": "object", "additionalProperties": _ref("ArmExplanation"),
                         "description": "per model, only with explain: true"},
         "objective": _object({
@@ -432,6 +463,9 @@ def _response_schemas() -> dict[str, dict]:
         "quality_mean": NUMBER, "quality_interval": INTERVAL, "evidence": NUMBER,
         "latency_observations": NUMBER, "mean_latency_ms": NUMBER,
         "mean_cost_usd": NULLABLE_NUMBER, "share": NUMBER, "recent_decisions": INTEGER,
+        "learned": {"anyOf": [_ref("LearnedBucket"), {"type": "null"}],
+                    "description": "a learned bucket's label, example and size; null for a "
+                                   "rule bucket"},
     }, required=("tenant", "policy", "bucket", "model", "quality_mean", "quality_interval",
                  "evidence", "latency_observations", "mean_latency_ms", "mean_cost_usd",
                  "share", "recent_decisions"), closed=False)
@@ -457,6 +491,10 @@ def _response_schemas() -> dict[str, dict]:
         description="Every error the API answers, whatever the status.")
     return {"Decision": decision, "ArmExplanation": explanation, "FeedbackResult": feedback,
             **_stats_schemas(), **_catalog_schemas(),
+            "LearnedBucket": _learned_bucket(), "LearnedBuckets": _object({
+                "enabled": {"type": "boolean"},
+                "buckets": {"type": "array", "items": _ref("LearnedBucket")}},
+                required=("buckets",), closed=False),
             "Arm": arm, "Arms": _object({"arms": {"type": "array", "items": _ref("Arm")}},
                                         required=("arms",), closed=False),
             "ArmKey": arm_key,
@@ -552,6 +590,7 @@ def _stats_schemas() -> dict[str, dict]:
                    "description": "each model's colour (bandit_router/palette.py), the same "
                                   "as in the benchmark figures"},
         "budgets": {"type": "array", "items": _ref("BudgetStatus")},
+        "learned_buckets": {"type": "array", "items": _ref("LearnedBucket")},
     }, required=("window", "since", "until", "reference_model", "totals", "groups", "models",
                  "series", "timeline", "colors", "budgets"), closed=False)
     return {"Stats": stats, "BudgetStatus": budget}
@@ -678,6 +717,17 @@ def build(config: Config | None = None) -> dict:
                          "schema": {"type": "string", "minLength": 1,
                                     "not": {"enum": [".", ".."]}}}],
             description="Scope: admin. A disabled model keeps its arms' evidence.")},
+        "/v1/admin/buckets": {
+            "get": op("learned_buckets", "The caller's tenant's learned buckets",
+                      _json(_ref("LearnedBuckets"), "Each with its label, example and size"),
+                      "get", "/v1/admin/buckets",
+                      parameters=[{"name": "policy", "in": "query", "required": False,
+                                   "schema": {"type": "string"}}],
+                      description="Scope: admin."),
+            "post": op("change_bucket", "Pin, unpin or reset a learned bucket",
+                       _json(_ref("LearnedBuckets"), "Committed with its audit row"),
+                       "post", "/v1/admin/buckets", body=_bucket_change_request(config),
+                       description="Scope: admin (the caller's tenant).")},
         "/v1/admin/audit": {"get": op(
             "audit", "The audit log of admin changes, newest first",
             _json(_ref("Audit"), "Who, when, what, and the model before and after"),

@@ -279,6 +279,11 @@ MIGRATIONS: dict[str, list[str]] = {
         "ALTER TABLE arms ADD COLUMN q_sq DOUBLE PRECISION NOT NULL DEFAULT 0",
         "UPDATE arms SET q_sq = q_pos",
     ],
+    "p007_learned_buckets": [
+        "CREATE TABLE learned_buckets (tenant TEXT NOT NULL, policy TEXT NOT NULL, "
+        "bucket TEXT NOT NULL, version BIGINT NOT NULL, body TEXT NOT NULL, "
+        "updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (tenant, policy, bucket))",
+    ],
     # matches migrations.m012_judge_scores: a noisy judge's scores, as reported
     "p008_judge_scores": [
         "ALTER TABLE arms ADD COLUMN jq_pos DOUBLE PRECISION NOT NULL DEFAULT 0",

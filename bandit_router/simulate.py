@@ -120,6 +120,10 @@ class RouterChooser:
                  ("input_tokens", float(outcome.input_tokens)),
                  ("output_tokens", float(outcome.output_tokens)))
         self.engine.absorb(self.book.apply(FeedbackEvent(d.route_id, ticket, facts, now)))
+        # as the service does it: the answer joins the bucket's sample, then (between two
+        # requests here, off the hot path there) due buckets are refined
+        if self.engine.learned.answered(d.route_id, d.model, outcome.quality):
+            self.engine.learned.refine_now()
 
 
 def tokens_from_cost(cost_usd: float, input_tokens: int, model: Model) -> int:

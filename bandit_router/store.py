@@ -20,13 +20,14 @@ import orjson
 import structlog
 from sqlite_utils import Database
 
-from bandit_router import catalog_log, migrations, posterior, timeline
+from bandit_router import catalog_log, learned_store, migrations, posterior, timeline
 from bandit_router.backend import Location, locate
 from bandit_router.bounds import check_facts, cost_ceiling
 from bandit_router.catalog_changes import Change, Entry, find, replay
 from bandit_router.config import Config, Model
 from bandit_router.errors import FactConflict, IdempotencyConflict
 from bandit_router.feedback import DuplicateFact, Resolution, resolve
+from bandit_router.learned import Split
 from bandit_router.learner import ArmBook
 from bandit_router.posterior import FIELDS, STAMPS, Evidence
 from bandit_router.route_id import new_key, new_nonce
@@ -483,7 +484,7 @@ class _RecordFeedback:
         model, prices = self.call_of(t.model, t.created_at)
         check_facts(self.facts, before, model, prices)
         event = FeedbackEvent(self.route_id, self.ticket, resolution.applied, self.clock())
-        key, evidence = self.book.learn(event)
+        learned = self.book.learn_all(event)
         applied = dict(resolution.applied)
         delta = spend_delta(before, recorded, applied, prices,
                             cost_cap=_cost_cap(model, prices, {**before, **applied}))
@@ -495,7 +496,8 @@ class _RecordFeedback:
             [(self.route_id, fact, value, feedback_id,
               int(resolution.derived_quality and fact == "quality"))
              for fact, value in resolution.applied])
-        self.batch.arm(key, evidence)
+        for key, evidence in learned:
+            self.batch.arm(key, evidence)
         sources = source_tally({f: (v, bool(derived)) for f, v, derived in rows}, applied,
                                resolution.derived_quality)
         arm = (t.tenant, t.policy, t.bucket, t.model)
@@ -506,7 +508,8 @@ class _RecordFeedback:
         self.batch.add((*arm, hour_of(t.created_at)), Tally(
             spend_usd=delta.spend_usd, tokened_spend_usd=delta.tokened_spend_usd,
             input_tokens=delta.input_tokens, output_tokens=delta.output_tokens))
-        self.book.stage(key, evidence)
+        for key, evidence in learned:
+            self.book.stage(key, evidence)
         if delta.spend_usd:
             self.stage_spend((t.tenant, t.policy, delta.spend_usd, t.created_at))
         return FeedbackResult(feedback_id, resolution, spend_usd=delta.spend_usd)
@@ -672,7 +675,8 @@ class Store:
             return
         end = self._seen
         for feedback_id, event, spend in read_log(db, after=self._seen):
-            self._book.stage(*self._book.learn(event))
+            for key, evidence in self._book.learn_all(event):
+                self._book.stage(key, evidence)
             end = feedback_id
             if spend:
                 t = event.ticket
@@ -829,6 +833,17 @@ class Store:
         committed before it returns (a judge call's spend, say)."""
         key = (ticket.tenant, ticket.policy, ticket.bucket, ticket.model, hour_of(at))
         await asyncio.wrap_future(self._writer.submit(_AddUsage([(*key, tally)])))
+
+    async def load_splits(self) -> list[Split]:
+        """Every stored learned-bucket split (read on the writer thread, off the loop)."""
+        return await asyncio.wrap_future(self._writer.submit(learned_store.LoadSplits()))
+
+    async def save_split(self, split: Split, actor: str | None = None,
+                         action: str | None = None, child: str | None = None) -> bool:
+        """Commit `split` if the stored one is the version it follows (else False: another
+        replica got there first); an admin's change (`action`) with its audit row."""
+        job = learned_store.SaveSplit(split, self._clock(), actor, action, child)
+        return await asyncio.wrap_future(self._writer.submit(job))
 
     async def prune(self, before: float) -> int:
         return await asyncio.wrap_future(self._writer.submit(_Prune(before)))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 CLIENT_FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success", "cost_usd")
 # Quality from the router's own sources: a sampled judge model, and implicit signals the
@@ -72,6 +73,9 @@ class Features:
     task_hint: str | None
     task_cues: tuple[tuple[str, int], ...]  # (task, cue hits), in config order
     complexity_cues: int
+    # what the request is about (bandit_router.sketch), for learned buckets; None when
+    # learning is off or the caller named its task or bucket
+    sketch: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ EXPLAIN_KEYS = {"eligible", "reason", "quality_mean", "quality_interval", "quali
                 "expected_cost_usd", "expected_latency_ms", "utility", "value", "contending"}
 ARM_KEYS = {"tenant", "policy", "bucket", "model", "quality_mean", "quality_interval", "evidence",
             "latency_observations", "mean_latency_ms", "mean_cost_usd", "share",
-            "recent_decisions"}
+            "recent_decisions", "learned"}
 FACT_NAMES = ("quality", "latency_ms", "input_tokens", "output_tokens", "success", "cost_usd")
 SMALL_BODY = 4096
 SMALL_MESSAGES = 3
@@ -196,7 +196,7 @@ async def test_policy_selection(client, policy, want):
 
 async def test_explain_covers_every_catalog_model(client, config):
     d = await route(client, prompt="hello", explain=True, constraints={"exclude": ["gpt-5"]})
-    assert set(d) == ROUTE_KEYS | {"explanation", "objective"}
+    assert set(d) == ROUTE_KEYS | {"explanation", "objective", "learned_bucket"}
     assert d["objective"] == {"mode": "value", "points_per_price_doubling": 2.0,
                               "points_per_latency_doubling": 0.0}
     ex = d["explanation"]

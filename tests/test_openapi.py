@@ -197,6 +197,7 @@ async def test_every_documented_limit_is_the_servers(client, app_config: Config)
     bases = {"/v1/route": {"prompt": "hi"},
              "/v1/feedback": {"route_id": decision["route_id"], "latency_ms": 5.0},
              "/v1/admin/reset": {},
+             "/v1/admin/buckets": {"action": "reset", "bucket": "chat:low"},
              "/v1/admin/models": {"name": "limits-model", "input_per_mtok": 1.0,
                                   "output_per_mtok": 2.0, "context_tokens": 1000},
              "/v1/chat/completions": {"model": "auto",

@@ -231,8 +231,11 @@ def test_arms_learned_before_the_quality_spread_decide_as_before(tmp_path: Path)
 # --- group commit ------------------------------------------------------------------------
 
 def without_idle_syncs(config: Config) -> Config:
-    """For tests that count commits: no idle sync transactions of their own."""
-    return replace(config, storage=replace(config.storage, sync_interval_ms=60_000))
+    """For tests that count commits: no idle sync transactions of their own, and no learned
+    buckets (a refinement commits its split)."""
+    rules = replace(config.buckets, learned=replace(config.buckets.learned, enabled=False))
+    return replace(config, storage=replace(config.storage, sync_interval_ms=60_000),
+                   buckets=rules)
 
 
 async def test_hundreds_of_concurrent_feedbacks_share_few_commits(app_config, clock, db_path,

@@ -55,7 +55,7 @@ PROMPTS = (
     "Debug this error: TypeError: 'NoneType' object is not subscriptable in my Flask app.",
 )
 # Fields of GET /v1/arms that depend on the decision log, not on the feedback log.
-NOT_FROM_FEEDBACK = frozenset({"share", "recent_decisions"})
+NOT_FROM_FEEDBACK = frozenset({"share", "recent_decisions", "learned"})
 Facts = dict[str, Any]
 
 

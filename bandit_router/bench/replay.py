@@ -79,7 +79,8 @@ def specs(ctx: Context, settings: Settings) -> list[Spec]:
 
 NO_POOLING = ("policy", (("pooling", "off"),))
 ABLATION = {
-    "the default: value objective, set aside at 3 sigma, full pooling": (),
+    "the default: value objective, set aside at 3 sigma, full pooling, rule buckets": (),
+    "learned buckets on (experimental)": (("learned", (("enabled", True),)),),
     "value objective, nothing set aside": (("policy", (("contention_level", 0.0),)),),
     "value objective, set aside at 95%": (("policy", (("contention_level", 0.95),)),),
     "utility objective, optimistic pooling (the previous default)": (

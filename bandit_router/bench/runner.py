@@ -107,7 +107,11 @@ def _router_config(ctx: Context, spec: Spec) -> Config:
         policy = replace(policy, weights=replace(policy.weights, **{field: spec.param}))
     policies = dict(config.policies)
     policies[name] = policy
-    return replace(config, policies=type(config.policies)(policies))
+    config = replace(config, policies=type(config.policies)(policies))
+    if spec.option("learned") is not None:  # e.g. rules-only buckets (learning off)
+        learned = replace(config.buckets.learned, **dict(spec.option("learned")))
+        config = replace(config, buckets=replace(config.buckets, learned=learned))
+    return config
 
 
 def hand_map(ctx: Context) -> dict[str, str]:
