@@ -27,7 +27,7 @@ from bandit_router.errors import (
     UnsupportedMediaType,
 )
 from bandit_router.keys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, METRICS, ROUTE_IDS, STORE
-from bandit_router.learned import child_json, is_child, parent_of
+from bandit_router.learned import child_json, child_name, is_child, parent_of
 from bandit_router.objective import pacing_base
 from bandit_router.route_id import UnknownRoute
 from bandit_router.stats import (
@@ -275,8 +275,10 @@ async def _timeline(app: web.Application, rows: list, since: float, now: float,
         fine = await app[STORE].decisions_per_minute(first, tenant, policy, bucket)
         if fine:  # the decisions may be pruned sooner than the hourly rows
             counts, grain = fine, timeline.MINUTE_S
-    # learned buckets: their labels, {(policy, bucket): label}, go in here
-    return timeline.timeline_json(counts, now, grain, labels={})
+    labels = {(sp.policy, child_name(sp.bucket, c.id)): f"{child_name(sp.bucket, c.id)} "
+              f"({c.label})" for sp in app[ENGINE].learned.splits.values()
+              if tenant is None or sp.tenant == tenant for c in sp.children if c.label}
+    return timeline.timeline_json(counts, now, grain, labels=labels)
 
 
 def _stats_tenant(caller: Principal, asked: str | None) -> str | None:

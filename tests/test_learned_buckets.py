@@ -82,6 +82,13 @@ async def test_learned_buckets_send_each_kind_to_its_model(config, db_path, cloc
         assert share(run, True, STRONG) >= 0.8  # puzzles: only the strong one is
         assert {b for _, _, b in run[-TAIL:]} > {"chat:low"} or \
             all("/" in b for _, _, b in run[-TAIL:])
+        # the dashboard's timeline names each learned bucket by its label
+        stats = await (await client.get("/v1/stats")).json()
+        learned = {x["bucket"]: x["label"] for x in stats["learned_buckets"]}
+        shown = {t["bucket"]: t["label"] for t in stats["timeline"]["buckets"]
+                 if "/" in t["bucket"]}
+        assert any(shown.values()), shown
+        assert all(learned[k] in v for k, v in shown.items() if v), (shown, learned)
 
 
 async def test_with_rules_only_both_kinds_share_one_model(config, db_path, clock):
