@@ -70,6 +70,12 @@ class LearnedBook:
         every = self.settings.refine_every
         return sorted(k for k, n in self._fresh.items() if n >= every)
 
+    def forget(self, key: SplitKey) -> None:
+        """A rule bucket reset by an admin relearns from new answers only: its kept ones
+        would split it again at once."""
+        self._samples.pop(key, None)
+        self._fresh.pop(key, None)
+
     def refined(self, key: SplitKey) -> None:
         self._fresh[key] = 0
 

@@ -85,6 +85,8 @@ async def change_bucket(request: web.Request) -> web.Response:
                          action)
         if await store.save_split(split, caller.name, ACTIONS[action], bucket):
             engine.learned.install([split])
+            if action == "reset" and not is_child(bucket):
+                engine.learned.forget(split.key)
             log.info("learned_bucket_changed", tenant=tenant, key=caller.name, bucket=bucket,
                      action=action, version=split.version)
             return json_response({"action": action, "bucket": bucket, "version": split.version,
