@@ -138,7 +138,12 @@ async def test_the_judge_alone_teaches_which_model_is_adequate_where(app_config,
                 clock.advance(1.0)
                 calls = 2 * i + (1 if kind == "easy" else 2)
                 chosen[kind].append(await _ask(sdk, c, template.format(i=i), calls))
-        stats = await _stats(c)
+        # the gateway's measurements commit in the background too: wait for the last one
+        for _ in range(500):
+            stats = await _stats(c)
+            if stats["totals"]["feedback"] >= 320:
+                break
+            await asyncio.sleep(0.01)
     late = {kind: models[-60:] for kind, models in chosen.items()}
     # cheap is adequate for small talk and 50x cheaper; proofs need the strong model
     assert late["easy"].count("cheap") >= 45, late["easy"]
