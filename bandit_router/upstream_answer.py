@@ -63,14 +63,20 @@ def _token_problem(usage: Any) -> str | None:
     return None
 
 
+def _object(raw: bytes, what: str) -> dict:
+    """`raw` parsed as a JSON object, or BadAnswer naming `what` it was."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadAnswer(f"{what} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadAnswer(f"{what} is not a JSON object")
+    return data
+
+
 def answer(body: bytes) -> dict:
     """A non-streamed answer as an object, or BadAnswer saying what is wrong with it."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadAnswer(f"answer is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise BadAnswer("answer is not a JSON object")
+    data = _object(body, "answer")
     choices = data.get("choices")
     if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
         raise BadAnswer("answer's choices is not an array of objects")
@@ -82,12 +88,7 @@ def answer(body: bytes) -> dict:
 
 def event(data: bytes) -> dict:
     """One streamed event's data as an object, or BadAnswer."""
-    try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise BadAnswer(f"stream event is not JSON: {exc}") from None
-    if not isinstance(chunk, dict):
-        raise BadAnswer("stream event is not a JSON object")
+    chunk = _object(data, "stream event")
     if "error" in chunk:
         raise BadAnswer("the upstream sent an error event")
     choices = chunk.get("choices")
