@@ -1,3 +1,3 @@
-from bandit_router.cli import main
+from bandit_router.cli.main import main
 
 raise SystemExit(main())

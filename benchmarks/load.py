@@ -5,7 +5,7 @@ Needs wrk (Debian/Ubuntu: apt-get install wrk) and the [bench] extra.
 
 import sys
 
-from bandit_router.cli import main
+from bandit_router.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", "load", *sys.argv[1:]]))

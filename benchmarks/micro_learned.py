@@ -20,11 +20,12 @@ import matplotlib
 import numpy as np
 
 from bandit_router.bench.micro import _timed, catalog, engine_with_evidence, long_prompt
-from bandit_router.config import Config, load
-from bandit_router.learned import Child, Split
-from bandit_router.refine import describe
-from bandit_router.sketch import DIM, sketch
-from bandit_router.types import Message, RouteRequest
+from bandit_router.config import load
+from bandit_router.core.learned import Child, Split
+from bandit_router.core.refine import describe
+from bandit_router.core.settings import Config
+from bandit_router.core.sketch import DIM, sketch
+from bandit_router.core.types import Message, RouteRequest
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after use(): the backend must be chosen first

@@ -5,7 +5,7 @@ The same as `bandit-router bench replay PATH`; see `--help` and benchmarks/READM
 
 import sys
 
-from bandit_router.cli import main
+from bandit_router.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", "replay", *sys.argv[1:]]))

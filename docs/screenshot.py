@@ -29,8 +29,9 @@ from aiohttp.test_utils import TestClient, TestServer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.cdp: the Chromium driver the dashboard tests use
 
-from bandit_router.app import create_app  # noqa: E402
-from bandit_router.config import BudgetConfig, load  # noqa: E402
+from bandit_router.config import load  # noqa: E402
+from bandit_router.core.settings import BudgetConfig  # noqa: E402
+from bandit_router.http.app import create_app  # noqa: E402
 from tests.cdp import chromium  # noqa: E402
 
 HOURS = 12.0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bandit_router.config import Config, load
+from bandit_router.config import load
+from bandit_router.core.settings import Config
 
 HERE = Path(__file__).resolve().parent
 CHEAP, MID, STRONG = "gpt-5-nano", "gpt-5-mini", "gpt-5"  # from the bundled catalog

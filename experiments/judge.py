@@ -5,7 +5,7 @@ through the router's own engine and learning, with every call's latency and toke
 (as the gateway does) and quality coming only from a simulated judge that grades a sample
 of the answers: right with probability p (else it says the opposite), or biased toward long
 answers. The judge's rate is the service's (`judge.sample_rate`, `young_rate`,
-`young_evidence`, via `bandit_router.judge.sample_rate`), or a fixed one; its scores are read
+`young_evidence`, via `bandit_router.engine.judge.sample_rate`), or a fixed one; its scores are read
 with the service's `judge.accuracy` (0.85 unless --accuracy says otherwise). Each judge call
 is priced as the dataset's middle-priced model (a capable mid-tier judge) reading the prompt
 and the answer and writing a 40-token verdict, and reported as a share of the routed spend.
@@ -25,9 +25,9 @@ from _common import HERE, config
 
 from bandit_router.bench.dataset import load
 from bandit_router.bench.runner import Context, items_for
-from bandit_router.judge import sample_rate
-from bandit_router.simulate import Clock, Outcome, RouterChooser, run
-from bandit_router.types import FeedbackEvent, RouteTicket
+from bandit_router.core.types import FeedbackEvent, RouteTicket
+from bandit_router.engine.judge import sample_rate
+from bandit_router.engine.simulate import Clock, Outcome, RouterChooser, run
 
 DATA = HERE.parent.parent / "shared" / "data" / "routerbench_subset"
 VERDICT_TOKENS = 40

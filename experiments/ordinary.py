@@ -22,9 +22,9 @@ import matplotlib
 import numpy as np
 from _common import HERE, arguments, config
 
-from bandit_router.config import Config
-from bandit_router.simulate import Clock, Outcome, RouterChooser, run
-from bandit_router.types import Message, RouteRequest
+from bandit_router.core.settings import Config
+from bandit_router.core.types import Message, RouteRequest
+from bandit_router.engine.simulate import Clock, Outcome, RouterChooser, run
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
@@ -100,8 +100,8 @@ def windows(good: list[tuple[str, bool]], easy: bool | None, kinds: dict[str, bo
 def picture(path: Path, world: OrdinaryWorld, learned, steps: int) -> None:
     """The learned buckets: every prompt's sketch, projected on its first two principal
     components, coloured by kind, and the learned bucket it goes to written over it."""
-    from bandit_router.buckets import bucket_of
-    from bandit_router.features import extract
+    from bandit_router.core.buckets import bucket_of
+    from bandit_router.core.features import extract
     cfg = learned_cfg = world.cfg
     x, names = [], []
     for text in world.texts:

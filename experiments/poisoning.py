@@ -17,10 +17,10 @@ from pathlib import Path
 
 from _common import HERE, config
 
-from bandit_router.config import PolicyConfig
-from bandit_router.learner import ArmBook
-from bandit_router.posterior import Evidence
-from bandit_router.types import ArmKey, FeedbackEvent, RouteTicket
+from bandit_router.core.learner import ArmBook
+from bandit_router.core.posterior import Evidence
+from bandit_router.core.settings import PolicyConfig
+from bandit_router.core.types import ArmKey, FeedbackEvent, RouteTicket
 
 T0 = 1_800_000_000.0
 A, B = ArmKey("default", "code:low", "a"), ArmKey("default", "code:low", "b")

@@ -10,10 +10,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, settings
 
-from bandit_router.app import create_app
-from bandit_router.config import Config, load
-from bandit_router.engine import Engine
-from bandit_router.route_id import RouteIds
+from bandit_router.config import load
+from bandit_router.core.route_id import RouteIds
+from bandit_router.core.settings import Config
+from bandit_router.engine.router import Engine
+from bandit_router.http.app import create_app
 from tests.fake_upstream import FakeUpstream
 from tests.stores import store_url  # noqa: F401  (a fixture: a fresh store of each backend)
 

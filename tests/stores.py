@@ -19,8 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from bandit_router.backend import locate
 from bandit_router.bench.scaleout import admin_sql
+from bandit_router.core.location import locate
 
 SERVER = os.environ.get("BANDIT_ROUTER_TEST_POSTGRES",
                         "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -86,7 +86,7 @@ def rows(url: str, sql: str) -> list[tuple]:
     if location.kind == "sqlite":
         with sqlite3.connect(location.target) as db:
             return db.execute(sql).fetchall()
-    from bandit_router.postgres import PgDatabase
+    from bandit_router.storage.postgres import PgDatabase
 
     def read() -> list[tuple]:
         db = PgDatabase(location.target)

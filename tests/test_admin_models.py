@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from bandit_router.app import create_app
-from bandit_router.catalog_changes import (
+from bandit_router.config import parse
+from bandit_router.core.catalog_changes import (
     Change,
     Entry,
     apply,
@@ -33,13 +33,14 @@ from bandit_router.catalog_changes import (
     from_config,
     replay,
 )
-from bandit_router.config import Config, Model, UpstreamConfig, parse
-from bandit_router.engine import Engine
-from bandit_router.errors import RouterError
-from bandit_router.keys import ENGINE
-from bandit_router.learner import ArmBook
-from bandit_router.route_id import RouteIds
-from bandit_router.types import FeedbackEvent, Message, RouteRequest, RouteTicket
+from bandit_router.core.errors import RouterError
+from bandit_router.core.learner import ArmBook
+from bandit_router.core.route_id import RouteIds
+from bandit_router.core.settings import Config, Model, UpstreamConfig
+from bandit_router.core.types import FeedbackEvent, Message, RouteRequest, RouteTicket
+from bandit_router.engine.router import Engine
+from bandit_router.http.app import create_app
+from bandit_router.http.appkeys import ENGINE
 from tests.conftest import ROOT, FakeClock
 from tests.test_auth import auth, keyed, keyed_config  # noqa: F401  (fixtures)
 

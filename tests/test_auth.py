@@ -9,10 +9,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from bandit_router.app import create_app
-from bandit_router.auth import KeyRing
-from bandit_router.config import Config, parse
-from bandit_router.tomlcheck import ConfigError
+from bandit_router.config import parse
+from bandit_router.config.tomlcheck import ConfigError
+from bandit_router.core.settings import Config
+from bandit_router.http.app import create_app
+from bandit_router.http.auth import KeyRing
 from tests.conftest import ROOT
 
 KEYS = {  # name: (tenant, scopes, secret)

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from bandit_router.app import create_app
+from bandit_router.http.app import create_app
 from tests.test_handlers import JSON, assert_error, error_of, route, still_serves
 
 POSTS = ["/v1/route", "/v1/feedback", "/v1/admin/reset"]

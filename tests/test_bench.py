@@ -176,7 +176,7 @@ def test_prices_may_be_one_price_per_model_or_keyed_by_name(tmp_path):
 
 
 def test_the_command_reports_a_bad_dataset_in_one_line(tmp_path, capsys):
-    from bandit_router.cli import main
+    from bandit_router.cli.main import main
 
     folder = ds_module.write(tmp_path / "bad", _rows(4, 0), [{"name": "tiny"}, *MODELS[1:]])
     assert main(["bench", "replay", str(folder), "--out", str(tmp_path / "out")]) == 2

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from bandit_router.buckets import bucket_of, complexity, level_of, task_of
-from bandit_router.config import BucketRules, Config
-from bandit_router.features import extract
-from bandit_router.types import Message, RouteRequest
+from bandit_router.core.buckets import bucket_of, complexity, level_of, task_of
+from bandit_router.core.features import extract
+from bandit_router.core.settings import BucketRules, Config
+from bandit_router.core.types import Message, RouteRequest
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bandit_router.bench import pacing
-from bandit_router.budget import NO_PACING, Budgets, Pacer, window_bounds
-from bandit_router.config import BudgetConfig, Config
-from bandit_router.engine import Engine
-from bandit_router.errors import BudgetExhausted
-from bandit_router.route_id import RouteIds
-from bandit_router.types import Message, RouteRequest
+from bandit_router.core.budget import NO_PACING, Budgets, Pacer, window_bounds
+from bandit_router.core.errors import BudgetExhausted
+from bandit_router.core.route_id import RouteIds
+from bandit_router.core.settings import BudgetConfig, Config
+from bandit_router.core.types import Message, RouteRequest
+from bandit_router.engine.router import Engine
 
 MIDNIGHT = pacing.START  # a UTC midnight
 DAY = BudgetConfig("daily", limit_usd=10.0)

@@ -7,7 +7,7 @@ import argparse
 
 import pytest
 
-from bandit_router.cli import _parser, main
+from bandit_router.cli.main import _parser, main
 
 
 def _commands(parser: argparse.ArgumentParser, path: str = "bandit-router"):

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from bandit_router.config import Config, ConfigError, load, parse
+from bandit_router.config import ConfigError, load, parse
+from bandit_router.core.settings import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "config.toml"
@@ -376,10 +377,10 @@ def test_names_at_their_longest_give_route_ids_that_feedback_accepts(
         doc: dict[str, Any]) -> None:
     import numpy as np
 
-    from bandit_router.engine import Engine
-    from bandit_router.route_id import RouteIds
-    from bandit_router.types import Message, RouteRequest
-    from bandit_router.wire import MAX_ROUTE_ID, parse_feedback
+    from bandit_router.core.route_id import RouteIds
+    from bandit_router.core.types import Message, RouteRequest
+    from bandit_router.engine.router import Engine
+    from bandit_router.http.wire import MAX_ROUTE_ID, parse_feedback
 
     doc["models"] = [dict(doc["models"][0], name="m" * 64, context_tokens=100_000_000)]
     doc["policies"] = {"p" * 64: doc["policies"]["default"]}
@@ -399,10 +400,10 @@ def test_names_at_their_longest_give_route_ids_that_feedback_accepts(
 def test_numbers_at_the_edges_of_their_ranges_route_and_learn(doc: dict[str, Any]) -> None:
     import numpy as np
 
-    from bandit_router.engine import Engine
-    from bandit_router.learner import ArmBook
-    from bandit_router.route_id import RouteIds
-    from bandit_router.types import FeedbackEvent, Message, RouteRequest, RouteTicket
+    from bandit_router.core.learner import ArmBook
+    from bandit_router.core.route_id import RouteIds
+    from bandit_router.core.types import FeedbackEvent, Message, RouteRequest, RouteTicket
+    from bandit_router.engine.router import Engine
 
     prior = doc["policies"]["default"]["prior"]
     prior.update(latency_log_sd=5.0, latency_strength=1e6, output_tokens_strength=1e6,

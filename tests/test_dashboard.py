@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router import palette
-from bandit_router.app import create_app
-from bandit_router.config import BudgetConfig, Config
+from bandit_router.core import palette
+from bandit_router.core.settings import BudgetConfig, Config
+from bandit_router.http.app import create_app
 from tests.cdp import CHROMIUM, chromium
 from tests.conftest import ROOT
 from tests.test_auth import KEYS, auth, keyed, keyed_config  # noqa: F401  (fixtures)

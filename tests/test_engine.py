@@ -9,9 +9,7 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
-from bandit_router.config import Config, Upstream
-from bandit_router.engine import Engine
-from bandit_router.errors import (
+from bandit_router.core.errors import (
     InvalidField,
     NoEligibleModel,
     RouterError,
@@ -19,9 +17,10 @@ from bandit_router.errors import (
     UnknownModel,
     UnknownPolicy,
 )
-from bandit_router.posterior import Evidence
-from bandit_router.route_id import RouteIds
-from bandit_router.types import (
+from bandit_router.core.posterior import Evidence
+from bandit_router.core.route_id import RouteIds
+from bandit_router.core.settings import Config, Upstream
+from bandit_router.core.types import (
     ArmKey,
     Constraints,
     Decision,
@@ -30,6 +29,7 @@ from bandit_router.types import (
     RouteRequest,
     WeightsOverride,
 )
+from bandit_router.engine.router import Engine
 
 HOUR = 3600.0
 CODE = "Why does this python function raise an exception?\n```\ndef f(x):\n    return 1 / x\n```"

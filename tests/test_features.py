@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bandit_router.config import BucketRules, Config, load
-from bandit_router.features import (
+from bandit_router.config import load
+from bandit_router.core.features import (
     CHARS_PER_TOKEN,
     TOKENS_PER_MESSAGE,
     CueMatcher,
@@ -18,7 +18,8 @@ from bandit_router.features import (
     estimate_tokens,
     extract,
 )
-from bandit_router.types import Message, RouteRequest
+from bandit_router.core.settings import BucketRules, Config
+from bandit_router.core.types import Message, RouteRequest
 
 # For hypothesis tests, which may not use function-scoped fixtures.
 BUNDLED = load(Path(__file__).resolve().parent.parent / "config.toml")

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bandit_router.feedback import DuplicateFact, NoFacts, resolve
-from bandit_router.types import FACTS, Facts
+from bandit_router.core.facts import DuplicateFact, NoFacts, resolve
+from bandit_router.core.types import FACTS, Facts
 
 
 def test_facts_come_out_in_canonical_order() -> None:

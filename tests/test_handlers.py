@@ -12,11 +12,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bandit_router import __version__
-from bandit_router.app import create_app
-from bandit_router.keys import ENGINE, STORE
-from bandit_router.route_id import RouteIds
-from bandit_router.types import RouteTicket
-from bandit_router.writer import StorageError
+from bandit_router.core.route_id import RouteIds
+from bandit_router.core.types import RouteTicket
+from bandit_router.http.app import create_app
+from bandit_router.http.appkeys import ENGINE, STORE
+from bandit_router.storage.writer import StorageError
 
 JSON = {"Content-Type": "application/json"}
 ROUTE_KEYS = {"route_id", "model", "bucket", "policy", "expected_cost_usd",
@@ -926,7 +926,12 @@ async def test_storage_failure_is_json_503(client, monkeypatch):
 
 def test_error_cases_cover_each_wire_field():
     """Every field of the wire format has at least one error case above."""
-    from bandit_router.wire import CONSTRAINT_FIELDS, FEEDBACK_FIELDS, ROUTE_FIELDS, WEIGHT_FIELDS
+    from bandit_router.http.wire import (
+        CONSTRAINT_FIELDS,
+        FEEDBACK_FIELDS,
+        ROUTE_FIELDS,
+        WEIGHT_FIELDS,
+    )
 
     route_fields = {f for body, _, f in ROUTE_BODY_ERRORS if f}
     for name in ROUTE_FIELDS:

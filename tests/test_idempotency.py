@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from bandit_router.keys import STORE
-from bandit_router.rebuild import rebuild
-from bandit_router.store import connect
+from bandit_router.http.appkeys import STORE
+from bandit_router.storage.rebuild import rebuild
+from bandit_router.storage.store import connect
 
 
 async def _route(client) -> dict:

@@ -6,8 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from bandit_router.config import IMPLICIT_SIGNALS, ImplicitConfig
-from bandit_router.implicit import (
+from bandit_router.core.implicit import (
     VALUES,
     Answer,
     Regenerates,
@@ -15,7 +14,8 @@ from bandit_router.implicit import (
     implicit_quality,
     signals,
 )
-from bandit_router.types import RouteTicket
+from bandit_router.core.settings import IMPLICIT_SIGNALS, ImplicitConfig
+from bandit_router.core.types import RouteTicket
 
 ALL = replace(ImplicitConfig(), signals=IMPLICIT_SIGNALS)
 

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bandit_router.config import DEFAULT_JUDGE_PROMPT, JudgeConfig, Model, Upstream
-from bandit_router.judge import (
+from bandit_router.core.settings import DEFAULT_JUDGE_PROMPT, JudgeConfig, Model, Upstream
+from bandit_router.core.types import Facts, RouteTicket
+from bandit_router.engine.judge import (
     Judge,
     conversation_text,
     judge_request,
     parse_verdict,
     sample_rate,
 )
-from bandit_router.types import Facts, RouteTicket
 
 MODEL = Model("judge-model", "test", 3.0, 15.0, 200_000, 2000.0, max_output_tokens=8000,
               upstream=Upstream("http://127.0.0.1:9/v1", "judge-there"))

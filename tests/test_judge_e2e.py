@@ -17,8 +17,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router.app import create_app
-from bandit_router.config import Config, parse
+from bandit_router.config import parse
+from bandit_router.core.settings import Config
+from bandit_router.http.app import create_app
 from tests.conftest import ROOT, FakeClock
 
 EASY = "hello there, how is your day going? ({i})"
@@ -211,7 +212,7 @@ async def test_gateway_feedback_that_storage_fails_to_commit_is_counted(
         app_config, upstream, clock, monkeypatch):
     """No client waits for the gateway's own measurements, so a storage fault in them shows
     in /metrics (and the answer still reaches the caller)."""
-    from bandit_router.keys import STORE
+    from bandit_router.http.appkeys import STORE
     from tests.waiting import eventually
 
     config = judged_config(app_config, upstream)

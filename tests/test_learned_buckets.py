@@ -19,13 +19,13 @@ import aiohttp
 import numpy as np
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router.app import create_app
-from bandit_router.config import Config
-from bandit_router.keys import ENGINE
-from bandit_router.learned_store import LoadSplits
-from bandit_router.rebuild import rebuild
-from bandit_router.sketch import sketch
-from bandit_router.store import connect
+from bandit_router.core.settings import Config
+from bandit_router.core.sketch import sketch
+from bandit_router.http.app import create_app
+from bandit_router.http.appkeys import ENGINE
+from bandit_router.storage.learned_store import LoadSplits
+from bandit_router.storage.rebuild import rebuild
+from bandit_router.storage.store import connect
 from tests.test_refine import easy, hard
 from tests.waiting import eventually
 

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bandit_router.config import Config, PolicyConfig, load
-from bandit_router.learner import ArmBook, arm_key, fold, replay
-from bandit_router.posterior import Evidence, observe
-from bandit_router.types import ArmKey, FeedbackEvent, RouteTicket
+from bandit_router.config import load
+from bandit_router.core.learner import ArmBook, arm_key, fold, replay
+from bandit_router.core.posterior import Evidence, observe
+from bandit_router.core.settings import Config, PolicyConfig
+from bandit_router.core.types import ArmKey, FeedbackEvent, RouteTicket
 
 CONFIG = load(Path(__file__).resolve().parent.parent / "config.toml")
 HOUR = 3600.0

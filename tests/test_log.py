@@ -11,9 +11,9 @@ import structlog
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
-from bandit_router import log
-from bandit_router.app import create_app
-from bandit_router.config import Config
+from bandit_router.core.settings import Config
+from bandit_router.http import log
+from bandit_router.http.app import create_app
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from bandit_router.app import create_app
-from bandit_router.config import BudgetConfig, Config
+from bandit_router.core.settings import BudgetConfig, Config
+from bandit_router.http.app import create_app
 from tests.conftest import ROOT, FakeClock
 from tests.test_auth import KEYS, auth, keyed, keyed_config  # noqa: F401  (fixtures)
 

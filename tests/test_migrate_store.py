@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bandit_router.bench.service import command
-from bandit_router.config import Config
-from bandit_router.store import Store, read_arms, read_log
-from bandit_router.types import Facts, RouteTicket
+from bandit_router.core.settings import Config
+from bandit_router.core.types import Facts, RouteTicket
+from bandit_router.storage.store import Store, read_arms, read_log
 from tests.stores import create_database, drop_database, off_loop, postgres_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,7 @@ async def _fill(config: Config, url: str, n: int) -> None:
 
 
 def _contents(url: str) -> tuple:
-    from bandit_router.store import connect
+    from bandit_router.storage.store import connect
 
     def read():
         db = connect(url)

@@ -9,7 +9,7 @@ import multiprocessing
 import pytest
 from sqlite_utils import Database
 
-from bandit_router.store import connect_for_writing
+from bandit_router.storage.store import connect_for_writing
 from tests.stores import BACKENDS, rows
 
 OPENERS = 4
@@ -26,10 +26,10 @@ def _open(url: str, barrier, results) -> None:
 
 def _known(postgres: bool) -> list[str]:
     if postgres:
-        from bandit_router.postgres import MIGRATIONS
+        from bandit_router.storage.postgres import MIGRATIONS
 
         return list(MIGRATIONS)
-    from bandit_router.migrations import migrations
+    from bandit_router.storage.migrations import migrations
 
     return [m.name for m in migrations.pending(Database(memory=True))]
 

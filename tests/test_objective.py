@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from bandit_router import objective
-from bandit_router.budget import Pacing
-from bandit_router.config import BudgetConfig, PolicyConfig, Weights
-from bandit_router.errors import InvalidField
-from bandit_router.types import NO_OVERRIDE, Objective, WeightsOverride
+from bandit_router.core import objective
+from bandit_router.core.budget import Pacing
+from bandit_router.core.errors import InvalidField
+from bandit_router.core.settings import BudgetConfig, PolicyConfig, Weights
+from bandit_router.core.types import NO_OVERRIDE, Objective, WeightsOverride
 
 VALUE = PolicyConfig("v", weights=Weights(cost=0.1, points_per_price_doubling=2.0))
 UTILITY = replace(VALUE, name="u", mode="utility")

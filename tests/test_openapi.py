@@ -27,12 +27,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from bandit_router import openapi
-from bandit_router.app import create_app
-from bandit_router.auth import PUBLIC_PATHS
-from bandit_router.catalog_wire import ADD_FIELDS, AUDIT_QUERY, PATCH_FIELDS
-from bandit_router.config import Config, parse
-from bandit_router.wire import (
+from bandit_router.config import parse
+from bandit_router.core.settings import Config
+from bandit_router.http import openapi
+from bandit_router.http.app import create_app
+from bandit_router.http.auth import PUBLIC_PATHS
+from bandit_router.http.catalog_wire import ADD_FIELDS, AUDIT_QUERY, PATCH_FIELDS
+from bandit_router.http.wire import (
     ARMS_QUERY,
     CONSTRAINT_FIELDS,
     FEEDBACK_FIELDS,
@@ -75,8 +76,8 @@ def test_every_app_route_is_documented_and_vice_versa(app_config: Config):
     registered = {(r.method, r.resource.canonical) for r in app.router.routes()
                   if r.method != "HEAD"}  # aiohttp adds HEAD to every GET
     documented = documented_operations(openapi.build(app_config))
-    assert not registered - documented, "served but not in bandit_router/openapi.py"
-    assert not documented - registered, "in bandit_router/openapi.py but not served"
+    assert not registered - documented, "served but not in bandit_router/http/openapi.py"
+    assert not documented - registered, "in bandit_router/http/openapi.py but not served"
     assert {path for _, path in registered} >= PUBLIC_PATHS
 
 

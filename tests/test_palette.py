@@ -9,9 +9,9 @@ import pytest
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.colors import to_hex
 
-from bandit_router import palette
 from bandit_router.bench import plots, style
 from bandit_router.config import load
+from bandit_router.core import palette
 from tests.conftest import ROOT
 
 REPLAY = ROOT / "benchmarks" / "results" / "routerbench_subset" / "results.json"

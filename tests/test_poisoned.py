@@ -15,13 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from bandit_router import posterior
-from bandit_router.app import create_app
-from bandit_router.config import Config, load, parse
-from bandit_router.engine import Engine
-from bandit_router.posterior import FIELDS, Evidence, observe
-from bandit_router.route_id import RouteIds
-from bandit_router.types import ArmKey, Message, RouteRequest
+from bandit_router.config import load, parse
+from bandit_router.core import posterior
+from bandit_router.core.posterior import FIELDS, Evidence, observe
+from bandit_router.core.route_id import RouteIds
+from bandit_router.core.settings import Config
+from bandit_router.core.types import ArmKey, Message, RouteRequest
+from bandit_router.engine.router import Engine
+from bandit_router.http.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = load(ROOT / "config.toml")

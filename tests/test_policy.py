@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bandit_router.config import Weights
-from bandit_router.policy import ArmPosteriors, Choice, thompson
+from bandit_router.core.policy import ArmPosteriors, Choice, thompson
+from bandit_router.core.settings import Weights
 
 SHARP = 1e6  # pseudo-observations: a posterior this sharp samples (almost) its mean
 WEIGHTS = Weights(cost=0.3, latency=0.05)

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bandit_router import posterior
-from bandit_router.config import Prior
-from bandit_router.posterior import FIELDS, STAMPS, Evidence, decayed, observe
-from bandit_router.types import MAX_LATENCY_MS
+from bandit_router.core import posterior
+from bandit_router.core.posterior import FIELDS, STAMPS, Evidence, decayed, observe
+from bandit_router.core.settings import Prior
+from bandit_router.core.types import MAX_LATENCY_MS
 
 PRIOR = Prior()  # the default prior: mean 0.5, strength 2 (uniform), latency sd 0.5
 PRIOR_LATENCY_MS = 2500.0

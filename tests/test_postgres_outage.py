@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router.app import create_app
+from bandit_router.http.app import create_app
 from tests.stores import count_rows, create_database, drop_database, postgres_or_skip
 
 
@@ -120,7 +120,7 @@ async def test_a_failed_wait_for_the_write_lock_is_rolled_back_and_writes_go_on(
     error inside the transaction: that batch gets 503 and the next one must work."""
     import asyncpg
 
-    from bandit_router.postgres import WRITE_LOCK
+    from bandit_router.storage.postgres import WRITE_LOCK
 
     database = urlsplit(pg_url).path.lstrip("/")
     admin = await asyncpg.connect(pg_url)
@@ -146,8 +146,8 @@ async def test_a_replica_that_reconnects_still_counts_the_spend_it_missed(config
     committed meanwhile when it reconnects (its arms come from the snapshot)."""
     import asyncpg
 
-    from bandit_router.store import Store
-    from bandit_router.types import Facts, RouteTicket
+    from bandit_router.core.types import Facts, RouteTicket
+    from bandit_router.storage.store import Store
 
     app_config = replace(config, storage=replace(config.storage, url=pg_url))
     seen: list[float] = []

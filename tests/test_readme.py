@@ -76,9 +76,9 @@ def test_the_config_table_defaults_are_what_the_bundled_config_sets():
 def test_the_route_id_length_is_told_one_way_and_is_right(config):
     import numpy as np
 
-    from bandit_router.engine import Engine
-    from bandit_router.route_id import RouteIds
-    from bandit_router.types import Message, RouteRequest
+    from bandit_router.core.route_id import RouteIds
+    from bandit_router.core.types import Message, RouteRequest
+    from bandit_router.engine.router import Engine
 
     readme = (ROOT / "README.md").read_text()
     told = {int(n) for n in re.findall(r"about (\d+) characters", readme)}

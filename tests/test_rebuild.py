@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router.app import create_app
-from bandit_router.keys import ENGINE
-from bandit_router.posterior import FIELDS, Evidence
-from bandit_router.rebuild import rebuild
-from bandit_router.store import connect, read_arms
-from bandit_router.types import ArmKey
+from bandit_router.core.posterior import FIELDS, Evidence
+from bandit_router.core.types import ArmKey
+from bandit_router.http.app import create_app
+from bandit_router.http.appkeys import ENGINE
+from bandit_router.storage.rebuild import rebuild
+from bandit_router.storage.store import connect, read_arms
 
 CONFIG_TOML = Path(__file__).resolve().parent.parent / "config.toml"
 FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success")

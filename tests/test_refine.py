@@ -9,14 +9,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bandit_router.config import LearnedBuckets, load
-from bandit_router.learned import Child, Split, from_json, to_json
-from bandit_router.learned_book import LearnedBook
-from bandit_router.learner import ArmBook, replay
-from bandit_router.posterior import Evidence
-from bandit_router.refine import Sample, refine
-from bandit_router.sketch import sketch
-from bandit_router.types import ArmKey, FeedbackEvent, RouteTicket
+from bandit_router.config import load
+from bandit_router.core.learned import Child, Split, from_json, to_json
+from bandit_router.core.learner import ArmBook, replay
+from bandit_router.core.posterior import Evidence
+from bandit_router.core.refine import Sample, refine
+from bandit_router.core.settings import LearnedBuckets
+from bandit_router.core.sketch import sketch
+from bandit_router.core.types import ArmKey, FeedbackEvent, RouteTicket
+from bandit_router.engine.learned_book import LearnedBook
 from tests.conftest import ROOT
 
 FACTS = ["the capital of Australia", "who painted the Mona Lisa", "the largest ocean",

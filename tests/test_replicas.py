@@ -22,10 +22,10 @@ import pytest
 
 from bandit_router.bench.service import Service, rebuild_check
 from bandit_router.config import parse
-from bandit_router.engine import Engine
-from bandit_router.learner import ArmBook
-from bandit_router.route_id import RouteIds
-from bandit_router.types import Constraints, FeedbackEvent, Message, RouteRequest, RouteTicket
+from bandit_router.core.learner import ArmBook
+from bandit_router.core.route_id import RouteIds
+from bandit_router.core.types import Constraints, FeedbackEvent, Message, RouteRequest, RouteTicket
+from bandit_router.engine.router import Engine
 from tests.gateways import set_key
 from tests.stores import count_rows, rows
 from tests.world import CHEAP, EASY, HARD, MID, STRONG, WORLD

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router import posterior, timeline
-from bandit_router.app import create_app
-from bandit_router.arms import quality_counts
-from bandit_router.posterior import FIELDS, Evidence
-from bandit_router.types import ArmKey
+from bandit_router.core import posterior
+from bandit_router.core.posterior import FIELDS, Evidence
+from bandit_router.core.types import ArmKey
+from bandit_router.engine.arms import quality_counts
+from bandit_router.http.app import create_app
+from bandit_router.storage import timeline
 from tests import test_trust
 from tests.conftest import FakeClock
 from tests.test_trust import call, decide

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bandit_router.route_id import RouteIds, UnknownRoute, new_key, new_nonce
-from bandit_router.types import RouteTicket
+from bandit_router.core.route_id import RouteIds, UnknownRoute, new_key, new_nonce
+from bandit_router.core.types import RouteTicket
 
 B64URL = string.ascii_letters + string.digits + "-_"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router.app import create_app
-from bandit_router.config import Config
-from bandit_router.savings_report import render
+from bandit_router.cli.savings_report import render
+from bandit_router.core.settings import Config
+from bandit_router.http.app import create_app
 from tests.conftest import ROOT
 
 BUDGET = '\n[[budgets]]\nname = "team-daily"\nwindow = "day"\nlimit_usd = 2.5\n'

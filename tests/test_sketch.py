@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from bandit_router.sketch import DIM, HEAD_CHARS, TAIL_CHARS, sketch
+from bandit_router.core.sketch import DIM, HEAD_CHARS, TAIL_CHARS, sketch
 
 
 def test_a_sketch_is_a_unit_vector_and_an_empty_prompt_zeros():
@@ -39,7 +39,7 @@ def test_only_the_head_and_tail_are_read():
 def test_the_hash_is_the_same_in_every_process():
     """Replicas and rebuilds must agree: no per-process hash seed reaches the sketch."""
     prompt = "Implement a thread-safe LRU cache in Rust"
-    code = ("import sys; from bandit_router.sketch import sketch; "
+    code = ("import sys; from bandit_router.core.sketch import sketch; "
             f"sys.stdout.write(sketch({prompt!r}).tobytes().hex())")
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bandit_router.config import Prior
-from bandit_router.learner import ArmBook, replay
-from bandit_router.posterior import Evidence, judged, observe
-from bandit_router.sources import agreement, source_tally
-from bandit_router.stats import Tally
-from bandit_router.store import Store, read_events
-from bandit_router.types import Facts, RouteTicket
+from bandit_router.core.learner import ArmBook, replay
+from bandit_router.core.posterior import Evidence, judged, observe
+from bandit_router.core.settings import Prior
+from bandit_router.core.sources import agreement, source_tally
+from bandit_router.core.types import Facts, RouteTicket
+from bandit_router.storage.stats import Tally
+from bandit_router.storage.store import Store, read_events
 
 TICKET = RouteTicket("default", "chat:low", "gpt-5-mini", 1_800_000_000.0, 10, "n")
 
@@ -72,7 +72,7 @@ async def test_one_fact_per_source_and_the_log_rebuilds_the_live_arms(config, db
         live = store._book.states()
     finally:
         await store.close()
-    from bandit_router.store import connect
+    from bandit_router.storage.store import connect
     db = connect(db_path)
     rebuilt = replay(read_events(db), config.policies, config.source_weights)
     assert rebuilt == live

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bandit_router.config import Config
-from bandit_router.spend import NO_CHARGE, Charge, Prices, charge, hour_of
+from bandit_router.core.settings import Config
+from bandit_router.core.spend import NO_CHARGE, Charge, Prices, charge, hour_of
 
 PRICES = Prices(input=1e-6, output=4e-6)
 

@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router.app import create_app
-from bandit_router.config import BudgetConfig, Config, SpendConfig
-from bandit_router.spend import Prices
+from bandit_router.core.settings import BudgetConfig, Config, SpendConfig
+from bandit_router.core.spend import Prices
+from bandit_router.http.app import create_app
 from tests.conftest import FakeClock
 from tests.test_auth import KEYS, auth, keyed, keyed_config  # noqa: F401  (fixtures)
 

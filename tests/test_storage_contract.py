@@ -12,14 +12,14 @@ from dataclasses import replace
 
 import pytest
 
-from bandit_router import migrations
-from bandit_router.backend import locate
-from bandit_router.config import Config
-from bandit_router.errors import FactConflict, IdempotencyConflict
-from bandit_router.posterior import Evidence
-from bandit_router.rebuild import rebuild
-from bandit_router.store import Store, connect, read_arms, read_log
-from bandit_router.types import ArmKey, Decision, Facts, RouteTicket
+from bandit_router.core.errors import FactConflict, IdempotencyConflict
+from bandit_router.core.location import locate
+from bandit_router.core.posterior import Evidence
+from bandit_router.core.settings import Config
+from bandit_router.core.types import ArmKey, Decision, Facts, RouteTicket
+from bandit_router.storage import migrations
+from bandit_router.storage.rebuild import rebuild
+from bandit_router.storage.store import Store, connect, read_arms, read_log
 from tests.stores import off_loop
 from tests.waiting import eventually
 
@@ -121,7 +121,7 @@ async def test_migrations_are_applied_once_and_reopening_changes_nothing(
     def pending(db) -> list[str]:
         if locate(url).kind == "sqlite":
             return migrations.pending(db)
-        from bandit_router import postgres
+        from bandit_router.storage import postgres
         return postgres.pending(db)
 
     assert _read(url, pending) == []

@@ -32,11 +32,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router import store as store_module
-from bandit_router.app import create_app
-from bandit_router.keys import STORE
-from bandit_router.rebuild import rebuild
-from bandit_router.store import connect
+from bandit_router.http.app import create_app
+from bandit_router.http.appkeys import STORE
+from bandit_router.storage import store as store_module
+from bandit_router.storage.rebuild import rebuild
+from bandit_router.storage.store import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,14 +17,15 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlite_utils import Database
 
-from bandit_router import migrations, posterior
-from bandit_router.app import create_app
-from bandit_router.config import Config
-from bandit_router.keys import ENGINE, STORE
-from bandit_router.posterior import Evidence
-from bandit_router.rebuild import rebuild
-from bandit_router.store import Store, _RecordFeedback, connect, read_arms
-from bandit_router.types import ArmKey, Facts, RouteTicket
+from bandit_router.core import posterior
+from bandit_router.core.posterior import Evidence
+from bandit_router.core.settings import Config
+from bandit_router.core.types import ArmKey, Facts, RouteTicket
+from bandit_router.http.app import create_app
+from bandit_router.http.appkeys import ENGINE, STORE
+from bandit_router.storage import migrations
+from bandit_router.storage.rebuild import rebuild
+from bandit_router.storage.store import Store, _RecordFeedback, connect, read_arms
 
 # --- helpers -----------------------------------------------------------------------------
 

@@ -3,8 +3,8 @@ quiet ones folded into "other", a learned bucket's label passed through."""
 
 from __future__ import annotations
 
-from bandit_router.spend import HOUR_S
-from bandit_router.timeline import MINUTE_S, Count, slot_for, timeline_json
+from bandit_router.core.spend import HOUR_S
+from bandit_router.storage.timeline import MINUTE_S, Count, slot_for, timeline_json
 
 NOW = 1_800_000_000.0 // 86400 * 86400 + 12 * HOUR_S
 

@@ -13,8 +13,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router.app import create_app
-from bandit_router.config import Config, parse
+from bandit_router.config import parse
+from bandit_router.core.settings import Config
+from bandit_router.http.app import create_app
 from tests.conftest import ROOT, FakeClock
 
 SECRET = "pg-password-the-attacker-wants-0123"  # a secret of the server, in its environment

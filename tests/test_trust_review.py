@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router.app import create_app
-from bandit_router.config import Config
+from bandit_router.core.settings import Config
+from bandit_router.http.app import create_app
 from tests import test_trust
 from tests.conftest import FakeClock
 from tests.test_trust import FREE_MODEL, auth, call, decide, spend, tell, trust_config

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bandit_router import value
-from bandit_router.posterior import BetaSampler
+from bandit_router.core import value
+from bandit_router.core.posterior import BetaSampler
 
 
 @st.composite

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from bandit_router.simulate import Outcome
-from bandit_router.types import RouteRequest
+from bandit_router.core.types import RouteRequest
+from bandit_router.engine.simulate import Outcome
 
 CODE_MATH_REASONING = ("code", "function", "python", "javascript", "sql", "bug", "debug",
                        "math", "calculate", "equation", "solve", "prove", "reason", "explain",

@@ -36,12 +36,12 @@ import numpy as np
 
 from bandit_router.bench.service import Service, rebuild_check
 from bandit_router.config import load
-from bandit_router.engine import Engine
-from bandit_router.rebuild import rebuild
-from bandit_router.route_id import RouteIds
-from bandit_router.store import connect
-from bandit_router.types import ArmKey
-from bandit_router.wire import arm_json
+from bandit_router.core.route_id import RouteIds
+from bandit_router.core.types import ArmKey
+from bandit_router.engine.router import Engine
+from bandit_router.http.wire import arm_json
+from bandit_router.storage.rebuild import rebuild
+from bandit_router.storage.store import connect
 
 PROMPTS = (
     "What is the capital of France?",

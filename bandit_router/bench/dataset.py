@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bandit_router.config import Model
+from bandit_router.core.settings import Model
 
 UNKNOWN_CONTEXT = 10_000_000  # datasets do not say; nothing is excluded for length
 PRIOR_LATENCY_MS = 2000.0  # the router's guess before feedback; the data has no latency

@@ -36,9 +36,9 @@ import numpy as np
 import orjson
 
 from bandit_router.config import load as load_config
-from bandit_router.route_id import RouteIds
-from bandit_router.store import connect
-from bandit_router.types import RouteTicket
+from bandit_router.core.route_id import RouteIds
+from bandit_router.core.types import RouteTicket
+from bandit_router.storage.store import connect
 
 LUA = r"""
 local bodies = {}

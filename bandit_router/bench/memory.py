@@ -22,13 +22,13 @@ import numpy as np
 import orjson
 import structlog
 
-from bandit_router import log
-from bandit_router.config import Config
-from bandit_router.engine import Engine
-from bandit_router.route_id import RouteIds
-from bandit_router.simulate import Clock
-from bandit_router.store import Store
-from bandit_router.wire import parse_route
+from bandit_router.core.route_id import RouteIds
+from bandit_router.core.settings import Config
+from bandit_router.engine.router import Engine
+from bandit_router.engine.simulate import Clock
+from bandit_router.http import log
+from bandit_router.http.wire import parse_route
+from bandit_router.storage.store import Store
 
 TTL_S = 60.0  # decisions older than this (simulated) are pruned
 PRUNE_EVERY = 50_000

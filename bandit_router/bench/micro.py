@@ -13,12 +13,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from bandit_router.config import Config
-from bandit_router.engine import Engine
-from bandit_router.learner import ArmBook
-from bandit_router.route_id import RouteIds
-from bandit_router.simulate import Clock
-from bandit_router.types import FeedbackEvent, Message, RouteRequest, RouteTicket
+from bandit_router.core.learner import ArmBook
+from bandit_router.core.route_id import RouteIds
+from bandit_router.core.settings import Config
+from bandit_router.core.types import FeedbackEvent, Message, RouteRequest, RouteTicket
+from bandit_router.engine.router import Engine
+from bandit_router.engine.simulate import Clock
 
 SHORT = "What is the capital of France? Answer in one word."
 LONG_UNIT = ("Please review the following service log and explain, step by step, why the "

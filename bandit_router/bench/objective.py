@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bandit_router.bench.synthetic import OUTPUT_TOKENS, Scenario, rolling_share, simulate
-from bandit_router.config import Config, Model, default_pooling
+from bandit_router.core.settings import Config, Model, default_pooling
 
 EASY = "What is the capital of France? Answer in one word."
 HARD = ("Refactor this python function step by step, handle every edge case and optimize "

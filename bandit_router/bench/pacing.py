@@ -15,12 +15,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bandit_router.config import BudgetConfig, Config
-from bandit_router.errors import BudgetExhausted
-from bandit_router.objective import pacing_base
-from bandit_router.simulate import Clock, Outcome, RouterChooser
-from bandit_router.spend import Prices
-from bandit_router.types import Message, RouteRequest
+from bandit_router.core.errors import BudgetExhausted
+from bandit_router.core.objective import pacing_base
+from bandit_router.core.settings import BudgetConfig, Config
+from bandit_router.core.spend import Prices
+from bandit_router.core.types import Message, RouteRequest
+from bandit_router.engine.simulate import Clock, Outcome, RouterChooser
 
 DAY_S = 86_400.0
 START = 1_800_057_600.0  # a UTC midnight (2027-01-15)

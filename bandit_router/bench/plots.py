@@ -2,7 +2,7 @@
 
 Each `draw_*` builds the figure from the saved results.json (so `replot` can redraw without
 re-running the replay); the plain function draws and saves it. Style and colours come from
-`bench.style` and `bandit_router.palette`: a model is the same colour in every figure.
+`bench.style` and `bandit_router.core.palette`: a model is the same colour in every figure.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from bandit_router.bench.synthetic import (
     rolling_share,
     simulate,
 )
-from bandit_router.config import Config
+from bandit_router.core.settings import Config
 
 WINDOW = 50  # requests behind each share measurement
 

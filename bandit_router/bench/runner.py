@@ -18,12 +18,12 @@ from bandit_router.bench import baselines
 from bandit_router.bench.dataset import Dataset, load
 from bandit_router.bench.metrics import Trace
 from bandit_router.bench.world import ReplayWorld
-from bandit_router.buckets import bucket_of
-from bandit_router.config import Config
 from bandit_router.config import load as load_config
-from bandit_router.features import extract
-from bandit_router.simulate import Chooser, Clock, RouterChooser, run, with_catalog
-from bandit_router.types import Constraints
+from bandit_router.core.buckets import bucket_of
+from bandit_router.core.features import extract
+from bandit_router.core.settings import Config
+from bandit_router.core.types import Constraints
+from bandit_router.engine.simulate import Chooser, Clock, RouterChooser, run, with_catalog
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The look every benchmark and experiment figure shares: fonts and sizes that read at the
-width the README shows them, one colour per model (bandit_router.palette), the top models
+width the README shows them, one colour per model (bandit_router.core.palette), the top models
 with the rest folded into "other", axes that say their unit, and log axes ticked at the
 data's own values rather than at powers of two."""
 
@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from bandit_router import palette
+from bandit_router.core import palette
 
 OTHER = "other"
 TOP = 6  # models drawn by name in a share plot; the rest are "other"

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bandit_router.config import Config
-from bandit_router.simulate import Clock, Outcome, RouterChooser, run
-from bandit_router.types import Constraints, Message, RouteRequest
+from bandit_router.core.settings import Config
+from bandit_router.core.types import Constraints, Message, RouteRequest
+from bandit_router.engine.simulate import Clock, Outcome, RouterChooser, run
 
 QUALITY_NOISE = 20.0  # concentration of the Beta around the mean quality
 LATENCY_SIGMA = 0.25

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from bandit_router.bench.dataset import Dataset
-from bandit_router.simulate import Outcome, tokens_from_cost
-from bandit_router.types import Message, RouteRequest
+from bandit_router.core.types import Message, RouteRequest
+from bandit_router.engine.simulate import Outcome, tokens_from_cost
 
 BASE_LATENCY_MS = 800.0
 PRICE_EXPONENT = 0.35

@@ -1,0 +1,1 @@
+"""The aiohttp service: the app, one module per endpoint family, auth, metrics, the gateway."""
