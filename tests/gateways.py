@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from bandit_router.bench.launch import Process, free_port
 from tests.fake_upstream import UPSTREAM_KEY, FakeUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,10 +17,6 @@ MODELS = {"fail-model": ("up-500", 0.1), "busy-model": ("up-429", 0.2),
           "good-model": ("up-ok", 1.0), "hang-model": ("up-hang", 2.0)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def set_key(text: str, key: str, value: str) -> str:
@@ -56,30 +49,19 @@ def gateway_config(upstream: FakeUpstream, models: dict[str, tuple[str, float]] 
     return head + "\n".join(lines) + "\n" + tail
 
 
-class Gateway:
+class Gateway(Process):
+    """`bandit-router serve` of `config_text`, with the fake upstream's key in its
+    environment."""
+
     def __init__(self, tmp: Path, config_text: str) -> None:
         self.config = tmp / "gateway.toml"
         self.config.write_text(config_text)
         self.db = tmp / "gw.db"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp / "gateway.log"
+        port = free_port()
         env = {**os.environ, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bandit_router", "serve", "--config", str(self.config),
-                 "--db", str(self.db), "--port", str(self.port)],
-                stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("gateway did not start")
+        super().__init__("gateway", [
+            sys.executable, "-m", "bandit_router", "serve", "--config", str(self.config),
+            "--db", str(self.db), "--port", str(port)], port, tmp / "gateway.log", env)
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+    def stop(self, timeout_s: float = 30.0) -> int:
+        return super().stop(timeout_s)

@@ -18,6 +18,7 @@ from bandit_router.core.route_id import RouteIds
 from bandit_router.core.settings import BudgetConfig, Config
 from bandit_router.core.types import Message, RouteRequest
 from bandit_router.engine.router import Engine
+from bandit_router.http.errors import headers_of, status_of
 
 MIDNIGHT = pacing.START  # a UTC midnight
 DAY = BudgetConfig("daily", limit_usd=10.0)
@@ -138,8 +139,8 @@ def test_a_refusing_budget_refuses_with_retry_after(config: Config):
     engine.spent("default", "default", 1.5, now[0])
     with pytest.raises(BudgetExhausted) as caught:
         engine.decide(REQUEST)
-    assert caught.value.status == 429 and "daily" in caught.value.message
-    assert int(caught.value.headers["Retry-After"]) == 23 * 3600  # until the next midnight
+    assert status_of(caught.value) == 429 and "daily" in caught.value.message
+    assert int(headers_of(caught.value)["Retry-After"]) == 23 * 3600  # until the next midnight
     now[0] += 23 * 3600  # the next day: served again
     assert engine.decide(REQUEST).model in engine.catalog.names
 

@@ -25,7 +25,7 @@ from bandit_router.bench.crash import (
     client,
     run,
 )
-from bandit_router.bench.service import Service, rebuild_check
+from bandit_router.bench.launch import Service, rebuild_check
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config.toml"  # the bundled config, decay included

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -18,37 +17,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bandit_router.bench.service import command as _command
-from bandit_router.bench.service import free_port as _free_port
-from bandit_router.bench.service import wait_healthy
+from bandit_router.bench.launch import Service, command
 from tests.world import CHEAP, EASY, HARD, MID, STRONG, TYPICAL_LATENCY_MS, WORLD
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 2000
 WORKERS = 8
-
-
-class Server:
-    def __init__(self, config: Path, db: Path) -> None:
-        self.config, self.db, self.port = config, db, _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = db.with_suffix(".log")
-        self.proc: subprocess.Popen | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*_command(), "serve", "--config", str(self.config), "--db", str(self.db),
-                 "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            await wait_healthy(self.url, self.proc, self.log, timeout_s=10)
-        except RuntimeError as exc:
-            pytest.fail(str(exc))
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
 
 
 @pytest.fixture
@@ -63,12 +37,12 @@ def no_decay_config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def server(no_decay_config: Path, tmp_path: Path):
-    srv = Server(no_decay_config, tmp_path / "router.db")
+    srv = Service(no_decay_config, tmp_path / "router.db")
     await srv.start()
     yield srv
-    if srv.proc and srv.proc.poll() is None:
-        srv.proc.kill()
-        srv.proc.wait()
+    if srv.running:
+        srv.kill()
+        srv.wait()
 
 
 async def _closed_loop(session: aiohttp.ClientSession, url: str, rng: random.Random,
@@ -96,7 +70,7 @@ def _share(log, kind: str, model: str) -> float:
     return sum(row[3] == model for row in tail) / len(tail)
 
 
-async def test_learns_cheap_for_easy_strong_for_hard_and_survives_restart(server: Server):
+async def test_learns_cheap_for_easy_strong_for_hard_and_survives_restart(server: Service):
     log: list[tuple[int, str, str, str]] = []
     counter = [0]
     async with aiohttp.ClientSession() as s:
@@ -116,7 +90,7 @@ async def test_learns_cheap_for_easy_strong_for_hard_and_survives_restart(server
         assert db.execute("SELECT count(*) FROM feedback").fetchone()[0] == REQUESTS
         assert db.execute("SELECT count(*) FROM feedback_facts").fetchone()[0] == 4 * REQUESTS
         assert db.execute("SELECT count(*) FROM decisions").fetchone()[0] == REQUESTS
-    check = subprocess.run([*_command(), "rebuild", "--check", "--config", str(server.config),
+    check = subprocess.run([*command(), "rebuild", "--check", "--config", str(server.config),
                             "--db", str(server.db)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -130,7 +104,7 @@ async def test_learns_cheap_for_easy_strong_for_hard_and_survives_restart(server
 async def test_bad_config_fails_fast_naming_the_key(tmp_path: Path):
     bad = tmp_path / "config.toml"
     bad.write_text((ROOT / "config.toml").read_text().replace("[server]", "[server]\nprot = 1"))
-    proc = subprocess.run([*_command(), "serve", "--config", str(bad), "--db",
+    proc = subprocess.run([*command(), "serve", "--config", str(bad), "--db",
                            str(tmp_path / "x.db")], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert "server.prot" in proc.stderr and "unknown key" in proc.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bandit_router.bench.service import command
+from bandit_router.bench.launch import command
 from bandit_router.core.settings import Config
 from bandit_router.core.types import Facts, RouteTicket
 from bandit_router.storage.store import Store, read_arms, read_log

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from bandit_router.bench.service import command, free_port, wait_healthy
+from bandit_router.bench.launch import command, free_port, wait_healthy
 from bandit_router.config import parse
 from tests.fake_upstream import UPSTREAM_KEY
 from tests.gateways import ROOT, set_key

@@ -20,7 +20,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from bandit_router.bench.service import Service, rebuild_check
+from bandit_router.bench.launch import Service, rebuild_check
 from bandit_router.config import parse
 from bandit_router.core.learner import ArmBook
 from bandit_router.core.route_id import RouteIds

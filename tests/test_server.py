@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import pytest
 
-from bandit_router.bench.service import Service, command, free_port, wait_healthy
+from bandit_router.bench.launch import Service, command, free_port, wait_healthy
 from tests.gateways import ROOT, set_key
 from tests.waiting import eventually
 

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bandit_router.bench.service import command, free_port, rebuild_check, wait_healthy
+from bandit_router.bench.launch import command, free_port, rebuild_check, wait_healthy
 from tests.stores import count_rows
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from bandit_router.bench.service import Service, rebuild_check
+from bandit_router.bench.launch import Service, rebuild_check
 from bandit_router.config import load
 from bandit_router.core.route_id import RouteIds
 from bandit_router.core.types import ArmKey

@@ -20,77 +20,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import orjson
 
+from bandit_router.bench import scaleout
+from bandit_router.bench.launch import Process, free_port, pinned
+from bandit_router.bench.traffic import (
+    LUA,
+    chat_bodies,
+    drive,
+    feedback_bodies,
+    mint_route_ids,
+    prompts,
+    write_lines,
+)
 from bandit_router.config import load as load_config
-from bandit_router.core.route_id import RouteIds
-from bandit_router.core.types import RouteTicket
-from bandit_router.storage.store import connect
-
-LUA = r"""
-local bodies = {}
-local path_ = "/"
-local i = 0
-ok = 0
-other = 0
-local threads = {}
-
-function setup(thread) table.insert(threads, thread) end
-
-function init(args)
-  path_ = args[1]
-  for line in io.lines(args[2]) do bodies[#bodies + 1] = line end
-end
-
-function request()
-  i = i + 1
-  if i > #bodies then i = 1 end
-  return wrk.format("POST", path_, {["Content-Type"] = "application/json"}, bodies[i])
-end
-
-function response(status, headers, body)
-  if status == 200 then ok = ok + 1 else other = other + 1 end
-end
-
-function done(summary, latency, requests)
-  local acked, refused = 0, 0
-  for _, t in ipairs(threads) do acked = acked + t:get("ok"); refused = refused + t:get("other") end
-  local e = summary.errors
-  io.write(string.format(
-    '{"requests": %d, "duration_us": %d, "socket_errors": %d, "ok": %d, "not_ok": %d, ' ..
-    '"p50_us": %d, "p95_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %.1f}\n',
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, acked,
-    refused, latency:percentile(50), latency:percentile(95), latency:percentile(99),
-    latency.max, latency.mean))
-end
-"""
-
-KINDS = {
-    "code": "Here is a function from our billing service. Find the bug and fix it, "
-            "explaining the change.\n```python\ndef total(items):\n    return sum(i.price for "
-            "i in items) * 1.2\n```\n",
-    "chat": "Hi! Could you suggest a friendly subject line for our team newsletter? ",
-    "summarize": "Summarize the key points of the following support thread for the "
-                 "on-call engineer. ",
-    "math": "Solve for x and show the steps: 3x^2 - 12x + 9 = 0. Then compute the "
-            "derivative. ",
-    "classify": "Classify the sentiment of this review as positive, negative or neutral. ",
-}
-FILLER = ("The customer reported that the dashboard loads slowly after the last release; "
-          "logs show retries against the pricing service and a cache miss rate near 40%. ")
 
 
 @dataclass(frozen=True)
@@ -107,124 +57,6 @@ class LoadSettings:
     staleness_samples: int = 40
 
 
-def prompts(n: int, seed: int) -> list[str]:
-    """Realistic prompts: a task instruction plus pasted material, 50 to 8,000 characters
-    long, lengths spread log-uniformly."""
-    rng = np.random.default_rng(seed)
-    kinds = list(KINDS)
-    out = []
-    for i in range(n):
-        length = int(np.exp(rng.uniform(np.log(50), np.log(8000))))
-        head = KINDS[kinds[i % len(kinds)]]
-        text = head + FILLER * (length // len(FILLER) + 1)
-        out.append(text[:max(length, 50)])
-    return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pinned(cmd: list[str], cpu: int, pin: bool) -> list[str]:
-    if pin and shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu), *cmd]
-    return cmd
-
-
-class Server:
-    def __init__(self, name: str, cmd: list[str], port: int, log: Path) -> None:
-        self.name, self.port = name, port
-        self.url = f"http://127.0.0.1:{port}"
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        self._wait_healthy(log)
-
-    def _wait_healthy(self, log: Path) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not start")
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
-
-
-def _wrk(server: Server, path: str, bodies: Path, script: Path, connections: int,
-         settings: LoadSettings) -> dict:
-    seconds = max(1, round(settings.duration_s))  # wrk takes whole seconds
-    cmd = _pinned(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-                   "--timeout", "10s", "-s", str(script), server.url, "--", path, str(bodies)],
-                  1, settings.pin)
-    cpu_before = server.cpu_seconds()
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = server.cpu_seconds() - cpu_before
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("{"))
-    r = json.loads(line)
-    seconds = r["duration_us"] / 1e6
-    r.update(throughput=r["ok"] / seconds, server_cpu_us_per_request=1e6 * cpu / max(r["ok"], 1),
-             server_cpu_share=cpu / seconds,
-             generator_cpu_share=((after.ru_utime - children.ru_utime)
-                                  + (after.ru_stime - children.ru_stime)) / seconds)
-    return r
-
-
-def _write_lines(path: Path, bodies: list[bytes]) -> Path:
-    path.write_bytes(b"\n".join(bodies) + b"\n")
-    return path
-
-
-def route_key(store_url: str) -> bytes:
-    """The router's route_id key, from its store (a SQLite file or a PostgreSQL URL)."""
-    db = connect(store_url)
-    try:
-        return bytes(db.execute("SELECT value FROM meta WHERE key = 'route_key'").fetchone()[0])
-    finally:
-        db.conn.close()
-
-
-def mint_route_ids(store_url: Path | str, n: int, config_path: str | None,
-                   seed: int) -> list[str]:
-    """Valid route_ids for `n` decisions, signed with the router's key from its store."""
-    ids = RouteIds(route_key(str(store_url)))
-    config = load_config(config_path)
-    policy = config.routing.default_policy
-    buckets, models = config.buckets.names, [m.name for m in config.models]
-    now = time.time()
-    return [ids.issue(RouteTicket(policy, buckets[i % len(buckets)], models[i % len(models)],
-                                  now, 100, f"{seed:04x}{i:08x}")) for i in range(n)]
-
-
-def _feedback_bodies(route_ids: list[str], seed: int) -> list[bytes]:
-    rng = np.random.default_rng(seed)
-    return [orjson.dumps({"route_id": r, "quality": round(float(rng.random()), 3),
-                          "latency_ms": round(float(rng.uniform(300, 9000)), 1),
-                          "input_tokens": int(rng.integers(20, 2000)),
-                          "output_tokens": int(rng.integers(10, 800))}) for r in route_ids]
-
-
 def gateway_config(config_path: str | None, upstream_url: str) -> str:
     """The router config with every catalog model forwarded to `upstream_url`."""
     text = Path(config_path or Path(__file__).parents[2] / "config.toml").read_text()
@@ -232,14 +64,9 @@ def gateway_config(config_path: str | None, upstream_url: str) -> str:
     return re.sub(r"(?m)^\[\[models\]\]\n", lambda m: m.group(0) + line, text)
 
 
-def _chat_bodies(texts: list[str], model: str) -> list[bytes]:
-    return [orjson.dumps({"model": model, "max_tokens": 256,
-                          "messages": [{"role": "user", "content": t}]}) for t in texts]
-
-
-def _server(name: str, args: list[str], cpu: int, work: Path, pin: bool) -> Server:
-    port = _free_port()
-    return Server(name, _pinned([sys.executable, "-m", *args, "--port", str(port)], cpu, pin),
+def _server(name: str, args: list[str], cpu: int, work: Path, pin: bool) -> Process:
+    port = free_port()
+    return Process(name, pinned([sys.executable, "-m", *args, "--port", str(port)], cpu, pin),
                   port, work / f"{name}.log")
 
 
@@ -254,12 +81,12 @@ def run_gateway(settings: LoadSettings, work: Path, script: Path, progress=print
                                   "--db", str(db)], 0, work, settings.pin)
     texts = prompts(settings.prompts, settings.seed)
     first_model = load_config(str(config)).models[0].name
-    bodies = {"direct": _write_lines(work / "chat-direct.jsonl", _chat_bodies(texts, first_model)),
-              "gateway": _write_lines(work / "chat-auto.jsonl", _chat_bodies(texts, "auto"))}
+    bodies = {"direct": write_lines(work / "chat-direct.jsonl", chat_bodies(texts, first_model)),
+              "gateway": write_lines(work / "chat-auto.jsonl", chat_bodies(texts, "auto"))}
     rows: dict = {}
     try:
         for c in settings.concurrencies:
-            row = {name: _wrk(server, "/v1/chat/completions", bodies[name], script, c, settings)
+            row = {name: drive(server, "/v1/chat/completions", bodies[name], script, c, settings)
                    for name, server in (("direct", upstream), ("gateway", gateway))}
             row.update(added_p50_ms=(row["gateway"]["p50_us"] - row["direct"]["p50_us"]) / 1000,
                        added_p99_ms=(row["gateway"]["p99_us"] - row["direct"]["p99_us"]) / 1000,
@@ -285,17 +112,17 @@ def run(settings: LoadSettings, work: Path | None = None, progress=print) -> dic
     work.mkdir(parents=True, exist_ok=True)
     script = work / "load.lua"
     script.write_text(LUA)
-    route_bodies = _write_lines(work / "route.jsonl", [
+    route_bodies = write_lines(work / "route.jsonl", [
         orjson.dumps({"prompt": p}) for p in prompts(settings.prompts, settings.seed)])
     db = work / "router.db"
     config_args = ["--config", settings.config] if settings.config else []
-    router = Server("router", _pinned([sys.executable, "-m", "bandit_router", "serve",
+    router = Process("router", pinned([sys.executable, "-m", "bandit_router", "serve",
                                        *config_args, "--db", str(db), "--port",
-                                       str(port := _free_port())], 0, settings.pin), port,
+                                       str(port := free_port())], 0, settings.pin), port,
                     work / "router.log")
-    baseline = Server("baseline", _pinned([sys.executable, "-m",
+    baseline = Process("baseline", pinned([sys.executable, "-m",
                                            "bandit_router.bench.baseline_server", "--port",
-                                           str(bport := _free_port())], 0, settings.pin),
+                                           str(bport := free_port())], 0, settings.pin),
                       bport, work / "baseline.log")
     memory = {"router_rss_mb_start": router.rss_mb(), "baseline_rss_mb_start": baseline.rss_mb()}
     per_run = int(settings.duration_s * 15_000) + 1000  # more fresh feedback than can be sent
@@ -309,9 +136,9 @@ def run(settings: LoadSettings, work: Path | None = None, progress=print) -> dic
                     bodies = route_bodies
                     if endpoint == "feedback":
                         ids = mint_route_ids(db, per_run, settings.config, settings.seed + c)
-                        bodies = _write_lines(work / f"feedback-{server.name}-{c}.jsonl",
-                                              _feedback_bodies(ids, c))
-                    row[server.name] = _wrk(server, path, bodies, script, c, settings)
+                        bodies = write_lines(work / f"feedback-{server.name}-{c}.jsonl",
+                                              feedback_bodies(ids, c))
+                    row[server.name] = drive(server, path, bodies, script, c, settings)
                     if endpoint == "feedback" and server is router:
                         acked += row["router"]["ok"]
                     progress(f"{endpoint} c={c} {server.name}: "
@@ -336,8 +163,6 @@ def run(settings: LoadSettings, work: Path | None = None, progress=print) -> dic
     if settings.gateway:
         results["gateway"] = run_gateway(settings, work, script, progress)
     if settings.scaleout:
-        from bandit_router.bench import scaleout
-
         results["scaleout"] = scaleout.run(settings, work, script, settings.postgres, progress)
     return results
 
@@ -389,8 +214,6 @@ def markdown(results: dict) -> str:
     if "gateway" in results:
         lines += ["", *_gateway_markdown(results["gateway"])]
     if "scaleout" in results:
-        from bandit_router.bench import scaleout
-
         lines += ["", *scaleout.markdown(results["scaleout"])]
     if "micro" in results:
         lines += ["", "## In-process microbenchmark (µs)", "",

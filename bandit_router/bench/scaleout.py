@@ -28,7 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import orjson
 
-from bandit_router.bench import load
+from bandit_router.bench.launch import Process, free_port
+from bandit_router.bench.traffic import drive, feedback_bodies, mint_route_ids, prompts, write_lines
 from bandit_router.config import load as load_config
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -59,10 +60,10 @@ def postgres_database(server: str) -> Iterator[str]:
         admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _serve(name: str, url: str, workers: int, settings, work: Path) -> load.Server:
+def _serve(name: str, url: str, workers: int, settings, work: Path) -> Process:
     config_args = ["--config", settings.config] if settings.config else []
-    port = load._free_port()
-    return load.Server(name, [sys.executable, "-m", "bandit_router", "serve", *config_args,
+    port = free_port()
+    return Process(name, [sys.executable, "-m", "bandit_router", "serve", *config_args,
                               "--db", url, "--workers", str(workers), "--port", str(port)],
                        port, work / f"{name}.log")
 
@@ -73,14 +74,14 @@ def _cell(store: str, url: str, workers: int, settings, work: Path, script: Path
     server = _serve(name, url, workers, settings, work)
     row: dict = {"store": store, "workers": workers}
     try:
-        routes = load._write_lines(work / f"route-{name}.jsonl", [
-            orjson.dumps({"prompt": p}) for p in load.prompts(settings.prompts, settings.seed)])
-        row["route"] = load._wrk(server, "/v1/route", routes, script, connections, settings)
+        routes = write_lines(work / f"route-{name}.jsonl", [
+            orjson.dumps({"prompt": p}) for p in prompts(settings.prompts, settings.seed)])
+        row["route"] = drive(server, "/v1/route", routes, script, connections, settings)
         per_run = int(settings.duration_s * 15_000) + 1000
-        ids = load.mint_route_ids(url, per_run, settings.config, settings.seed + workers)
-        feedback = load._write_lines(work / f"feedback-{name}.jsonl",
-                                     load._feedback_bodies(ids, workers))
-        row["feedback"] = load._wrk(server, "/v1/feedback", feedback, script, connections,
+        ids = mint_route_ids(url, per_run, settings.config, settings.seed + workers)
+        feedback = write_lines(work / f"feedback-{name}.jsonl",
+                                     feedback_bodies(ids, workers))
+        row["feedback"] = drive(server, "/v1/feedback", feedback, script, connections,
                                     settings)
     finally:
         row["exit_code"] = server.stop()

@@ -29,6 +29,8 @@ from pathlib import Path
 import orjson
 
 from bandit_router.bench import load
+from bandit_router.bench.launch import Process, command, free_port, pinned
+from bandit_router.bench.traffic import LUA, drive, prompts, write_lines
 
 HEAD = (b"POST /v1/route HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n")
 SCENARIOS = ("baseline", "slowloris", "slow-body", "content-parts")
@@ -127,7 +129,7 @@ async def attack(kind: str, port: int, n: int) -> dict:
 # --- the benchmark --------------------------------------------------------------------------
 
 def _attacker(kind: str, port: int, n: int, pin: bool) -> subprocess.Popen:
-    cmd = load._pinned([sys.executable, "-m", "bandit_router.bench.slowpeers", kind,
+    cmd = pinned([sys.executable, "-m", "bandit_router.bench.slowpeers", kind,
                         str(port), str(n)], 1, pin)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -136,12 +138,12 @@ def _attacker(kind: str, port: int, n: int, pin: bool) -> subprocess.Popen:
     return proc
 
 
-def _scenario(kind: str, server: load.Server, bodies: Path, script: Path,
+def _scenario(kind: str, server: Process, bodies: Path, script: Path,
               settings: SlowSettings) -> dict:
     attacker = None if kind == "baseline" else _attacker(kind, server.port,
                                                          settings.connections, settings.pin)
     try:
-        honest = load._wrk(server, "/v1/route", bodies, script, 8, load.LoadSettings(
+        honest = drive(server, "/v1/route", bodies, script, 8, load.LoadSettings(
             duration_s=settings.duration_s, pin=settings.pin))
     finally:
         tally = None
@@ -157,11 +159,11 @@ def run(settings: SlowSettings, progress=print) -> dict:
     with tempfile.TemporaryDirectory(prefix="bandit-router-slowpeers-") as tmp:
         work = Path(tmp)
         script = work / "bench.lua"
-        script.write_text(load.LUA)
-        bodies = load._write_lines(work / "route.jsonl", [
-            orjson.dumps({"prompt": p}) for p in load.prompts(200, 0)])
-        port = load._free_port()
-        server = load.Server("router", load._pinned(
+        script.write_text(LUA)
+        bodies = write_lines(work / "route.jsonl", [
+            orjson.dumps({"prompt": p}) for p in prompts(200, 0)])
+        port = free_port()
+        server = Process("router", pinned(
             [*_serve_command(), "--db", str(work / "router.db"), "--port", str(port)],
             0, settings.pin), port, work / "router.log")
         rows: dict[str, list[dict]] = {k: [] for k in SCENARIOS}
@@ -179,8 +181,6 @@ def run(settings: SlowSettings, progress=print) -> dict:
 
 
 def _serve_command() -> list[str]:
-    from bandit_router.bench.service import command
-
     return [*command(), "serve"]
 
 

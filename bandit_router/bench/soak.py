@@ -27,7 +27,7 @@ import aiohttp
 import numpy as np
 
 from bandit_router.bench.crash import PROMPTS, Ledger, check_database
-from bandit_router.bench.service import Service, rebuild_check
+from bandit_router.bench.launch import Service, rebuild_check
 
 MIX = {"route": 0.40, "feedback": 0.35, "arms": 0.15, "healthz": 0.10}
 FEEDBACK_MIX = {"fresh": 0.60, "second_part": 0.15, "retry": 0.15, "duplicate": 0.10}

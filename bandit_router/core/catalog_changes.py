@@ -34,19 +34,16 @@ RELEASABLE = frozenset(UPDATE_FIELDS - {"enabled"})
 
 
 class ModelExists(RouterError):
-    status = 409
     code = "model_exists"
 
 
 class ModelNotFound(RouterError):
-    status = 404
     code = "model_not_found"
 
 
 class LastEnabledModel(RouterError):
     """Routing needs at least one enabled model."""
 
-    status = 409
     code = "last_enabled_model"
 
 

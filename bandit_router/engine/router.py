@@ -83,7 +83,7 @@ def _refusal(pacing: Pacing, now: float) -> BudgetExhausted:
         if pacing.share_spent else f"budget {budget.name!r}"
     return BudgetExhausted(
         f"{what} ({budget.limit_usd:g} USD per {budget.window}) is spent; "
-        f"it renews in {end - now:.0f} s", headers={"Retry-After": str(max(1, round(end - now)))})
+        f"it renews in {end - now:.0f} s", retry_after_s=end - now)
 
 
 class Engine:

@@ -13,21 +13,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bandit_router.core.errors import RouterError
 from bandit_router.core.settings import OPERATOR, SCOPES, AuthConfig
 from bandit_router.core.types import DEFAULT_TENANT
+from bandit_router.http.errors import Forbidden, Unauthorized
 
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/dashboard"})  # the page holds no data
-
-
-class Unauthorized(RouterError):
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(RouterError):
-    status = 403
-    code = "forbidden"
 
 
 @dataclass(frozen=True, slots=True)

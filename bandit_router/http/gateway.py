@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bandit_router.core.bounds import clamped_usage
 from bandit_router.core.catalog import Catalog
-from bandit_router.core.errors import RouterError, UnknownModel
+from bandit_router.core.errors import UnknownModel
 from bandit_router.core.route_id import new_nonce
 from bandit_router.core.settings import Config, Model
 from bandit_router.core.types import (
@@ -31,6 +31,7 @@ from bandit_router.core.types import (
 from bandit_router.http import gateway_learning as learning
 from bandit_router.http.appkeys import CONFIG, DRAIN, ENGINE, KEYS, METRICS, ROUTE_IDS, STORE
 from bandit_router.http.auth import authenticate
+from bandit_router.http.errors import NoUpstream
 from bandit_router.http.handlers import read_json
 from bandit_router.http.upstream import Call, Upstreams
 from bandit_router.http.validate import Fields
@@ -41,11 +42,6 @@ ROUTES = web.RouteTableDef()
 UPSTREAMS = web.AppKey("upstreams", Upstreams)
 PENDING = web.AppKey("pending_feedback", set)
 UPSTREAM_FAILED = "upstream_failed"  # the 502 when every attempt failed
-
-
-class NoUpstream(RouterError):
-    status = 400
-    code = "no_upstream"
 
 
 def _openai_error(status: int, message: str, code: str, field: str | None = None,

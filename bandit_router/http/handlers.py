@@ -14,16 +14,12 @@ from aiohttp import web
 from bandit_router import __version__
 from bandit_router.core import palette
 from bandit_router.core.errors import (
-    BodyTimeout,
-    BodyTooLarge,
     InvalidField,
-    InvalidJson,
     RouteNotFound,
     RouterError,
     Unavailable,
     UnknownField,
     UnknownModel,
-    UnsupportedMediaType,
 )
 from bandit_router.core.learned import child_json, child_name, is_child, parent_of
 from bandit_router.core.objective import pacing_base
@@ -31,7 +27,17 @@ from bandit_router.core.route_id import UnknownRoute
 from bandit_router.core.settings import Config, Model
 from bandit_router.http import openapi
 from bandit_router.http.appkeys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, METRICS, ROUTE_IDS, STORE
-from bandit_router.http.auth import Forbidden, Principal, authenticate
+from bandit_router.http.auth import Principal, authenticate
+from bandit_router.http.errors import (
+    BodyTimeout,
+    BodyTooLarge,
+    Forbidden,
+    InvalidJson,
+    UnreadableBody,
+    UnsupportedMediaType,
+    headers_of,
+    status_of,
+)
 from bandit_router.http.validate import Fields
 from bandit_router.http.wire import (
     ARMS_QUERY,
@@ -57,11 +63,6 @@ ROUTES = web.RouteTableDef()
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
-class UnreadableBody(InvalidJson):
-    """The body could not be read to its end, so the connection cannot carry another
-    request: the answer closes it."""
-
-
 def json_response(payload: Any, status: int = 200, **kwargs: Any) -> web.Response:
     return web.Response(body=orjson.dumps(payload), status=status,
                         content_type="application/json", **kwargs)
@@ -80,7 +81,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     except RouterError as exc:
         count(exc.code)
-        response = json_response(exc.payload(), status=exc.status, headers=exc.headers)
+        response = json_response(exc.payload(), status=status_of(exc), headers=headers_of(exc))
         if isinstance(exc, UnreadableBody | BodyTimeout):
             response.force_close()  # the rest of the body is not worth waiting for
         return response

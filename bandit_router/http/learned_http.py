@@ -13,7 +13,7 @@ from bandit_router.core.errors import InvalidField, UnknownBucket
 from bandit_router.core.learned import Split, child_json, is_child, parent_of
 from bandit_router.engine.router import Engine
 from bandit_router.http.appkeys import CONFIG, ENGINE, STORE
-from bandit_router.http.auth import Forbidden
+from bandit_router.http.errors import Forbidden
 from bandit_router.http.handlers import _caller, _query, json_response, read_json
 from bandit_router.http.validate import Fields
 from bandit_router.http.wire import MAX_RESET_NAME

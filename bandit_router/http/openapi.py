@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from bandit_router import __version__
-from bandit_router.core.errors import RouterError
 from bandit_router.core.settings import SCOPES, Config, ServerConfig
 from bandit_router.core.types import CLIENT_FACTS
-from bandit_router.http import catalog_wire, wire
-from bandit_router.http.auth import PUBLIC_PATHS  # importing auth registers Unauthorized, Forbidden
+from bandit_router.http import catalog_wire, errors, wire
+from bandit_router.http.auth import PUBLIC_PATHS
 from bandit_router.http.validate import MAX_STRINGS
 from bandit_router.storage.stats import WINDOW_HOURS
 
@@ -77,22 +76,11 @@ _STATUS_TEXT = {400: "Bad request: the body or a field is invalid",
                 503: "Storage unavailable; nothing was acknowledged"}
 
 
-def _error_classes() -> list[type[RouterError]]:
-    out, todo = [], [RouterError]
-    while todo:
-        cls = todo.pop()
-        out.append(cls)
-        todo.extend(cls.__subclasses__())
-    return out
-
-
 def error_codes() -> dict[int, tuple[str, ...]]:
     """Every error code the server can answer, by HTTP status."""
-    from bandit_router.http import gateway  # noqa: F401  (registers its errors; imports handlers)
-
     by_status: dict[int, set[str]] = {}
-    for cls in _error_classes():
-        by_status.setdefault(cls.status, set()).add(cls.code)
+    for entry in errors.TABLE:
+        by_status.setdefault(entry.status, set()).add(entry.error.code)
     for status, codes in HTTP_ERROR_CODES.items():
         by_status.setdefault(status, set()).update(codes)
     return {status: tuple(sorted(codes)) for status, codes in sorted(by_status.items())}
