@@ -44,13 +44,7 @@ from pydantic_core import PydanticCustomError
 
 from bandit_router.bench.micro import _timed
 from bandit_router.config import load
-from bandit_router.core.errors import (
-    InvalidField,
-    InvalidJson,
-    MissingField,
-    RouterError,
-    UnknownField,
-)
+from bandit_router.core.errors import InvalidField, MissingField, RouterError, UnknownField
 from bandit_router.core.types import (
     MAX_COST_USD,
     MAX_LATENCY_MS,
@@ -62,6 +56,7 @@ from bandit_router.core.types import (
     RouteRequest,
     WeightsOverride,
 )
+from bandit_router.http.errors import InvalidJson
 from bandit_router.http.validate import MAX_STRINGS
 from bandit_router.http.wire import MAX_NAME, MAX_ROLE, MAX_TASK, MAX_TEXT, MAX_WEIGHT, parse_route
 
