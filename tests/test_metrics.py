@@ -198,7 +198,7 @@ async def test_openmetrics_is_served_when_asked(client):
     assert "bandit_router_decisions_total{" in text
 
 
-async def test_the_readme_documents_every_metric(app_config: Config, clock: FakeClock):
+async def test_the_metrics_page_documents_every_metric(app_config: Config, clock: FakeClock):
     config = replace(app_config, budgets=(BudgetConfig("daily", 2.0),))
     async with TestClient(TestServer(create_app(config, clock=clock))) as c:
         d = await _route(c, PROMPTS[0])
@@ -206,10 +206,10 @@ async def test_the_readme_documents_every_metric(app_config: Config, clock: Fake
         await c.get("/nowhere")
         r = await c.get("/metrics")
         families = {f.name for f in text_string_to_metric_families(await r.text())}
-    readme = (ROOT / "README.md").read_text()
-    # the parser names a counter without its _total; the README uses the exposed name
-    exposed = {f"{name}_total" if f"{name}_total" in readme else name for name in families}
+    page = (ROOT / "docs" / "metrics.md").read_text()
+    # the parser names a counter without its _total; the page uses the exposed name
+    exposed = {f"{name}_total" if f"{name}_total" in page else name for name in families}
     # prometheus-client's own: when each counter and histogram was created
     exposed = {name for name in exposed if not name.endswith("_created")}
     assert len(exposed) >= 17
-    assert not {name for name in exposed if f"`{name}`" not in readme}
+    assert not {name for name in exposed if f"`{name}`" not in page}

@@ -1,14 +1,17 @@
-"""Every example in the README runs as written, against a real `bandit-router serve` on a
-loopback port (its models' upstream is the fake provider, the one thing replaced).
+"""Every example in the README and in each docs/*.md page runs as written, against a real
+`bandit-router serve` on a loopback port (its models' upstream is the fake provider, the
+one thing replaced); each page gets a server of its own.
 
-Whatever code blocks the README holds are found and run in order, sharing state as a
-reader following along would: `sh` commands through bash (curl included), `console`
-commands after their `$ `, Python in one namespace, TOML merged into the bundled config
-and validated. A JSON block after a command must name only keys the real answer has, and
-an answer shown in a `# {...}` comment must agree on its error code (or on having none).
-Only these rewrites are made: `localhost:8787` becomes the test server's address, and a
-shortened route_id (`r3.WzE3...`) a real one, the same for each spelling. A block the test
-cannot run says why, in an HTML comment just above it: `<!-- example not run: ... -->`.
+Whatever code blocks a page holds are found and run in order, sharing state as a reader
+following along would: `sh` commands through bash (curl included), `console` commands
+after their `$ `, Python in one namespace, TOML merged into the config the page's server
+runs (the bundled one, its models behind the fake upstream) and validated. A JSON block
+after a command must name only keys the real answer has, and an answer shown in a `# {...}`
+comment must agree on its error code (or on having none). Only these rewrites are made:
+`localhost:8787` becomes the test server's address, and a shortened route_id (`r3.WzE3...`)
+a real one, the same for each spelling. A block the test cannot run says why, in an HTML
+comment just above it: `<!-- example not run: ... -->`; only a few may, on each page and in
+all.
 """
 
 from __future__ import annotations
@@ -32,17 +35,19 @@ from bandit_router.bench.launch import command, free_port, wait_healthy
 from bandit_router.config import parse
 from tests.fake_upstream import UPSTREAM_KEY
 from tests.gateways import ROOT, set_key
+from tests.pages import name, pages
 
-README = ROOT / "README.md"
 BLOCK = re.compile(r"(?ms)^(?:<!-- example not run: (?P<reason>.+?) -->\n)?"
                    r"```(?P<lang>\w*)\n(?P<body>.*?)^```")
 SHORT_ROUTE_ID = re.compile(r"r[23]\.[A-Za-z0-9_-]*\.\.\.")
 RUNNABLE = {"sh", "console", "json", "python", "toml"}
-MAX_NOT_RUN = 6
+MAX_NOT_RUN = 6  # over all the pages
+MAX_NOT_RUN_PER_PAGE = 2
 
 
 @dataclass
 class Block:
+    page: str
     line: int
     lang: str
     body: str
@@ -55,10 +60,19 @@ class Command:
     shown: list[str] = field(default_factory=list)  # answers shown as "# {...}" comments
 
 
-def blocks() -> list[Block]:
-    text = README.read_text()
-    return [Block(text[:m.start("lang")].count("\n") + 1, m["lang"], m["body"], m["reason"])
+def blocks(page: Path) -> list[Block]:
+    text = page.read_text()
+    return [Block(name(page), text[:m.start("lang")].count("\n") + 1, m["lang"], m["body"],
+                  m["reason"])
             for m in BLOCK.finditer(text)]
+
+
+def runnable(page: Path) -> list[Block]:
+    return [b for b in blocks(page) if b.not_run is None]
+
+
+# the pages with an example to run, one test (and one server) each
+PAGES_WITH_EXAMPLES = [page for page in pages() if runnable(page)]
 
 
 def commands(body: str) -> list[Command]:
@@ -89,7 +103,7 @@ def _config_with_upstreams(upstream, port: int) -> str:
 
 
 class Reader:
-    """Runs the README's blocks in order in one working directory, as a reader would."""
+    """Runs a page's blocks in order in one working directory, as a reader would."""
 
     def __init__(self, workdir: Path, url: str, env: dict[str, str], example_port: int):
         self.workdir, self.url, self.env = workdir, url, env
@@ -115,7 +129,7 @@ class Reader:
         return json.loads(done.stdout)["route_id"]
 
     def fail(self, block: Block, what: str) -> None:
-        self.failures.append(f"README line {block.line} ({block.lang}): {what}")
+        self.failures.append(f"{block.page} line {block.line} ({block.lang}): {what}")
 
     def run(self, block: Block) -> None:
         getattr(self, f"_{block.lang}")(block)
@@ -164,7 +178,7 @@ class Reader:
         code = re.search(r'"error": \{"code": "(\w+)"', shown)
         got = answer.get("error", {}).get("code") if isinstance(answer, dict) else None
         if (code.group(1) if code else None) != got:
-            self.fail(block, f"{text!r} answered {answer!r:.300}, the README shows {shown!r}")
+            self.fail(block, f"{text!r} answered {answer!r:.300}, the page shows {shown!r}")
         first_key = re.match(r'\{"(\w+)"', shown)
         if first_key and not (isinstance(answer, dict) and first_key.group(1) in answer):
             self.fail(block, f"{text!r}: no {first_key.group(1)!r} in {answer!r:.300}")
@@ -177,7 +191,7 @@ class Reader:
             done = self._shell(block, line[2:])
             shown = next((s for s in lines[i + 1:] if s.strip()), "")
             if done is not None and done.stdout.split()[:5] != shown.split()[:5]:
-                self.fail(block, f"{line!r} printed {done.stdout[:200]!r}, the README shows "
+                self.fail(block, f"{line!r} printed {done.stdout[:200]!r}, the page shows "
                                  f"{shown!r}")
 
     def _json(self, block: Block) -> None:
@@ -194,7 +208,7 @@ class Reader:
 
     def _python(self, block: Block) -> None:
         try:
-            exec(compile(self.rewrite(block.body), f"README.md:{block.line}", "exec"),
+            exec(compile(self.rewrite(block.body), f"{block.page}:{block.line}", "exec"),
                  self.namespace)
         except Exception as exc:
             self.fail(block, f"raised {type(exc).__name__}: {exc}")
@@ -205,9 +219,11 @@ class Reader:
         except tomllib.TOMLDecodeError as exc:
             self.fail(block, f"not valid TOML: {exc}")
             return
-        doc = tomllib.loads((ROOT / "config.toml").read_text())
+        doc = tomllib.loads((self.workdir / "config.toml").read_text())
         merge(doc, snippet)
-        env = {m.group(1): "x" * 32 for m in re.finditer(r'key_env = "(\w+)"', block.body)}
+        env = {m.group(1): f"{m.group(1)}-{'x' * 32}"  # each a key of its own
+               for m in re.finditer(r'key_env = "(\w+)"', block.body)}
+        env["TEST_UPSTREAM_KEY"] = UPSTREAM_KEY  # the served config's models' upstream
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
@@ -263,22 +279,29 @@ def reader(upstream, tmp_path):
     assert "Traceback" not in log.read_text()
 
 
-def test_the_readme_has_examples_and_few_are_not_run():
-    found = blocks()
+def test_the_pages_have_examples_and_few_are_not_run():
+    found = [b for page in pages() for b in blocks(page)]
     assert len(found) > 20
-    not_run = [b for b in found if b.not_run]
-    assert len(not_run) <= MAX_NOT_RUN, [(b.line, b.not_run) for b in not_run]
-    unknown = [(b.line, b.lang) for b in found if b.lang not in RUNNABLE and not b.not_run]
+    assert sum(len(runnable(page)) for page in pages()) >= 18
+    not_run = [(b.page, b.line, b.not_run) for b in found if b.not_run]
+    assert len(not_run) <= MAX_NOT_RUN, not_run
+    for page in pages():
+        here = [b for b in not_run if b[0] == name(page)]
+        assert len(here) <= MAX_NOT_RUN_PER_PAGE, here
+    unknown = [(b.page, b.line, b.lang) for b in found
+               if b.lang not in RUNNABLE and not b.not_run]
     assert not unknown, f"blocks this test cannot run and that do not say why: {unknown}"
+    assert {"README.md", "docs/api.md", "docs/gateway.md"} <= \
+        {name(page) for page in PAGES_WITH_EXAMPLES}
 
 
-def test_every_readme_example_runs_as_written(reader):
+@pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES, ids=name)
+def test_every_example_on_the_page_runs_as_written(reader, page):
     ran = 0
-    for block in blocks():
-        if block.not_run is None:
-            reader.run(block)
-            ran += 1
-    assert ran >= 18
+    for block in runnable(page):
+        reader.run(block)
+        ran += 1
+    assert ran == len(runnable(page)) > 0
     assert not reader.failures, "\n".join(reader.failures)
     with urllib.request.urlopen(f"{reader.url}/healthz") as r:
         assert json.load(r)["status"] == "ok"

@@ -124,8 +124,8 @@ def _fed(n: int, quality: float) -> Evidence:
 
 
 def test_evidence_cap_bounds_an_arms_quality_evidence_with_a_noisy_judge():
-    """README: `evidence_cap` is the "most quality observations an arm keeps (keeps it
-    exploring, at a steady cost)". With judge.accuracy < 1 the judge's scores are capped
+    """docs/configuration.md: `evidence_cap` is the "most quality observations an arm keeps
+    (keeps it exploring, at a steady cost)". With judge.accuracy < 1 the judge's scores are capped
     apart (their own CAPPED group), so an arm keeps `cap` client scores *and* `cap` judge
     scores: its Beta counts (quality_counts, what pooling and the posterior add) pass the
     cap by the judge's worth, about 1.5 x cap for a middling arm."""

@@ -761,7 +761,7 @@ def build(config: Config | None = None) -> dict:
             "get", "/metrics",
             description="Scope: admin. With keys configured, the series labelled with a "
                         "tenant are the caller's tenant's only; without keys, every "
-                        "tenant's. The README lists the metrics.")},
+                        "tenant's. docs/metrics.md lists the metrics.")},
         "/dashboard": {"get": op(
             "dashboard", "The dashboard page (public; its data needs a key)",
             {"description": "One self-contained HTML page that reads /v1/stats and /v1/arms",
