@@ -293,17 +293,6 @@ def quality_params(q_pos, q_neg, prior: Prior):
     return prior.alpha + q_pos, prior.beta + q_neg
 
 
-def pooled_prior(prior: Prior, base_mean, pooled_pos, pooled_neg, pool_strength: float):
-    """Beta prior of a model in one bucket: the configured prior (mean `base_mean`), moved
-    toward what the model showed in the policy's other buckets, worth at most
-    `pool_strength` observations. A model no bucket has seen keeps the configured prior."""
-    pooled_n = pooled_pos + pooled_neg
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.where(pooled_n > pool_strength, pool_strength / pooled_n, 1.0)
-    return (base_mean * prior.quality_strength + scale * pooled_pos,
-            (1.0 - base_mean) * prior.quality_strength + scale * pooled_neg)
-
-
 _FACT_LIMITS = {"quality": 1.0, "latency_ms": MAX_LATENCY_MS, "input_tokens": MAX_TOKENS,
                 "output_tokens": MAX_TOKENS}
 _EVIDENCE_LIMIT = 1e15  # no statistic of a real arm comes near; anything beyond is damage

@@ -21,18 +21,17 @@ import structlog
 from sqlite_utils import Database
 
 from bandit_router.core import posterior
-from bandit_router.core.bounds import check_facts, cost_ceiling
+from bandit_router.core.accounting import account
 from bandit_router.core.catalog_changes import Change, Entry, find, replay
-from bandit_router.core.errors import FactConflict, IdempotencyConflict
-from bandit_router.core.facts import DuplicateFact, Resolution, resolve
+from bandit_router.core.errors import IdempotencyConflict
+from bandit_router.core.facts import Resolution
 from bandit_router.core.learned import Split
 from bandit_router.core.learner import ArmBook
 from bandit_router.core.location import Location, locate
 from bandit_router.core.posterior import FIELDS, STAMPS, Evidence
 from bandit_router.core.route_id import new_key, new_nonce
 from bandit_router.core.settings import Config, Model
-from bandit_router.core.sources import source_tally
-from bandit_router.core.spend import NO_CHARGE, Charge, Prices, hour_of, spend_delta
+from bandit_router.core.spend import NO_CHARGE, Charge, Prices, hour_of
 from bandit_router.core.types import ArmKey, Decision, Facts, FeedbackEvent, RouteTicket
 from bandit_router.storage import catalog_log, learned_store, migrations, timeline
 from bandit_router.storage.stats import TALLY_COLUMNS, Tally, UsageRow, read_usage
@@ -475,20 +474,12 @@ class _RecordFeedback:
 
     def _apply(self, db: Database) -> FeedbackResult:
         rows, recorded = self._earlier(db)
-        seen = {fact: derived for fact, _, derived in rows}
-        try:
-            resolution = resolve(self.facts, seen, quality_derived=bool(seen.get("quality")))
-        except DuplicateFact as exc:
-            raise FactConflict(str(exc), exc.facts[0]) from exc
         t = self.ticket
-        before = {fact: value for fact, value, _ in rows}
         model, prices = self.call_of(t.model, t.created_at)
-        check_facts(self.facts, before, model, prices)
+        counted = account(self.facts, rows, recorded, model, prices)
+        resolution, delta = counted.resolution, counted.delta
         event = FeedbackEvent(self.route_id, self.ticket, resolution.applied, self.clock())
         learned = self.book.learn_all(event)
-        applied = dict(resolution.applied)
-        delta = spend_delta(before, recorded, applied, prices,
-                            cost_cap=_cost_cap(model, prices, {**before, **applied}))
         # last, once nothing can refuse it: logged at the transaction's end, in job order
         feedback_id = self.batch.take_id()
         self.batch.log(
@@ -499,11 +490,9 @@ class _RecordFeedback:
              for fact, value in resolution.applied])
         for key, evidence in learned:
             self.batch.arm(key, evidence)
-        sources = source_tally({f: (v, bool(derived)) for f, v, derived in rows}, applied,
-                               resolution.derived_quality)
         arm = (t.tenant, t.policy, t.bucket, t.model)
         self.batch.add((*arm, hour_of(event.at)),
-                       Tally(routes_with_feedback=0 if rows else 1, **sources))
+                       Tally(routes_with_feedback=int(counted.first), **counted.sources))
         # spend and tokens count in the hour of the call, however late its facts arrive: a
         # correction of yesterday's call changes yesterday, never today's budget
         self.batch.add((*arm, hour_of(t.created_at)), Tally(
@@ -514,16 +503,6 @@ class _RecordFeedback:
         if delta.spend_usd:
             self.stage_spend((t.tenant, t.policy, delta.spend_usd, t.created_at))
         return FeedbackResult(feedback_id, resolution, spend_usd=delta.spend_usd)
-
-
-def _cost_cap(model: Model | None, prices: Prices | None,
-              facts: Mapping[str, float]) -> float | None:
-    """Once a call's tokens are known, the most its cost_usd may count for: twice the
-    tokens at list price (bounds.COST_SLACK), however early the cost was reported."""
-    if model is None or prices is None or "input_tokens" not in facts or \
-            "output_tokens" not in facts:
-        return None
-    return cost_ceiling(model, prices, facts["input_tokens"], facts["output_tokens"])
 
 
 class _Reset:
