@@ -17,7 +17,6 @@ upstream and wrk share CPU 1 in both runs; the gateway alone has CPU 0.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -281,7 +280,6 @@ def plot(results: dict, path: Path) -> None:
 
 
 def write(results: dict, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(json.dumps(results, indent=1))
-    (folder / "results.md").write_text(markdown(results))
-    plot(results, folder / "latency.png")
+    from bandit_router.bench import style  # matplotlib: only when a plot is written
+
+    style.write_run(results, folder, markdown, plot)

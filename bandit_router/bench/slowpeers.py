@@ -263,10 +263,9 @@ def plot(results: dict, path: Path) -> None:
 
 
 def write(results: dict, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(json.dumps(results, indent=1))
-    (folder / "results.md").write_text(markdown(results))
-    plot(results, folder / "latency.png")
+    from bandit_router.bench import style  # matplotlib: only when a plot is written
+
+    style.write_run(results, folder, markdown, plot)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ data's own values rather than at powers of two."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -96,3 +97,13 @@ def note(ax: Axes, text: str, where: str = "lower right") -> None:
     y, va = (0.03, "bottom") if "lower" in where else (0.97, "top")
     ax.text(x, y, text, transform=ax.transAxes, ha=ha, va=va, fontsize=10, color="#444444",
             bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "#cccccc"})
+
+
+def write_run(results: dict, folder: Path, markdown: Callable[[dict], str],
+              plot: Callable[[dict, Path], None], figure_name: str = "latency.png") -> None:
+    """A run's three files: its numbers (results.json), its table (results.md), its plot."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=1))
+    (folder / "results.md").write_text(markdown(results))
+    plot(results, folder / figure_name)
+
