@@ -1,7 +1,9 @@
-"""Shared fixtures: the bundled config, a controllable clock, engines and a live app client."""
+"""Shared fixtures: the bundled config, a controllable clock, engines, a live app client, the
+same app with API keys (tests/calls.py KEYS), and a fake upstream."""
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,11 +12,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, settings
 
-from bandit_router.config import load
+from bandit_router.config import load, parse
 from bandit_router.core.route_id import RouteIds
 from bandit_router.core.settings import Config
 from bandit_router.engine.router import Engine
 from bandit_router.http.app import create_app
+from tests.calls import KEYS
 from tests.fake_upstream import FakeUpstream
 from tests.stores import store_url  # noqa: F401  (a fixture: a fresh store of each backend)
 
@@ -84,3 +87,23 @@ def upstream():
     server = FakeUpstream()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def keyed_config(app_config: Config, monkeypatch) -> Config:
+    """The bundled config with the API keys of tests/calls.py KEYS (secrets from the
+    environment, as an operator would give them)."""
+    doc = tomllib.loads((ROOT / "config.toml").read_text())
+    doc["auth"] = {"keys": []}
+    for name, (tenant, scopes, secret) in KEYS.items():
+        variable = f"TEST_KEY_{name.upper().replace('-', '_')}"
+        monkeypatch.setenv(variable, secret)
+        doc["auth"]["keys"].append({"name": name, "tenant": tenant, "scopes": scopes,
+                                    "key_env": variable})
+    return replace(parse(doc), storage=app_config.storage)
+
+
+@pytest.fixture
+async def keyed(keyed_config: Config, clock: FakeClock):
+    async with TestClient(TestServer(create_app(keyed_config, clock=clock))) as c:
+        yield c

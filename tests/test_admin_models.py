@@ -41,8 +41,8 @@ from bandit_router.core.types import FeedbackEvent, Message, RouteRequest, Route
 from bandit_router.engine.router import Engine
 from bandit_router.http.app import create_app
 from bandit_router.http.appkeys import ENGINE
+from tests.calls import auth
 from tests.conftest import ROOT, FakeClock
-from tests.test_auth import auth, keyed, keyed_config  # noqa: F401  (fixtures)
 
 NEW = {"name": "acme-small", "provider": "acme", "input_per_mtok": 0.2,
        "output_per_mtok": 0.8, "context_tokens": 128_000}
@@ -405,7 +405,7 @@ async def test_a_patch_that_changes_nothing_is_not_recorded(client):
 
 # --- the audit log -----------------------------------------------------------------------------
 
-async def test_the_audit_log_says_who_when_what_before_and_after(keyed, clock):  # noqa: F811
+async def test_the_audit_log_says_who_when_what_before_and_after(keyed, clock):
     admin = auth("ops")
     assert (await call(keyed, "POST", "/v1/admin/models", NEW, headers=admin))[0] == 200
     clock.advance(60)
@@ -453,7 +453,7 @@ async def test_the_change_and_its_audit_row_are_committed_before_the_answer(clie
     assert rows == [(body["audit"]["id"], "model.update", "gpt-5")]
 
 
-async def test_admin_endpoints_need_the_admin_scope_and_changes_the_operator(keyed):  # noqa: F811
+async def test_admin_endpoints_need_the_admin_scope_and_changes_the_operator(keyed):
     reads = [("GET", "/v1/admin/models", None), ("GET", "/v1/admin/audit", None)]
     changes = [("POST", "/v1/admin/models", NEW),
                ("PATCH", "/v1/admin/models/gpt-5", {"enabled": False})]

@@ -3,53 +3,20 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import replace
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
 from bandit_router.config import parse
 from bandit_router.config.tomlcheck import ConfigError
 from bandit_router.core.settings import Config
-from bandit_router.http.app import create_app
 from bandit_router.http.auth import KeyRing
+from tests.calls import KEYS, auth
 from tests.conftest import ROOT
-
-KEYS = {  # name: (tenant, scopes, secret)
-    "acme-app": ("acme", ["route", "feedback"], "acme-app-secret-0123456789"),
-    "acme-admin": ("acme", ["admin"], "acme-admin-secret-0123456789"),
-    "acme-router-only": ("acme", ["route"], "acme-route-only-0123456789"),
-    "globex-app": ("globex", ["route", "feedback"], "globex-app-secret-0123456789"),
-    "globex-admin": ("globex", ["admin"], "globex-admin-secret-0123456789"),
-    "ops": ("default", ["operator"], "operator-secret-0123456789abcdef"),
-}
 
 
 def _document() -> dict:
     return tomllib.loads((ROOT / "config.toml").read_text())
-
-
-@pytest.fixture
-def keyed_config(app_config: Config, monkeypatch) -> Config:
-    doc = _document()
-    doc["auth"] = {"keys": []}
-    for name, (tenant, scopes, secret) in KEYS.items():
-        variable = f"TEST_KEY_{name.upper().replace('-', '_')}"
-        monkeypatch.setenv(variable, secret)
-        doc["auth"]["keys"].append({"name": name, "tenant": tenant, "scopes": scopes,
-                                    "key_env": variable})
-    return replace(parse(doc), storage=app_config.storage)
-
-
-@pytest.fixture
-async def keyed(keyed_config: Config, clock):
-    async with TestClient(TestServer(create_app(keyed_config, clock=clock))) as c:
-        yield c
-
-
-def auth(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {KEYS[name][2]}"}
 
 
 async def route(c, name: str, prompt: str = "hello") -> tuple[int, dict]:

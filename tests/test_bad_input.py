@@ -16,7 +16,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from bandit_router.http.app import create_app
-from tests.test_handlers import JSON, assert_error, error_of, route, still_serves
+from tests.calls import JSON, assert_error, error_of, route, still_serves
 
 POSTS = ["/v1/route", "/v1/feedback", "/v1/admin/reset"]
 TEN_MB = 10 * 1024 * 1024

@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from bandit_router.core import palette
 from bandit_router.core.settings import BudgetConfig, Config
 from bandit_router.http.app import create_app
+from tests.calls import KEYS, auth
 from tests.cdp import CHROMIUM, chromium
 from tests.conftest import ROOT
-from tests.test_auth import KEYS, auth, keyed, keyed_config  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
                                 "(Debian: apt-get install chromium; .ci/run installs it)")
@@ -202,7 +202,7 @@ async def test_an_empty_router_shows_an_empty_page_without_errors(client):
     assert page.errors == []
 
 
-async def test_with_keys_the_page_asks_for_one_and_shows_that_tenant(keyed):  # noqa: F811
+async def test_with_keys_the_page_asks_for_one_and_shows_that_tenant(keyed):
     await _traffic(keyed, 5, auth("acme-app"))
     await _traffic(keyed, 3, auth("globex-app"))
     async with chromium() as page:

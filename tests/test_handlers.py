@@ -17,8 +17,8 @@ from bandit_router.core.types import RouteTicket
 from bandit_router.http.app import create_app
 from bandit_router.http.appkeys import ENGINE, STORE
 from bandit_router.storage.writer import StorageError
+from tests.calls import JSON, arms, assert_error, error_of, feedback, post, route, still_serves
 
-JSON = {"Content-Type": "application/json"}
 ROUTE_KEYS = {"route_id", "model", "bucket", "policy", "expected_cost_usd",
               "expected_latency_ms", "fallbacks"}
 EXPLAIN_KEYS = {"eligible", "reason", "quality_mean", "quality_interval", "quality_sample",
@@ -41,59 +41,18 @@ def prices(config) -> dict[str, tuple[float, float]]:
     return {m.name: (m.input_per_mtok * 1e-6, m.output_per_mtok * 1e-6) for m in config.models}
 
 
-async def route(client, **body) -> dict:
-    resp = await client.post("/v1/route", json=body)
-    assert resp.status == 200, await resp.text()
-    assert resp.content_type == "application/json"
-    return await resp.json()
 
 
-async def post(client, path: str, body) -> tuple[int, dict]:
-    resp = await client.post(path, data=json.dumps(body), headers=JSON)
-    assert resp.content_type == "application/json", await resp.text()
-    return resp.status, await resp.json()
 
 
-async def feedback(client, **body) -> tuple[int, dict]:
-    return await post(client, "/v1/feedback", body)
 
 
-async def arms(client, **query) -> list[dict]:
-    resp = await client.get("/v1/arms", params=query)
-    assert resp.status == 200, await resp.text()
-    return (await resp.json())["arms"]
 
 
 async def arm(client, decision: dict, model: str | None = None) -> dict:
     rows = await arms(client, policy=decision["policy"], bucket=decision["bucket"])
     (row,) = [r for r in rows if r["model"] == (model or decision["model"])]
     return row
-
-
-def assert_error(status: int, body: dict, want_status: int, code: str,
-                 field: str | None) -> None:
-    assert status == want_status, body
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert set(err) == {"code", "message", "field"}, body
-    assert err["code"] == code, body
-    assert err["field"] == field, body
-    assert isinstance(err["message"], str) and err["message"], body
-
-
-async def error_of(resp, want_status: int, code: str, field: str | None) -> dict:
-    assert resp.content_type == "application/json", await resp.text()
-    body = await resp.json()
-    assert_error(resp.status, body, want_status, code, field)
-    return body["error"]
-
-
-async def still_serves(client) -> None:
-    resp = await client.get("/healthz")
-    assert resp.status == 200
-    assert (await resp.json())["status"] == "ok"
-    decision = await route(client, prompt="are you still there?")
-    assert decision["model"]
 
 
 @pytest.fixture

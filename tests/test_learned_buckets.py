@@ -26,8 +26,8 @@ from bandit_router.http.appkeys import ENGINE
 from bandit_router.storage.learned_store import LoadSplits
 from bandit_router.storage.rebuild import rebuild
 from bandit_router.storage.store import connect
-from tests.test_refine import easy, hard
 from tests.waiting import eventually
+from tests.world import easy, hard
 
 CHEAP, STRONG = "gpt-5-nano", "gpt-5"
 REQUESTS, TAIL = 900, 200

@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bandit_router.core.settings import BudgetConfig, Config
 from bandit_router.http.app import create_app
+from tests.calls import auth
 from tests.conftest import ROOT, FakeClock
-from tests.test_auth import KEYS, auth, keyed, keyed_config  # noqa: F401  (fixtures)
 
 PROMPTS = ["Write a friendly haiku about the sea.",
            "Fix this bug:\n```python\ndef f(x):\n    return x +\n```",
@@ -148,7 +148,7 @@ async def test_budget_gauges_equal_stats_and_a_late_cost_is_a_correction(app_con
     assert budget["spent_usd"] == pytest.approx(stats["totals"]["spend_usd"])
 
 
-async def test_with_keys_metrics_need_admin_and_show_one_tenant(keyed):  # noqa: F811
+async def test_with_keys_metrics_need_admin_and_show_one_tenant(keyed):
     r = await keyed.get("/metrics")
     assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
     r = await keyed.get("/metrics", headers=auth("acme-app"))

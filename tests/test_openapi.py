@@ -42,7 +42,6 @@ from bandit_router.http.wire import (
     WEIGHT_FIELDS,
 )
 from tests.conftest import ROOT
-from tests.test_auth import keyed_config  # noqa: F401  (a fixture: the app with API keys)
 
 FUZZ_EXAMPLES = 60  # per operation and generation phase; keeps the file well under a minute
 STATEFUL_EXAMPLES = 60  # route -> feedback scenarios; derandomized, so which calls are made
@@ -139,7 +138,7 @@ def test_every_error_status_has_the_error_shape(app_config: Config):
     assert error["required"] == ["code", "message", "field"]
 
 
-def test_the_document_is_valid_openapi(app_config: Config, keyed_config: Config):  # noqa: F811
+def test_the_document_is_valid_openapi(app_config: Config, keyed_config: Config):
     for doc in (openapi.build(), openapi.build(app_config), openapi.build(keyed_config)):
         validate(doc)
     assert {} in openapi.build(app_config)["paths"]["/v1/route"]["post"]["security"]

@@ -19,6 +19,7 @@ from bandit_router.http.app import create_app
 from bandit_router.http.appkeys import ENGINE
 from bandit_router.storage.rebuild import rebuild
 from bandit_router.storage.store import connect, read_arms
+from tests.calls import route
 
 CONFIG_TOML = Path(__file__).resolve().parent.parent / "config.toml"
 FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success")
@@ -39,10 +40,6 @@ def opened(db_path: str):
         db.conn.close()
 
 
-async def route(client, **body) -> dict:
-    resp = await client.post("/v1/route", json=body)
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
 
 
 async def get_arms(client) -> list[dict]:

@@ -19,25 +19,9 @@ from bandit_router.core.sketch import sketch
 from bandit_router.core.types import ArmKey, FeedbackEvent, RouteTicket
 from bandit_router.engine.learned_book import LearnedBook
 from tests.conftest import ROOT
+from tests.world import easy, hard
 
-FACTS = ["the capital of Australia", "who painted the Mona Lisa", "the largest ocean",
-         "the chemical symbol for gold", "the year the Berlin Wall fell", "how many legs a "
-         "spider has", "the tallest mountain in Africa", "the boiling point of water"]
-PUZZLES = ["five houses stand in a row and the green one is left of the white one",
-           "twelve coins, one counterfeit, and three weighings on a balance",
-           "two doors, two guards, one of whom always lies",
-           "four people cross a bridge at night with one torch",
-           "a boat carries two people and nobody may be left alone with the wolf",
-           "each one accuses exactly one of the others of lying"]
 SETTINGS = LearnedBuckets(min_samples=40, per_child=20, max_children=4)
-
-
-def easy(i: int) -> str:
-    return f"Quick question: {FACTS[i % len(FACTS)]}?"
-
-
-def hard(i: int) -> str:
-    return f"Here is a puzzle: {PUZZLES[i % len(PUZZLES)]}. What is the answer?"
 
 
 def samples(n: int, cheap_on_hard: float, seed: int = 0) -> list[Sample]:

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from bandit_router.core.settings import BudgetConfig, Config, SpendConfig
 from bandit_router.core.spend import Prices
 from bandit_router.http.app import create_app
+from tests.calls import auth
 from tests.conftest import FakeClock
-from tests.test_auth import KEYS, auth, keyed, keyed_config  # noqa: F401  (fixtures)
 
 CHAT = "Write a friendly haiku about the sea."
 
@@ -146,7 +146,7 @@ async def test_stats_and_budget_spend_survive_a_restart(app_config: Config, cloc
     assert after["budgets"][0]["spent_usd"] > 0
 
 
-async def test_tenants_see_only_their_own_spend(keyed):  # noqa: F811
+async def test_tenants_see_only_their_own_spend(keyed):
     d = await _route(keyed, headers=auth("acme-app"))
     await _feedback(keyed, d["route_id"], headers=auth("acme-app"), input_tokens=1000,
                     output_tokens=100)

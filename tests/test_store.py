@@ -26,6 +26,7 @@ from bandit_router.http.appkeys import ENGINE, STORE
 from bandit_router.storage import migrations
 from bandit_router.storage.rebuild import rebuild
 from bandit_router.storage.store import Store, _RecordFeedback, connect, read_arms
+from tests.calls import feedback, route
 
 # --- helpers -----------------------------------------------------------------------------
 
@@ -59,15 +60,8 @@ def snapshot(db_path: str) -> dict[ArmKey, Evidence]:
         db.conn.close()
 
 
-async def route(client, **body) -> dict:
-    resp = await client.post("/v1/route", json=body)
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
 
 
-async def feedback(client, **body) -> tuple[int, dict]:
-    resp = await client.post("/v1/feedback", json=body)
-    return resp.status, await resp.json()
 
 
 async def get_arms(client, **query) -> list[dict]:
