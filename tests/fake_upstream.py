@@ -6,10 +6,13 @@ process can meet every kind of broken answer in turn."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 UPSTREAM_KEY = "sk-upstream-secret-abcdefghijklmnop"
 CHUNK_GAP_S = 0.25
@@ -163,3 +166,15 @@ class FakeUpstream:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+@contextlib.asynccontextmanager
+async def chat_server(completions: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                      ) -> AsyncIterator[str]:
+    """An OpenAI-style provider on a loopback port, in the test's own loop, whose
+    /v1/chat/completions is `completions`; yields its base URL (ending in /v1)."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    async with TestServer(app) as server:
+        yield str(server.make_url("/v1"))
+

@@ -43,6 +43,7 @@ from bandit_router.http.app import create_app
 from bandit_router.http.appkeys import ENGINE
 from tests.calls import auth
 from tests.conftest import ROOT, FakeClock
+from tests.fake_upstream import chat_server
 
 NEW = {"name": "acme-small", "provider": "acme", "input_per_mtok": 0.2,
        "output_per_mtok": 0.8, "context_tokens": 128_000}
@@ -280,10 +281,8 @@ async def upstream():
                          "message": {"role": "assistant", "content": "hi"}}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", completions)
-    async with TestServer(app) as server:
-        yield str(server.make_url("/v1")), asked
+    async with chat_server(completions) as url:
+        yield url, asked
 
 
 async def test_the_gateway_forwards_to_an_added_models_upstream(app_config, clock, upstream):

@@ -21,6 +21,7 @@ from bandit_router.config import parse
 from bandit_router.core.settings import Config
 from bandit_router.http.app import create_app
 from tests.conftest import ROOT, FakeClock
+from tests.fake_upstream import chat_server
 
 EASY = "hello there, how is your day going? ({i})"
 HARD = "Solve for x step by step and prove it: x^2 - {i}x = 0; calculate each root exactly."
@@ -81,10 +82,7 @@ def _answer(model: str, content: str, prompt_tokens: int, completion_tokens: int
 @pytest.fixture
 async def upstream():
     fake = Upstream()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", fake.completions)
-    async with TestServer(app) as server:
-        fake.url = str(server.make_url("/v1"))
+    async with chat_server(fake.completions) as fake.url:
         yield fake
 
 

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bandit_router.core.settings import BudgetConfig, Config
 from bandit_router.http.app import create_app
-from tests.calls import auth
+from tests.calls import applied, auth, route
 from tests.conftest import ROOT, FakeClock
 
 PROMPTS = ["Write a friendly haiku about the sea.",
@@ -38,28 +38,15 @@ def by_arm(samples: dict[tuple, float]) -> dict[tuple, float]:
     return {tuple(dict(k)[n] for n in ARM): v for k, v in samples.items()}
 
 
-async def _route(client, prompt: str, headers=None) -> dict:
-    r = await client.post("/v1/route", json={"prompt": prompt}, headers=headers)
-    assert r.status == 200, await r.text()
-    return await r.json()
-
-
-async def _feedback(client, route_id: str, headers=None, **facts) -> dict:
-    r = await client.post("/v1/feedback", json={"route_id": route_id, **facts},
-                          headers=headers)
-    assert r.status == 200, await r.text()
-    return await r.json()
-
-
 async def test_counts_match_what_was_sent(client):
-    decisions = [await _route(client, PROMPTS[i % 3]) for i in range(12)]
+    decisions = [await route(client, prompt=PROMPTS[i % 3]) for i in range(12)]
     fed = decisions[::2]
     for i, d in enumerate(fed):
-        await _feedback(client, d["route_id"], quality=0.5 + 0.05 * i,
+        await applied(client, route_id=d["route_id"], quality=0.5 + 0.05 * i,
                         input_tokens=1000 + 100 * i, output_tokens=300)
     # an idempotent resend is answered from the log: not a second feedback
-    await _feedback(client, decisions[1]["route_id"], latency_ms=900.0, idempotency_key="k1")
-    await _feedback(client, decisions[1]["route_id"], latency_ms=900.0, idempotency_key="k1")
+    await applied(client, route_id=decisions[1]["route_id"], latency_ms=900.0, idempotency_key="k1")
+    await applied(client, route_id=decisions[1]["route_id"], latency_ms=900.0, idempotency_key="k1")
     fed.append(decisions[1])
     errors = Counter()
     for body, code in (("{not json", "invalid_json"),
@@ -98,8 +85,8 @@ async def test_counts_match_what_was_sent(client):
 
 async def test_posterior_gauges_equal_what_arms_reports(client):
     for i in range(9):
-        d = await _route(client, PROMPTS[i % 3])
-        await _feedback(client, d["route_id"], quality=[0.2, 0.9, 0.6][i % 3])
+        d = await route(client, prompt=PROMPTS[i % 3])
+        await applied(client, route_id=d["route_id"], quality=[0.2, 0.9, 0.6][i % 3])
     arms = (await (await client.get("/v1/arms")).json())["arms"]
     m = await scrape(client)
     mean, low, high = (by_arm(m[f"bandit_router_posterior_{n}"])
@@ -121,12 +108,12 @@ async def test_budget_gauges_equal_stats_and_a_late_cost_is_a_correction(app_con
                                                        tenant="acme")))
     async with TestClient(TestServer(create_app(config, clock=clock))) as c:
         for i in range(4):
-            d = await _route(c, PROMPTS[i % 3])
-            await _feedback(c, d["route_id"], input_tokens=20_000, output_tokens=2_000)
+            d = await route(c, prompt=PROMPTS[i % 3])
+            await applied(c, route_id=d["route_id"], input_tokens=20_000, output_tokens=2_000)
         clock.advance(60)
-        await _feedback(c, d["route_id"], quality=0.7)
+        await applied(c, route_id=d["route_id"], quality=0.7)
         # the call's own cost, reported late, replaces its token price: spend goes down
-        await _feedback(c, d["route_id"], cost_usd=0.0)
+        await applied(c, route_id=d["route_id"], cost_usd=0.0)
         stats = await (await c.get("/v1/stats")).json()
         m = await scrape(c)
     # an open service is its own operator: every budget shows, acme's too
@@ -153,9 +140,9 @@ async def test_with_keys_metrics_need_admin_and_show_one_tenant(keyed):
     assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
     r = await keyed.get("/metrics", headers=auth("acme-app"))
     assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
-    acme = [await _route(keyed, PROMPTS[0], auth("acme-app")) for _ in range(3)]
-    globex = [await _route(keyed, PROMPTS[1], auth("globex-app")) for _ in range(2)]
-    await _feedback(keyed, globex[0]["route_id"], auth("globex-app"), quality=1.0)
+    acme = [await route(keyed, auth("acme-app"), prompt=PROMPTS[0]) for _ in range(3)]
+    globex = [await route(keyed, auth("globex-app"), prompt=PROMPTS[1]) for _ in range(2)]
+    await applied(keyed, auth("globex-app"), route_id=globex[0]["route_id"], quality=1.0)
     m = await scrape(keyed, auth("acme-admin"))
     tenants = {dict(k)["tenant"] for name, samples in m.items() for k in samples
                if "tenant" in dict(k)}
@@ -180,8 +167,8 @@ async def test_each_app_counts_only_its_own_traffic(app_config: Config, tmp_path
     async with TestClient(TestServer(create_app(app_config, clock=clock))) as a, \
             TestClient(TestServer(create_app(other, clock=clock))) as b:
         for _ in range(3):
-            await _route(a, PROMPTS[0])
-        await _route(b, PROMPTS[0])
+            await route(a, prompt=PROMPTS[0])
+        await route(b, prompt=PROMPTS[0])
         ma, mb = await scrape(a), await scrape(b)
     assert sum(ma["bandit_router_decisions_total"].values()) == 3
     assert sum(mb["bandit_router_decisions_total"].values()) == 1
@@ -189,7 +176,7 @@ async def test_each_app_counts_only_its_own_traffic(app_config: Config, tmp_path
 
 
 async def test_openmetrics_is_served_when_asked(client):
-    await _route(client, PROMPTS[0])
+    await route(client, prompt=PROMPTS[0])
     r = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; "
                                                         "version=1.0.0"})
     assert r.status == 200 and r.content_type == "application/openmetrics-text"
@@ -201,8 +188,8 @@ async def test_openmetrics_is_served_when_asked(client):
 async def test_the_metrics_page_documents_every_metric(app_config: Config, clock: FakeClock):
     config = replace(app_config, budgets=(BudgetConfig("daily", 2.0),))
     async with TestClient(TestServer(create_app(config, clock=clock))) as c:
-        d = await _route(c, PROMPTS[0])
-        await _feedback(c, d["route_id"], quality=0.5)
+        d = await route(c, prompt=PROMPTS[0])
+        await applied(c, route_id=d["route_id"], quality=0.5)
         await c.get("/nowhere")
         r = await c.get("/metrics")
         families = {f.name for f in text_string_to_metric_families(await r.text())}

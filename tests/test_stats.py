@@ -11,23 +11,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from bandit_router.core.settings import BudgetConfig, Config, SpendConfig
 from bandit_router.core.spend import Prices
 from bandit_router.http.app import create_app
-from tests.calls import auth
+from tests.calls import applied, auth, route
 from tests.conftest import FakeClock
 
 CHAT = "Write a friendly haiku about the sea."
-
-
-async def _route(client, headers=None, **body) -> dict:
-    r = await client.post("/v1/route", json={"prompt": CHAT, **body}, headers=headers)
-    assert r.status == 200, await r.text()
-    return await r.json()
-
-
-async def _feedback(client, route_id: str, headers=None, **facts) -> dict:
-    r = await client.post("/v1/feedback", json={"route_id": route_id, **facts},
-                          headers=headers)
-    assert r.status == 200, await r.text()
-    return await r.json()
 
 
 async def _stats(client, headers=None, **query) -> dict:
@@ -49,11 +36,11 @@ async def test_spend_savings_quality_and_shares(client, app_config: Config):
     calls = [(1000, 200, 0.9), (3000, 800, 0.5), (500, 100, 1.0)]
     decisions = []
     for tokens_in, tokens_out, quality in calls:
-        d = await _route(client)
-        await _feedback(client, d["route_id"], input_tokens=tokens_in,
+        d = await route(client, prompt=CHAT)
+        await applied(client, route_id=d["route_id"], input_tokens=tokens_in,
                         output_tokens=tokens_out, quality=quality)
         decisions.append(d)
-    silent = await _route(client)  # a decision that never gets feedback
+    silent = await route(client, prompt=CHAT)  # a decision that never gets feedback
     stats = await _stats(client)
     spend = sum(_price(app_config, d["model"], i, o)
                 for d, (i, o, _) in zip(decisions, calls, strict=True))
@@ -78,12 +65,12 @@ async def test_spend_savings_quality_and_shares(client, app_config: Config):
 
 async def test_a_reported_cost_wins_and_a_late_one_corrects_the_spend(client,
                                                                       app_config: Config):
-    d = await _route(client)
-    await _feedback(client, d["route_id"], input_tokens=2000, output_tokens=500)
+    d = await route(client, prompt=CHAT)
+    await applied(client, route_id=d["route_id"], input_tokens=2000, output_tokens=500)
     priced = _price(app_config, d["model"], 2000, 500)
     assert (await _stats(client))["totals"]["spend_usd"] == pytest.approx(priced)
     invoiced = priced * 0.6  # the provider's invoice says so (cached tokens, a discount)
-    await _feedback(client, d["route_id"], cost_usd=invoiced)
+    await applied(client, route_id=d["route_id"], cost_usd=invoiced)
     totals = (await _stats(client))["totals"]
     assert totals["spend_usd"] == pytest.approx(invoiced)
     ref = _price(app_config, "claude-sonnet-4-5", 2000, 500)
@@ -92,8 +79,8 @@ async def test_a_reported_cost_wins_and_a_late_one_corrects_the_spend(client,
 
 
 async def test_reference_model_can_be_chosen(client, app_config: Config):
-    d = await _route(client)
-    await _feedback(client, d["route_id"], input_tokens=1000, output_tokens=1000)
+    d = await route(client, prompt=CHAT)
+    await applied(client, route_id=d["route_id"], input_tokens=1000, output_tokens=1000)
     stats = await _stats(client, reference="gpt-5-nano")
     assert stats["reference_model"] == "gpt-5-nano"
     assert stats["totals"]["reference_usd"] == pytest.approx(
@@ -117,8 +104,8 @@ async def test_bad_queries_name_the_field(client, query, code, field):
 
 
 async def test_windows_count_whole_hours(client, clock: FakeClock):
-    d = await _route(client)
-    await _feedback(client, d["route_id"], input_tokens=100, output_tokens=100)
+    d = await route(client, prompt=CHAT)
+    await applied(client, route_id=d["route_id"], input_tokens=100, output_tokens=100)
     clock.advance(2 * 3600)
     assert (await _stats(client, window="hour"))["totals"]["decisions"] == 0
     assert (await _stats(client, window="day"))["totals"]["decisions"] == 1
@@ -131,8 +118,8 @@ async def test_stats_and_budget_spend_survive_a_restart(app_config: Config, cloc
 
     async def first(c):
         for _ in range(5):
-            d = await _route(c)
-            await _feedback(c, d["route_id"], input_tokens=4000, output_tokens=1000,
+            d = await route(c, prompt=CHAT)
+            await applied(c, route_id=d["route_id"], input_tokens=4000, output_tokens=1000,
                             quality=0.8)
         return await _stats(c)
 
@@ -147,8 +134,8 @@ async def test_stats_and_budget_spend_survive_a_restart(app_config: Config, cloc
 
 
 async def test_tenants_see_only_their_own_spend(keyed):
-    d = await _route(keyed, headers=auth("acme-app"))
-    await _feedback(keyed, d["route_id"], headers=auth("acme-app"), input_tokens=1000,
+    d = await route(keyed, prompt=CHAT, headers=auth("acme-app"))
+    await applied(keyed, route_id=d["route_id"], headers=auth("acme-app"), input_tokens=1000,
                     output_tokens=100)
     acme = await _stats(keyed, headers=auth("acme-admin"))
     globex = await _stats(keyed, headers=auth("globex-app"))
@@ -163,8 +150,8 @@ async def test_a_spent_refusing_budget_answers_429_and_keeps_serving(app_config:
     config = replace(app_config, budgets=(BudgetConfig("tiny", 0.001, when_spent="refuse"),))
 
     async def steps(c):
-        d = await _route(c)
-        await _feedback(c, d["route_id"], input_tokens=100_000, output_tokens=10_000)
+        d = await route(c, prompt=CHAT)
+        await applied(c, route_id=d["route_id"], input_tokens=100_000, output_tokens=10_000)
         r = await c.post("/v1/route", json={"prompt": CHAT})
         body = await r.json()
         assert r.status == 429 and body["error"]["code"] == "budget_exhausted"
@@ -187,9 +174,9 @@ async def test_a_spent_cheapest_budget_routes_cheaply_and_says_so(app_config: Co
     config = replace(app_config, budgets=(BudgetConfig("tiny", 0.001),))
 
     async def steps(c):
-        d = await _route(c)
-        await _feedback(c, d["route_id"], input_tokens=100_000, output_tokens=10_000)
-        return [await _route(c) for _ in range(5)]
+        d = await route(c, prompt=CHAT)
+        await applied(c, route_id=d["route_id"], input_tokens=100_000, output_tokens=10_000)
+        return [await route(c, prompt=CHAT) for _ in range(5)]
 
     for d in await _served(config, clock, steps):
         assert d["model"] == "gpt-5-nano"

@@ -17,6 +17,7 @@ from bandit_router.config import parse
 from bandit_router.core.settings import Config
 from bandit_router.http.app import create_app
 from tests.conftest import ROOT, FakeClock
+from tests.fake_upstream import chat_server
 
 SECRET = "pg-password-the-attacker-wants-0123"  # a secret of the server, in its environment
 CAPTURE_KEY = "sk-capture-upstream-key-abcdef012"  # the declared upstream's own key
@@ -66,10 +67,7 @@ class Capture:
 @pytest.fixture
 async def capture():
     server = Capture()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", server.completions)
-    async with TestServer(app) as ts:
-        server.url = str(ts.make_url("/v1"))
+    async with chat_server(server.completions) as server.url:
         yield server
 
 

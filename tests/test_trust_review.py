@@ -18,6 +18,7 @@ from bandit_router.core.settings import Config
 from bandit_router.http.app import create_app
 from tests import test_trust
 from tests.conftest import FakeClock
+from tests.fake_upstream import chat_server
 from tests.test_trust import FREE_MODEL, auth, call, decide, spend, tell, trust_config
 
 # test_trust's fixtures: the capture upstream, and the server with two tenants and an operator
@@ -150,10 +151,8 @@ async def test_a_tenant_cannot_preempt_the_gateways_measurement_of_a_stream(
     """x-route-id arrives with the stream's headers, before the gateway has measured
     anything: facts sent then win, and the gateway's own record is refused as duplicate."""
     upstream = StreamingCapture()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", upstream.completions)
-    async with TestServer(app) as ts:
-        holder = type("Url", (), {"url": str(ts.make_url("/v1"))})()
+    async with chat_server(upstream.completions) as url:
+        holder = type("Url", (), {"url": url})()
         config = trust_config(app_config, holder, monkeypatch)
         async with TestClient(TestServer(create_app(config, clock=clock))) as c:
             r = await c.post("/v1/chat/completions", headers=auth("acme-app"), json={
