@@ -3,7 +3,7 @@
     python benchmarks/crash.py [--kills 30] [--concurrency 32] [--seed 0] [--config PATH]
                                [--out benchmarks/results/crash]
 
-The same harness as tests/test_crash.py (bandit_router/bench/crash.py), at more kill points:
+The same harness as tests/bench/test_crash.py (bandit_router/bench/crash.py), at more kill points:
 they cycle through "after N more acknowledged feedbacks" (N drawn from 1 to 1000), "at a
 random moment 0.05-1.5 s into the load" and "SIGKILL 20 ms into a graceful shutdown". Prints
 a line per kill point and a summary; writes results.json and results.md to --out. Exits 1

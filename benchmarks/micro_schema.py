@@ -479,7 +479,7 @@ def _msgs(n: int) -> list[dict]:
 
 def conformance_cases() -> dict[str, bytes]:
     """Bodies whose outcome every path must share with today's (limits: 3 messages, 4 parts).
-    Most come from tests/test_handlers.py and tests/test_bad_input.py; engine-level checks
+    Most come from tests/http/test_handlers.py and tests/http/test_bad_input.py; engine-level checks
     (unknown policy, bucket or model) are not the parser's and are left out."""
     hi = {"prompt": "hi"}
     dicts: dict[str, Any] = {
@@ -873,7 +873,7 @@ def recommendation(rows: dict, differ: dict[str, list]) -> list[str]:
         "already a dict: it needs `convert` anyway.",
         "- The price: msgspec's errors are text (``Expected `int`, got `str` - at "
         "`$.input_tokens` ``), so code and field are read from the message; a msgspec release "
-        "that rewords them breaks the mapping. tests/test_handlers.py's table of bad bodies "
+        "that rewords them breaks the mapping. tests/http/test_handlers.py's table of bad bodies "
         "(code and field each) catches that; pin msgspec to a minor range. pydantic's "
         "errors are structured (type, loc, input), but it is the slower one, its JSON parser "
         "refuses 500-deep JSON in ignored keys (recursion limit 200) and accepts NaN, and "

@@ -9,7 +9,7 @@ models are good enough for chat and summaries, not for hard code or maths), toke
 per bucket, feedback for every call, and a few quiet buckets the dashboard folds into
 "other". The service runs on a clock that walks through the last `--hours`, one request at
 a time, then catches up with real time, so the traffic chart shows the router moving
-traffic to the cheapest adequate models. tests/test_dashboard.py seeds its short and long
+traffic to the cheapest adequate models. tests/http/test_dashboard.py seeds its short and long
 histories (docs/dashboard-short.png, docs/dashboard-month.png) with the same `seed`.
 """
 

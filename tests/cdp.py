@@ -1,6 +1,6 @@
 """Headless Chromium (Debian's `chromium`) driven over the DevTools protocol with aiohttp's
 websocket client: load a page, collect every console error, uncaught exception and request,
-read the DOM, take a screenshot. Used by tests/test_dashboard.py and docs/screenshot.py."""
+read the DOM, take a screenshot. Used by tests/http/test_dashboard.py and docs/screenshot.py."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ acknowledged feedbacks, at a moment in time, or in the middle of a graceful shut
   they had been committed), an acknowledged one resent must be replayed, and the next round's
   load goes on.
 
-Used by tests/test_crash.py (a few kill points) and benchmarks/crash.py (many).
+Used by tests/bench/test_crash.py (a few kill points) and benchmarks/crash.py (many).
 """
 
 from __future__ import annotations

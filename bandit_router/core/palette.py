@@ -4,7 +4,7 @@ Colours come from a colour-blind-safe set (Okabe-Ito, with Paul Tol's muted colo
 more), yellow left out because it does not read on white. A model's first choice is a stable
 hash of its name; when two models of one set want the same colour, they are taken in name
 order and the later one moves to the next free colour. The hash's salt is chosen so that the
-bundled catalog's models never collide (tests/test_palette.py holds it), so their colours do
+bundled catalog's models never collide (tests/core/test_palette.py holds it), so their colours do
 not depend on which other models a picture shows.
 """
 

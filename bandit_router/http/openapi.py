@@ -2,7 +2,7 @@
 
 Built from the same constants the server checks requests with (field sets and limits in
 `wire` and `validate`, the error classes' statuses and codes, the config's limits and names),
-so the document cannot drift from the server without a test noticing (tests/test_openapi.py).
+so the document cannot drift from the server without a test noticing (tests/http/test_openapi.py).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from bandit_router.storage import store as store_module
 from bandit_router.storage.rebuild import rebuild
 from bandit_router.storage.store import connect
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- helpers -----------------------------------------------------------------------------

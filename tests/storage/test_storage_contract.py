@@ -193,7 +193,7 @@ async def test_a_reset_after_feedback_in_the_same_transaction_stays_reset(
         contract_config, url):
     """The snapshot is written once per transaction: the reset, the later of the two, must
     be what it holds (and what a rebuild gives)."""
-    from tests.test_store import hold
+    from tests.storage.test_store import hold
 
     async with Opened(contract_config, url) as o:
         await o.store.record_feedback("route-0", _ticket(contract_config, 0),

@@ -27,7 +27,7 @@ from bandit_router.bench.crash import (
 )
 from bandit_router.bench.launch import Service, rebuild_check
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config.toml"  # the bundled config, decay included
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals")

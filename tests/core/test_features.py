@@ -22,7 +22,7 @@ from bandit_router.core.settings import BucketRules, Config
 from bandit_router.core.types import Message, RouteRequest
 
 # For hypothesis tests, which may not use function-scoped fixtures.
-BUNDLED = load(Path(__file__).resolve().parent.parent / "config.toml")
+BUNDLED = load(Path(__file__).resolve().parents[2] / "config.toml")
 
 
 @pytest.fixture

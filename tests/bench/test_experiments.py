@@ -12,7 +12,7 @@ import pytest
 
 from bandit_router.bench.synthetic import first_crossing, lasting_crossing, rolling_share
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_rolling_share_and_crossings():

@@ -15,12 +15,10 @@ from bandit_router.core.types import ArmKey
 from bandit_router.engine.arms import quality_counts
 from bandit_router.http.app import create_app
 from bandit_router.storage import timeline
-from tests import test_trust
 from tests.conftest import FakeClock
-from tests.test_trust import call, decide
+from tests.http.tenants import call, decide
 
 # test_trust's fixtures: the capture upstream, and the server with two tenants and an operator
-capture, trusted, server = test_trust.capture, test_trust.trusted, test_trust.server
 
 PROGRESS_STEP = 10  # SQLite VM instructions per progress-handler call
 

@@ -1,5 +1,5 @@
 """One colour per model: derived from its name, distinct within a set, and the same in every
-figure (the dashboard's side is checked in tests/test_dashboard.py against /v1/stats)."""
+figure (the dashboard's side is checked in tests/http/test_dashboard.py against /v1/stats)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import pytest
 from bandit_router.config import ConfigError, load, parse
 from bandit_router.core.settings import Config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "config.toml"
 
 

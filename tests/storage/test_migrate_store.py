@@ -14,7 +14,7 @@ from bandit_router.core.types import Facts, RouteTicket
 from bandit_router.storage.store import Store, read_arms, read_log
 from tests.stores import create_database, drop_database, off_loop, postgres_or_skip
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("gpt-5-nano", "gpt-5-mini", "gpt-5")
 
 

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bandit_router.bench.launch import command, free_port, rebuild_check, wait_healthy
 from tests.stores import count_rows
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _children(pid: int) -> list[int]:

@@ -13,7 +13,7 @@ from bandit_router.bench.command import replay
 from bandit_router.bench.metrics import aiq, apgr, settle_step, upper_hull
 from bandit_router.bench.replay import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = [  # names and prices of no real dataset: nothing may depend on them
     {"name": "tiny", "provider": "a", "input_per_mtok": 0.1, "output_per_mtok": 0.2},
     {"name": "medium", "provider": "b", "input_per_mtok": 1.0, "output_per_mtok": 2.0},

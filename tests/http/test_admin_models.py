@@ -657,7 +657,7 @@ async def test_the_report_uses_the_runtime_catalog(app_config: Config):
 async def test_a_change_the_database_refuses_is_503_and_changes_nothing(client, db_path):
     """A full database: the change is not acknowledged, the catalog the engine routes with
     and the one listed stay as they were, no audit row; with space again it goes through."""
-    from tests.test_storage_faults import on_writer
+    from tests.storage.test_storage_faults import on_writer
 
     (pages,) = await on_writer(client, "PRAGMA page_count")
     await on_writer(client, f"PRAGMA max_page_count = {pages}")

@@ -1,4 +1,4 @@
-"""An outside review of the tenant trust model (issue 12): attacks that tests/test_trust.py
+"""An outside review of the tenant trust model (issue 12): attacks that tests/http/py
 does not cover, each against the real server on a loopback port with two tenants (acme,
 globex), an operator key and a capture server standing in for the upstream. Each test
 states what must hold; they fail on the commit under review (0952413)."""
@@ -16,13 +16,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bandit_router.core.settings import Config
 from bandit_router.http.app import create_app
-from tests import test_trust
 from tests.conftest import FakeClock
 from tests.fake_upstream import chat_server
-from tests.test_trust import FREE_MODEL, auth, call, decide, spend, tell, trust_config
+from tests.http.tenants import FREE_MODEL, auth, call, decide, spend, tell, trust_config
 
 # test_trust's fixtures: the capture upstream, and the server with two tenants and an operator
-capture, trusted, server = test_trust.capture, test_trust.trusted, test_trust.server
 
 # the most one call to claude-sonnet-4-5 can cost: its context in, its longest answer out
 SONNET_MAX = {"input_tokens": 200_000, "output_tokens": 64_000}

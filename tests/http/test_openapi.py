@@ -208,7 +208,7 @@ async def test_every_documented_limit_is_the_servers(client, app_config: Config)
     for path, base in bases.items():
         for field, value, refused in boundaries(body_schema(doc, "post", path)):
             if path == "/v1/feedback" and field in MODEL_BOUND:
-                continue  # bounded by the routed model's limits too (tests/test_trust.py)
+                continue  # bounded by the routed model's limits too (tests/http/test_trust.py)
             if path == "/v1/admin/models" and field in ("upstream_model", "max_output_tokens"):
                 continue  # goes with an upstream (none declared here); at most context_tokens
             body = with_value(base, field, value)

@@ -1,4 +1,4 @@
-"""Bad input by hand, beyond tests/test_handlers.py: bytes that are not UTF-8, JSON nested
+"""Bad input by hand, beyond tests/http/test_handlers.py: bytes that are not UTF-8, JSON nested
 100,000 deep, numbers past a double, NaN, 10 MB bodies (refused before they are read),
 thousands of messages, every kind of unicode, odd content types, chunked and cut-short
 bodies. Each answer is a JSON error or a normal answer, and the server keeps serving."""

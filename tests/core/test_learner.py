@@ -15,7 +15,7 @@ from bandit_router.core.posterior import Evidence, observe
 from bandit_router.core.settings import Config, PolicyConfig
 from bandit_router.core.types import ArmKey, FeedbackEvent, RouteTicket
 
-CONFIG = load(Path(__file__).resolve().parent.parent / "config.toml")
+CONFIG = load(Path(__file__).resolve().parents[2] / "config.toml")
 HOUR = 3600.0
 T0 = 1_800_000_000.0
 

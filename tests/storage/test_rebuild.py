@@ -21,7 +21,7 @@ from bandit_router.storage.rebuild import rebuild
 from bandit_router.storage.store import connect, read_arms
 from tests.calls import route
 
-CONFIG_TOML = Path(__file__).resolve().parent.parent / "config.toml"
+CONFIG_TOML = Path(__file__).resolve().parents[2] / "config.toml"
 FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success")
 
 
