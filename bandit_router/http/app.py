@@ -31,6 +31,7 @@ from bandit_router.http.drain import Drain
 from bandit_router.http.handlers import ROUTES, error_middleware
 from bandit_router.http.metrics import Metrics
 from bandit_router.storage.store import DECISION_FLUSH_S, Store
+from bandit_router.storage.writer import StorageError
 
 log = structlog.get_logger("bandit_router")
 PRUNE_EVERY_S = 600.0
@@ -109,7 +110,11 @@ async def _sync_forever(store: Store, interval_ms: float) -> None:
 async def _prune_forever(app: web.Application, clock: Callable[[], float]) -> None:
     ttl_s = app[CONFIG].storage.decision_ttl_hours * 3600.0
     while True:
-        pruned = await app[STORE].prune(before=clock() - ttl_s)
-        if pruned:
-            log.info("decisions_pruned", count=pruned)
+        try:
+            pruned = await app[STORE].prune(before=clock() - ttl_s)
+        except StorageError as exc:  # e.g. a lock timeout: the next round prunes it all
+            log.warning("prune_failed", error=str(exc), retry_in_s=PRUNE_EVERY_S)
+        else:
+            if pruned:
+                log.info("decisions_pruned", count=pruned)
         await asyncio.sleep(PRUNE_EVERY_S)
