@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-_REQUIRED = object()
+from bandit_router.core.setting import REQUIRED as _REQUIRED
 
 
 class ConfigError(ValueError):
