@@ -88,7 +88,7 @@ class StorageConfig:
 
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
-    level: Level = setting("info", "`debug`, `info`, `warning` or `error`")
+    level: Level = setting("info", "the least severe events logged")
     decision_sample_rate: float = setting(
         1.0, "fraction of `decision` events logged (feedback is always logged)", lo=0, hi=1)
 
@@ -149,8 +149,8 @@ class Model:
         None, "for the gateway: the name of an `[upstreams]` entry, or an inline table "
         "`{base_url, model, key_env}`", structural=True, shown="none")  # None: not callable
     max_output_tokens: int | None = setting(
-        None, "the longest answer the model can give; feedback claiming more is refused, an "
-        "upstream's usage is clamped to it", lo=1, hi=MAX_TOKENS,
+        None, "the longest answer the model can give, at most `context_tokens`; feedback "
+        "claiming more is refused, an upstream's usage is clamped to it", lo=1, hi=MAX_TOKENS,
         shown="`context_tokens`")  # at most context_tokens, checked when read
 
     @property
@@ -297,7 +297,8 @@ class PolicyConfig:
         factory=lambda: MappingProxyType({}), structural=True, shown="`{}`",
         help="per-bucket targets, e.g. `\"code:high\" = 0.8`")
     half_life_hours: float = setting(
-        168.0, "evidence halves toward the prior over this time; `0` = never", lo=0,
+        168.0, "evidence halves toward the prior over this time; `0` = never, else at "
+        "least `0.001`", lo=0,
         hi=MAX_HOURS, check=zero_or_at_least(0.001, "no decay"))
     evidence_cap: float = setting(
         0.0, "most quality observations an arm keeps (keeps it exploring, at a steady cost); "
@@ -313,7 +314,7 @@ class PolicyConfig:
     change_window: float = setting(
         50.0, "answers in the recent window compared with the long run; when they disagree "
         "by more than 4 standard errors, the arm forgets its past (a model changed); "
-        "`0` = off", lo=0, hi=1_000_000, check=zero_or_at_least(2, "off"))
+        "`0` = off, else at least `2`", lo=0, hi=1_000_000, check=zero_or_at_least(2, "off"))
     change_min_hours: float = setting(
         1.0, "how long the recent window must keep disagreeing before the past is forgotten; "
         "a burst of feedback shorter than this cannot erase an arm's history; `0`: at once",
@@ -321,7 +322,7 @@ class PolicyConfig:
     # three sigma; value.py sets aside arms whose bounds at this level say they cannot matter
     contention_level: float = setting(
         0.9973, "value mode: credible level (3 sigma) of the bounds that set aside a model "
-        "that cannot matter; `0` = never set aside", lo=0, hi=0.999999,
+        "that cannot matter; `0` = never set aside, else at least `0.5`", lo=0, hi=0.999999,
         check=zero_or_at_least(0.5, "off", upto=1))
 
     def target_for(self, bucket: str) -> float:
