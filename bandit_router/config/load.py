@@ -14,7 +14,7 @@ from typing import Any
 from bandit_router.config.scalars import read_one, read_scalars, setting_of
 from bandit_router.config.tomlcheck import ConfigError, Table
 from bandit_router.core.names import name_problem
-from bandit_router.core.setting_table import TASKS
+from bandit_router.core.setting_table import AUTH
 from bandit_router.core.settings import (
     MIN_KEY_CHARS,
     SCOPES,
@@ -42,7 +42,6 @@ from bandit_router.core.settings import (
     Weights,
     default_pooling,
 )
-from bandit_router.core.types import DEFAULT_TENANT
 
 CONFIG_ENV = "BANDIT_ROUTER_CONFIG"
 
@@ -129,9 +128,7 @@ def _models(root: Table, upstreams: Mapping[str, UpstreamConfig]) -> tuple[Model
 
 def _task(name: str, t: Table) -> TaskRule:
     return TaskRule(name=_named(f"buckets.tasks.{name}", name, part=True),
-                    hints=tuple(h.lower() for h in t.strings("hints", [])),
-                    cues=tuple(c.lower() for c in t.strings("cues", [])),
-                    min_cues=read_one(t, TASKS[-1]))
+                    **read_scalars(t, TaskRule))
 
 
 def _buckets(t: Table) -> BucketRules:
@@ -193,9 +190,8 @@ def _api_key(t: Table) -> ApiKey:
     if len(secret) < MIN_KEY_CHARS:
         raise ConfigError(t.key("key_env" if t.has("key_env") else "key"),
                           f"the key must have at least {MIN_KEY_CHARS} characters")
-    return ApiKey(name=t.string("name"),
-                  tenant=_named(t.key("tenant"), t.string("tenant", DEFAULT_TENANT)),
-                  scopes=frozenset(scopes), secret=secret)
+    name, tenant = (read_one(t, s) for s in AUTH[:2])
+    return ApiKey(name=name, tenant=tenant, scopes=frozenset(scopes), secret=secret)
 
 
 def _budget(t: Table, policies: Mapping[str, object]) -> BudgetConfig:

@@ -6,6 +6,7 @@ hand-written readers in config/load.py, and their help is written here."""
 
 from __future__ import annotations
 
+from bandit_router.core.names import name_problem
 from bandit_router.core.setting import Setting, fields_of, under
 from bandit_router.core.settings import (
     BudgetConfig,
@@ -22,6 +23,7 @@ from bandit_router.core.settings import (
     ServerConfig,
     SpendConfig,
     StorageConfig,
+    TaskRule,
     Weights,
 )
 from bandit_router.core.types import DEFAULT_TENANT
@@ -31,15 +33,17 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("server", ServerConfig), ("storage", StorageConfig), ("logging", LoggingConfig),
     ("routing", RoutingConfig), ("gateway", GatewayConfig), ("spend", SpendConfig),
     ("judge", JudgeConfig), ("implicit", ImplicitConfig), ("buckets.complexity", Complexity),
-    ("buckets.learned", LearnedBuckets), ("models[]", Model), ("budgets[]", BudgetConfig),
+    ("buckets.learned", LearnedBuckets), ("buckets.tasks.<task>", TaskRule),
+    ("models[]", Model), ("budgets[]", BudgetConfig),
     ("policies.<name>", PolicyConfig), ("policies.<name>.weights", Weights),
     ("policies.<name>.prior", Prior),
 )
 
 AUTH = (
-    Setting("auth.keys[].name", "a key's name, for logs (the key itself is never logged)"),
+    Setting("auth.keys[].name", "a key's name, for logs (the key itself is never logged)",
+            kind="string"),
     Setting("auth.keys[].tenant", "the tenant whose arms, decisions and feedback the key "
-            "reaches", default=DEFAULT_TENANT),
+            "reaches", kind="string", default=DEFAULT_TENANT, check=name_problem),
     Setting("auth.keys[].scopes", "what the key may do: `route`, `feedback`, `admin` (its "
             "tenant's own arms and audit trail), `operator` (what every tenant shares: the "
             "catalog, every tenant's stats and resets); any key may read its tenant's "
@@ -68,14 +72,6 @@ BUCKETS = (
     Setting("buckets.thresholds", "one ascending score threshold per level after the first",
             default=[]),
 )
-TASKS = (
-    Setting("buckets.tasks.<task>.hints", "`task` values that select this task", default=[],
-            shown=""),
-    Setting("buckets.tasks.<task>.cues", "lower-case substrings that suggest this task",
-            default=[], shown=""),
-    Setting("buckets.tasks.<task>.min_cues", "distinct cues needed before the prompt is "
-            "assigned this task", kind="integer", default=1, lo=1, hi=1000),
-)
 
 
 def section(prefix: str) -> tuple[Setting, ...]:
@@ -90,5 +86,5 @@ def setting_table() -> tuple[Setting, ...]:
     return (*s("server"), *s("storage"), *s("logging"), *AUTH, *s("gateway"), *UPSTREAMS,
             *s("models[]"), *MODEL_UPSTREAM, *s("judge"), *s("implicit"), *s("spend"),
             *s("budgets[]"), *s("routing"), *BUCKETS, *s("buckets.complexity"),
-            *s("buckets.learned"), *TASKS, *s("policies.<name>"),
+            *s("buckets.learned"), *s("buckets.tasks.<task>"), *s("policies.<name>"),
             *s("policies.<name>.weights"), *s("policies.<name>.prior"))

@@ -161,10 +161,13 @@ class Model:
 
 @dataclass(frozen=True, slots=True)
 class TaskRule:
-    name: str
-    hints: tuple[str, ...]
-    cues: tuple[str, ...]
-    min_cues: int
+    name: str  # the table's name, [buckets.tasks.<name>]
+    hints: tuple[str, ...] = setting((), "`task` values that select this task", lower=True,
+                                     shown="")
+    cues: tuple[str, ...] = setting((), "lower-case substrings that suggest this task",
+                                    lower=True, shown="")
+    min_cues: int = setting(1, "distinct cues needed before the prompt is assigned this task",
+                            lo=1, hi=1000)
 
 
 @dataclass(frozen=True, slots=True)
