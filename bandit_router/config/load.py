@@ -14,7 +14,7 @@ from typing import Any
 from bandit_router.config.scalars import read_one, read_scalars, setting_of
 from bandit_router.config.tomlcheck import ConfigError, Table
 from bandit_router.core.names import name_problem
-from bandit_router.core.setting_table import AUTH
+from bandit_router.core.setting_table import AUTH, BUCKETS
 from bandit_router.core.settings import (
     MIN_KEY_CHARS,
     SCOPES,
@@ -134,10 +134,9 @@ def _task(name: str, t: Table) -> TaskRule:
 def _buckets(t: Table) -> BucketRules:
     tasks = tuple(sub.read(lambda s, n=name: _task(n, s)) for name, sub in
                   t.tables("tasks", required=True).items())
-    default_task = t.string("default_task")
+    default_task, levels = (read_one(t, s) for s in BUCKETS[:2])
     if default_task not in {r.name for r in tasks}:
         raise ConfigError(t.key("default_task"), f"{default_task!r} is not one of buckets.tasks")
-    levels = t.strings("levels")
     if not levels or len(set(levels)) != len(levels):
         raise ConfigError(t.key("levels"), "needs at least one level and no repeats")
     for i, level in enumerate(levels):

@@ -67,8 +67,8 @@ MODEL_UPSTREAM = (
     Setting("models[].upstream.key_env", "... and the variable holding its key"),
 )
 BUCKETS = (
-    Setting("buckets.default_task", "task when no hint and no cues match"),
-    Setting("buckets.levels", "complexity levels, simplest first"),
+    Setting("buckets.default_task", "task when no hint and no cues match", kind="string"),
+    Setting("buckets.levels", "complexity levels, simplest first", kind="strings"),
     Setting("buckets.thresholds", "one ascending score threshold per level after the first",
             default=[]),
 )
