@@ -76,10 +76,6 @@ class Table:
             raise ConfigError(self.key(name), f"must be true or false, got {_type_name(value)}")
         return value
 
-    def optional_integer(self, name: str, lo: int | None = None,
-                         hi: int | None = None) -> int | None:
-        return self.integer(name, lo=lo, hi=hi) if self.has(name) else self.raw_none(name)
-
     def raw_none(self, name: str) -> None:
         """Mark an absent optional key as read; its value is None."""
         self._read.add(name)
