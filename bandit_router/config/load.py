@@ -45,13 +45,13 @@ from bandit_router.core.settings import (
 
 CONFIG_ENV = "BANDIT_ROUTER_CONFIG"
 
+
 def _named(key: str, name: str, part: bool = False) -> str:
     """`name`, if it follows the name rule (core/names.py); else an error naming `key`."""
     problem = name_problem(name, part)
     if problem is not None:
         raise ConfigError(key, problem)
     return name
-
 
 
 def _section(cls: type) -> Callable[[Table], Any]:
