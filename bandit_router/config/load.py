@@ -14,7 +14,7 @@ from typing import Any
 from bandit_router.config.scalars import read_one, read_scalars, setting_of
 from bandit_router.config.tomlcheck import ConfigError, Table
 from bandit_router.core.names import name_problem
-from bandit_router.core.setting_table import AUTH, BUCKETS
+from bandit_router.core.setting_table import AUTH, BUCKETS, UPSTREAMS
 from bandit_router.core.settings import (
     MIN_KEY_CHARS,
     SCOPES,
@@ -94,18 +94,11 @@ def _model_upstream(t: Table, upstreams: Mapping[str, UpstreamConfig]) -> Upstre
 
 def _endpoint(t: Table, name: str | None) -> UpstreamConfig:
     """base_url and key_env of an upstream, its key read from the environment now."""
-    base_url = t.string("base_url").rstrip("/")
-    if not base_url.startswith(("http://", "https://")) or len(base_url) < 9:
-        raise ConfigError(t.key("base_url"), "must be an http:// or https:// URL")
-    api_key = None
-    if t.has("key_env"):
-        variable = t.string("key_env")
-        api_key = os.environ.get(variable) or None
-        if api_key is None:
-            raise ConfigError(t.key("key_env"), f"environment variable {variable} is not set")
-    else:
-        t.raw_none("key_env")
-    return UpstreamConfig(name=name or "", base_url=base_url, api_key=api_key)
+    base_url, variable = (read_one(t, s) for s in UPSTREAMS)
+    api_key = os.environ.get(variable) or None if variable is not None else None
+    if variable is not None and api_key is None:
+        raise ConfigError(t.key("key_env"), f"environment variable {variable} is not set")
+    return UpstreamConfig(name=name or "", base_url=base_url.rstrip("/"), api_key=api_key)
 
 
 def _upstreams(root: Table) -> MappingProxyType[str, UpstreamConfig]:

@@ -52,11 +52,22 @@ AUTH = (
             "characters)"),
     Setting("auth.keys[].key", "the key itself, in the file (prefer `key_env`)"),
 )
+
+
+def _url_problem(url: str) -> str | None:
+    bare = url.rstrip("/")
+    if not bare.startswith(("http://", "https://")) or len(bare) < 9:
+        return "must be an http:// or https:// URL"
+    return None
+
+
 UPSTREAMS = (
     Setting("upstreams.<name>.base_url", "a declared upstream: an OpenAI-compatible API, e.g. "
-            "`https://api.openai.com/v1`; the only places the gateway calls"),
+            "`https://api.openai.com/v1`; the only places the gateway calls", kind="string",
+            check=_url_problem),
     Setting("upstreams.<name>.key_env", "the environment variable holding that API's key "
-            "(read at start; never logged, stored or shown)"),
+            "(read at start; never logged, stored or shown)", kind="string", optional=True,
+            default=None, shown=""),
 )
 MODEL_UPSTREAM = (
     Setting("models[].upstream_model", "with `upstream = \"<name>\"`: the model's name at that "

@@ -1,4 +1,8 @@
-"""The typed settings: the frozen values the service runs with (config/ reads them from TOML)."""
+"""The typed settings: the frozen values the service runs with (config/ reads them from TOML).
+
+A config key's default, bounds and help text are on its field (`setting(...)`, see
+core/setting.py): the reader (config/scalars.py) and the reference page
+(config/reference.py) both follow from them."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ def _document() -> dict[str, Any]:
     """The bundled config with one of every optional part, so each key has a place."""
     doc = tomllib.loads((ROOT / "config.toml").read_text())
     doc["models"][0]["upstream"] = {"base_url": "http://upstream.test/v1"}
+    doc["upstreams"] = {"default": {"base_url": "http://upstream.test/v1"}}
     doc["judge"] = {"model": doc["models"][0]["name"]}
     doc["budgets"] = [{"name": "b", "limit_usd": 5.0}]
     doc["auth"] = {"keys": [{"name": "k", "key": "k" * 20, "scopes": ["route"]}]}
