@@ -2,7 +2,13 @@
 
 Scalar keys come from the settings dataclasses' fields (core/setting.py); the keys of the
 structural parts (API keys, upstreams, a model's upstream, the bucket rules and tasks) have
-hand-written readers in config/load.py, and their help is written here."""
+hand-written readers in config/load.py, and their help is written here.
+
+Adding a key: give its settings class a field `name: type = setting(default, "help", lo=...,
+hi=...)` (a new table: its class in SECTIONS, its prefix in `setting_table()`, and
+`read_scalars(t, TheClass)` in its reader), then run
+`python -m bandit_router.config.reference --write`; tests/test_readme.py says if config.toml
+sets it to something else."""
 
 from __future__ import annotations
 
