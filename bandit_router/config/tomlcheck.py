@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-_REQUIRED = object()
+from bandit_router.core.setting import REQUIRED as _REQUIRED
 
 
 class ConfigError(ValueError):
@@ -75,10 +75,6 @@ class Table:
         if not isinstance(value, bool):
             raise ConfigError(self.key(name), f"must be true or false, got {_type_name(value)}")
         return value
-
-    def optional_integer(self, name: str, lo: int | None = None,
-                         hi: int | None = None) -> int | None:
-        return self.integer(name, lo=lo, hi=hi) if self.has(name) else self.raw_none(name)
 
     def raw_none(self, name: str) -> None:
         """Mark an absent optional key as read; its value is None."""
