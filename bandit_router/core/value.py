@@ -67,10 +67,12 @@ def rank(quality: np.ndarray, low: np.ndarray | None, high: np.ndarray | None,
     penalty uses the latency draw, the expected one the typical latency (for the bounds).
     """
     value = quality - sampled_penalty
+    # stable: exact ties keep catalog order, so an added arm cannot reorder two tied others
+    # (numpy's default sort of small arrays is not stable on every CPU)
     if low is None or high is None:
-        return Ranking(np.argsort(-value), value, np.ones(value.size, bool))
+        return Ranking(np.argsort(-value, kind="stable"), value, np.ones(value.size, bool))
     floor = (low - expected_penalty).max()
     contending = high - expected_penalty >= floor
     if contending.all():  # the usual case once the arms are known
-        return Ranking(np.argsort(-value), value, contending)
+        return Ranking(np.argsort(-value, kind="stable"), value, contending)
     return Ranking(np.lexsort((-value, ~contending)), value, contending)
