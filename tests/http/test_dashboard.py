@@ -306,8 +306,8 @@ def _same_as_api(shown: dict, stats: dict, arms: list[dict]) -> None:
     assert all(k.split("/")[0] + "/" + k.split("/")[1] in busy for k in shown["arms"])
 
 
-async def test_a_few_minutes_of_history_read_in_minutes(app_config: Config, clock):
-    shot = ROOT / "docs" / "dashboard-short.png"
+async def test_a_few_minutes_of_history_read_in_minutes(app_config: Config, clock, tmp_path):
+    shot = tmp_path / "dashboard-short.png"  # docs/screenshot.py renews the committed one
     shown, stats, arms = await _history_page(app_config, clock, 240, 8 / 60, "day", shot)
     _same_as_api(shown, stats, arms)
     tl = stats["timeline"]
@@ -318,8 +318,8 @@ async def test_a_few_minutes_of_history_read_in_minutes(app_config: Config, cloc
 
 
 async def test_weeks_of_history_read_in_days_with_quiet_buckets_folded(app_config: Config,
-                                                                        clock):
-    shot = ROOT / "docs" / "dashboard-month.png"
+                                                                        clock, tmp_path):
+    shot = tmp_path / "dashboard-month.png"  # docs/screenshot.py renews the committed one
     shown, stats, arms = await _history_page(app_config, clock, 1400, 24 * 27, "month", shot)
     _same_as_api(shown, stats, arms)
     tl = stats["timeline"]
