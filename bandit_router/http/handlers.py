@@ -197,6 +197,8 @@ async def feedback(request: web.Request) -> web.Response:
         raise RouteNotFound(f"route_id expired: decisions older than {ttl_h:g} h "
                             f"(storage.decision_ttl_hours) take no feedback", "route_id")
     result = await app[STORE].record_feedback(route_id, ticket, facts, idempotency_key)
+    if facts.cached_input_tokens is not None and not result.replayed:
+        app[ENGINE].sessions.observe(route_id, facts.cached_input_tokens)
     if not result.replayed:
         app[METRICS].fed_back(ticket, result.spend_usd)
         quality = dict(result.resolution.applied).get("quality")

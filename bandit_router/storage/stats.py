@@ -50,6 +50,10 @@ class Tally:
     pair_cc: float = 0.0
     pair_jj: float = 0.0
     pair_cj: float = 0.0
+    # prompt caching: input tokens read from cache (part of input_tokens), and what the
+    # cache saved against full input price
+    cached_input_tokens: float = 0.0
+    cache_savings_usd: float = 0.0
 
     def add(self, other: Tally) -> None:
         for f in fields(self):
@@ -130,8 +134,17 @@ def summarize(rows: list[UsageRow], since: float, until: float, reference_model:
 # --- figures -------------------------------------------------------------------------------
 
 def reference_usd(t: Tally, reference: Prices) -> float:
-    """What the same tokens would have cost on the reference model."""
-    return reference.cost(t.input_tokens, t.output_tokens)
+    """What the same tokens would have cost on the reference model (the cached ones at its
+    cached price: staying on it, a session would have been cached there too)."""
+    return reference.cost(t.input_tokens, t.output_tokens, t.cached_input_tokens)
+
+
+def cache_figures(t: Tally) -> dict:
+    """Prompt caching: the share of input read from cache, and what it saved."""
+    return {"cached_input_tokens": t.cached_input_tokens,
+            "cache_hit_rate": t.cached_input_tokens / t.input_tokens if t.input_tokens
+            else None,
+            "cache_savings_usd": t.cache_savings_usd}
 
 
 def figures(t: Tally, reference: Prices) -> dict:
@@ -146,6 +159,7 @@ def figures(t: Tally, reference: Prices) -> dict:
         "savings_pct": 100.0 * savings / ref if ref > 0 else None,
         "mean_quality": t.quality_sum / t.quality_n if t.quality_n else None,
         "input_tokens": t.input_tokens, "output_tokens": t.output_tokens,
+        **cache_figures(t),
     }
 
 
@@ -160,7 +174,8 @@ def by_model_json(s: Summary) -> list[dict]:
     return [{"model": m, "decisions": t.decisions,
              "share": t.decisions / total if total else 0.0, "spend_usd": t.spend_usd,
              "mean_quality": t.quality_sum / t.quality_n if t.quality_n else None,
-             "cost_per_request_usd": t.spend_usd / t.decisions if t.decisions else None}
+             "cost_per_request_usd": t.spend_usd / t.decisions if t.decisions else None,
+             **cache_figures(t)}
             for m, t in sorted(tallies.items(), key=lambda kv: (-kv[1].decisions, kv[0]))]
 
 
