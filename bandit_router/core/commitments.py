@@ -81,7 +81,7 @@ class Tracker:
         paid = 1.0 - c.discount
         if capacity is None:
             return paid
-        if self.used >= capacity:
+        if self.used >= capacity * (1.0 - 1e-9):  # amount / (1 - discount) rounds up
             return 1.0
         if not c.pacing:
             return 0.0

@@ -53,6 +53,7 @@ from bandit_router.storage.stats import (
     STATS_QUERY,
     WINDOW_HOURS,
     budget_json,
+    commitment_json,
     stats_json,
     window_start,
 )
@@ -261,6 +262,9 @@ async def stats(request: web.Request) -> web.Response:
         budget_json(s, pacing_base(engine.policy(s.budget.policy)), viewer)
         for s in engine.budgets.status(now)
         if s.budget.tenant in (None, caller.tenant) or viewer is None]
+    # commitments are the operator's contracts with providers: every tenant's spend fills them
+    body["commitments"] = [commitment_json(s) for s in engine.commitments.status(now)] \
+        if viewer is None else []
     body["learned_buckets"] = [
         {"tenant": sp.tenant, "policy": sp.policy, **child_json(sp, c)}
         for _, sp in sorted(engine.learned.splits.items())

@@ -592,6 +592,24 @@ def _stats_schemas() -> dict[str, dict]:
                      "spend_usd": NUMBER, "mean_quality": NULLABLE_NUMBER,
                      "cost_per_request_usd": NULLABLE_NUMBER, **CACHE_FIGURES},
                     required=("model", "decisions", "share", "spend_usd"), closed=False)
+    commitment = _object({
+        "name": {"type": "string"}, "provider": {"type": ["string", "null"]},
+        "model": {"type": ["string", "null"]},
+        "window": {"type": "string", "enum": ["hour", "day", "month"]},
+        "start": NUMBER, "end": NUMBER, "amount_usd": NULLABLE_NUMBER, "discount": NUMBER,
+        "capacity_usd": {**NULLABLE_NUMBER, "description": "list-price usage the amount "
+                         "buys: amount_usd / (1 - discount); null for a flat discount"},
+        "used_usd": {**NUMBER, "description": "list-price usage of the covered models in the "
+                     "window"},
+        "remaining_usd": NULLABLE_NUMBER,
+        "forecast_usd": {**NULLABLE_NUMBER, "description": "usage by the window's end at the "
+                         "pace so far"},
+        "left_on_table_usd": {**NULLABLE_NUMBER, "description": "paid for and forecast "
+                              "unused: (capacity - forecast) x (1 - discount)"},
+        "price_factor": {**NUMBER, "description": "the multiple of list price the covered "
+                         "models are priced at in decisions now"},
+        "pacing": {"type": "boolean"},
+    }, required=("name", "window", "used_usd", "price_factor"), closed=False)
     lane = _object({
         "key": {"type": "string"}, "policy": {"type": ["string", "null"]},
         "bucket": {"type": "string"},
@@ -621,6 +639,9 @@ def _stats_schemas() -> dict[str, dict]:
                    "description": "each model's colour (bandit_router/core/palette.py), the same "
                                   "as in the benchmark figures"},
         "budgets": {"type": "array", "items": _ref("BudgetStatus")},
+        "commitments": {"type": "array", "items": commitment,
+                        "description": "operator keys only: each [[commitments]] entry's "
+                                       "utilisation in its current window (docs/sessions.md)"},
         "learned_buckets": {"type": "array", "items": _ref("LearnedBucket")},
     }, required=("window", "since", "until", "reference_model", "totals", "groups", "models",
                  "series", "timeline", "colors", "budgets"), closed=False)

@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, fields
 
 from bandit_router.core.budget import Budgets, BudgetStatus, window_bounds
+from bandit_router.core.commitments import CommitmentStatus
 from bandit_router.core.settings import Config, Model
 from bandit_router.core.sources import judge_figures
 from bandit_router.core.spend import HOUR_S, Prices, hour_of
@@ -206,6 +207,19 @@ def stats_json(rows: list[UsageRow], window: str, since: float, now: float,
                reference: Model, disagreement: float = 0.25) -> dict:
     return summary_json(summarize(rows, since, now, reference.name, Prices.of(reference)),
                         window, disagreement)
+
+
+def commitment_json(s: CommitmentStatus) -> dict:
+    """A commitment's utilisation in its current window. `used_usd` is list-price usage,
+    the prices spend is recorded at; `price_factor` the multiple of list price the router
+    prices the covered models at now (core/commitments.py)."""
+    c = s.commitment
+    return {"name": c.name, "provider": c.provider, "model": c.model, "window": c.window,
+            "start": s.start, "end": s.end, "amount_usd": c.amount_usd,
+            "discount": c.discount, "capacity_usd": s.capacity_usd, "used_usd": s.used_usd,
+            "remaining_usd": s.remaining_usd, "forecast_usd": s.forecast_usd,
+            "left_on_table_usd": s.left_on_table_usd, "price_factor": s.price_factor,
+            "pacing": c.pacing}
 
 
 def budget_json(s: BudgetStatus, base_cost_weight: float | None,
