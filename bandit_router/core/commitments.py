@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from bandit_router.core.budget import window_bounds
 from bandit_router.core.settings import CommitmentConfig, Model
 
-# How sharply the shadow price answers a forecast off course: at 10% behind it is 0.66x the
-# discounted price, at 10% ahead 1.46x (capped at list). Steep enough to correct a day's
-# uneven traffic within the window, not so steep that the price flips each decision.
-GAIN = 4.0
+# How sharply the shadow price answers a forecast off course: 5% behind it is 0.19x the
+# discounted price, 1% ahead 1.37x (capped at list). Steep, so that a cheaper rival at list
+# price is undercut within a few per cent of the course (a shallow gain settles short of it).
+GAIN = 32.0
 # Before this share of the window has passed, the forecast is too noisy to steer by.
 WARMUP = 0.02
 

@@ -105,6 +105,7 @@ def setting_table() -> tuple[Setting, ...]:
     s = section
     return (*s("server"), *s("storage"), *s("logging"), *AUTH, *s("gateway"), *UPSTREAMS,
             *s("models[]"), *MODEL_UPSTREAM, *s("judge"), *s("implicit"), *s("spend"),
-            *s("budgets[]"), *s("commitments[]"), *s("sessions"), *s("routing"), *BUCKETS, *s("buckets.complexity"),
+            *s("budgets[]"), *s("commitments[]"), *s("sessions"),
+            *s("routing"), *BUCKETS, *s("buckets.complexity"),
             *s("buckets.learned"), *s("buckets.tasks.<task>"), *s("policies.<name>"),
             *s("policies.<name>.weights"), *s("policies.<name>.prior"))

@@ -217,7 +217,7 @@ class CachingProvider:
 async def test_the_gateway_prices_an_upstreams_cached_tokens(app_config: Config,
                                                               clock: FakeClock):
     provider = CachingProvider()
-    async with _gateway_app(app_config, clock, provider) as (c, config):
+    async with _gateway_app(app_config, clock, provider) as (c, _served):
         messages = [{"role": "user", "content": "context " * 4000}]
         models = []
         for turn in range(4):
