@@ -114,7 +114,8 @@ def _learn(app: web.Application, route_id: str, ticket: RouteTicket, call: Call,
     async def record() -> None:
         try:
             result = await app[STORE].record_feedback(route_id, ticket, facts)
-            app[METRICS].fed_back(ticket, result.spend_usd)
+            app[METRICS].fed_back(ticket, result.spend_usd, result.cached_input_tokens,
+                                  result.cache_savings_usd)
             if cached is not None:
                 app[ENGINE].sessions.observe(route_id, cached)
         except Exception as exc:  # a storage fault must not fail the forwarded answer

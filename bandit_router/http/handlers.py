@@ -201,7 +201,8 @@ async def feedback(request: web.Request) -> web.Response:
     if facts.cached_input_tokens is not None and not result.replayed:
         app[ENGINE].sessions.observe(route_id, facts.cached_input_tokens)
     if not result.replayed:
-        app[METRICS].fed_back(ticket, result.spend_usd)
+        app[METRICS].fed_back(ticket, result.spend_usd, result.cached_input_tokens,
+                              result.cache_savings_usd)
         quality = dict(result.resolution.applied).get("quality")
         if quality is not None:  # joins its rule bucket's sample, for refinement
             app[ENGINE].learned.answered(route_id, ticket.model, quality)

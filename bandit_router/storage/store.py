@@ -226,6 +226,8 @@ class FeedbackResult:
     resolution: Resolution
     replayed: bool = False  # the stored answer to an earlier send with the same idempotency key
     spend_usd: float = 0.0  # spend this message added (negative: corrected); 0 for a replay
+    cached_input_tokens: float = 0.0  # input it reported read from a prompt cache
+    cache_savings_usd: float = 0.0  # what that cache saved against full input price
 
     def to_json(self) -> bytes:
         r = self.resolution
@@ -506,7 +508,9 @@ class _RecordFeedback:
             self.book.stage(key, evidence)
         if delta.spend_usd:
             self.stage_spend((t.tenant, t.policy, delta.spend_usd, t.created_at, t.model))
-        return FeedbackResult(feedback_id, resolution, spend_usd=delta.spend_usd)
+        return FeedbackResult(feedback_id, resolution, spend_usd=delta.spend_usd,
+                              cached_input_tokens=delta.cached_input_tokens,
+                              cache_savings_usd=delta.cache_savings_usd)
 
 
 class _Reset:

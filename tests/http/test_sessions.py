@@ -50,6 +50,10 @@ async def test_cached_tokens_are_spent_at_the_cached_price(client, app_config: C
     assert row["cache_savings_usd"] == pytest.approx(
         8_000 * (model.input_per_mtok - model.cached_input_per_mtok) / 1e6)
     assert stats["groups"][0]["cached_input_tokens"] == 8_000
+    metrics = await (await client.get("/metrics")).text()
+    line = next(x for x in metrics.splitlines()
+                if x.startswith("bandit_router_cached_input_tokens_total{"))
+    assert float(line.rsplit(" ", 1)[1]) == 8_000
 
 
 @pytest.mark.parametrize("body, field", [
