@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from bandit_router.core.budget import window_bounds
 from bandit_router.core.settings import CommitmentConfig, Model
 
-# How sharply the shadow price answers a forecast off course: 5% behind it is 0.19x the
-# discounted price, 1% ahead 1.37x (capped at list). Steep, so that a cheaper rival at list
-# price is undercut within a few per cent of the course (a shallow gain settles short of it).
-GAIN = 32.0
-# Before this share of the window has passed, the forecast is too noisy to steer by.
+# How sharply the shadow price answers the pace so far against the pace still needed to
+# use the capacity by the window's end: at 0.9 of the needed pace it is 0.43x the discounted
+# price, at 1.1 2.1x (capped at list). Steering by the pace needed, not by a forecast, makes
+# the control integral-like: a shortfall raises the pace needed as the window runs out, so
+# the remainder shrinks toward 0 by the end instead of settling short of it.
+GAIN = 8.0
+# Before this share of the window has passed, the pace so far is too noisy to steer by.
 WARMUP = 0.02
 
 
@@ -87,7 +89,9 @@ class Tracker:
             return 0.0
         if (now - self.start) / (self.end - self.start) < WARMUP:
             return paid
-        return min(1.0, paid * (self.forecast(now) / capacity) ** GAIN)
+        pace = self.used / max(now - self.start, 1e-9)
+        needed = (capacity - self.used) / max(self.end - now, 1e-9)
+        return min(1.0, paid * (pace / needed) ** GAIN)
 
     def status(self, now: float) -> CommitmentStatus:
         factor = self.factor(now)
