@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, fields
 
 from bandit_router.core.budget import Budgets, BudgetStatus, window_bounds
-from bandit_router.core.commitments import CommitmentStatus
+from bandit_router.core.commitments import Commitments, CommitmentStatus
 from bandit_router.core.settings import Config, Model
 from bandit_router.core.sources import judge_figures
 from bandit_router.core.spend import HOUR_S, Prices, hour_of
@@ -263,4 +263,16 @@ def usage_stats(conn: sqlite3.Connection, config: Config, now: float, window: st
         budgets.charge(row.tenant, row.policy, row.tally.spend_usd, row.hour)
     stats["budgets"] = [budget_json(s, None) for s in budgets.status(now)
                         if s.budget.tenant in (None, tenant)]  # the CLI runs as operator
+    stats["commitments"] = [commitment_json(s) for s in _commitments(conn, config, now)]
     return stats
+
+
+def _commitments(conn: sqlite3.Connection, config: Config, now: float
+                 ) -> list[CommitmentStatus]:
+    """Each commitment's window so far, from the usage rows (every tenant's)."""
+    commitments = Commitments(config.commitments, now)
+    first = min((window_bounds(c.window, now)[0] for c in config.commitments), default=now)
+    models = {m.name: m for m in config.models}
+    for row in read_usage(conn, first):
+        commitments.charge(models.get(row.model), row.tally.spend_usd, row.hour)
+    return commitments.status(now)
