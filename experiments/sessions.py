@@ -36,6 +36,7 @@ def measure(cfg, seeds: int, n_sessions: int) -> dict:
                 "quality": [float(np.mean(r.quality)) for r in runs],
                 "hit_rate": [r.cached_tokens / r.input_tokens for r in runs],
                 "switch_rate": [r.switches / max(1, r.turns - n_sessions) for r in runs],
+                "late_switch_rate": [r.late_switches / max(1, r.late_turns) for r in runs],
                 "turns": runs[0].turns}
         out["with_discounts" if cache else "without_discounts"] = rows
     return out
@@ -50,13 +51,15 @@ def markdown(res: dict, seeds: int, n_sessions: int) -> str:
         blind = float(np.mean(rows["blind"]["spend"]))
         lines += [f"## {key.replace('_', ' ')}", "",
                   "| routing | spend (USD) | vs cache-blind | quality | cache hit rate | "
-                  "turns that switch model |", "|---|---:|---:|---:|---:|---:|"]
+                  "turns that switch model | ... in the second half |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for name, r in rows.items():
             label = {"blind": "cache-blind", "aware": "cache-aware"}.get(name, f"always {name}")
             spend = float(np.mean(r["spend"]))
             lines.append(f"| {label} | {spend:.2f} | {spend / blind - 1:+.0%} | "
                          f"{np.mean(r['quality']):.3f} | {np.mean(r['hit_rate']):.0%} | "
-                         f"{np.mean(r['switch_rate']):.0%} |")
+                         f"{np.mean(r['switch_rate']):.0%} | "
+                         f"{np.mean(r['late_switch_rate']):.0%} |")
         lines.append("")
     w = res["with_discounts"]
     saved = 1 - np.mean(w["aware"]["spend"]) / np.mean(w["blind"]["spend"])

@@ -34,6 +34,8 @@ class Tally:
     quality: list[float] = field(default_factory=list)
     turns: int = 0
     switches: int = 0
+    late_turns: int = 0  # turns after a session's first, in the second half of the sessions
+    late_switches: int = 0  # ... that switched model: once the router has learned
     input_tokens: float = 0.0
     cached_tokens: float = 0.0
     used: dict[str, int] = field(default_factory=dict)
@@ -107,6 +109,9 @@ def run_sessions(config: Config, quality: dict[str, float], sessions: list[list[
             out.quality.append(q)
             out.turns += 1
             out.switches += last is not None and name != last
+            if last is not None and 2 * k >= len(sessions):
+                out.late_turns += 1
+                out.late_switches += name != last
             out.input_tokens += prompt
             out.cached_tokens += cached
             out.used[name] = out.used.get(name, 0) + 1
