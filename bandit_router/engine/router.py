@@ -243,7 +243,7 @@ class Engine:
             len(self.catalog), self.config.routing.recent_window)
         session = self._session(request, features, now)
         scored = self._score(table, tenant, policy, bucket, features, now,
-                             None if session is None else session[1])
+                             None if session is None else session[3])
         eligible = self._eligible(request, features, scored.arms)
         weights = objective.weights_for(policy, request.weights)
         choice = thompson(self._rng, scored.arms, eligible, weights, policy.mode,
@@ -292,9 +292,11 @@ class Engine:
                                prompt_tokens, self._clock() if now is None else now)
 
     def _session(self, request: RouteRequest, features: Features, now: float
-                 ) -> tuple[SessionView, np.ndarray, np.ndarray] | None:
-        """A session turn: what was remembered, each arm's expected cached input, and the
-        prefix its cache could hold at most."""
+                 ) -> tuple[SessionView, np.ndarray, np.ndarray, np.ndarray] | None:
+        """A session turn: what was remembered, each arm's expected cached input, the
+        prefix its cache could hold at most, and what the cache changes its price by (USD:
+        cached input read at the cached price, less the rest of the prompt written to the
+        cache where a provider charges writes, as often as that model caches)."""
         if request.session_id is None:
             return None
         state = self.sessions.get(request.tenant, request.session_id, now)
@@ -310,7 +312,11 @@ class Engine:
         view = SessionView(request.session_id, None if i is None else state.model,
                            int(cacheable.max()), rate,
                            None if i is None else state.expires_at - now)
-        return view, cached, cacheable
+        saving = cached * (self.catalog.price_in - self.catalog.price_cached)
+        if self.catalog.write_surcharge.any():
+            caches = np.array([self.sessions.hit_rate(n) for n in self.catalog.names])
+            saving -= caches * (features.input_tokens - cached) * self.catalog.write_surcharge
+        return view, cached, cacheable, saving
 
     def _pool(self, tenant: str, policy: PolicyConfig, exact: bool = False) -> Pool:
         """A tenant's pooled view of a policy's models. Refitted (in a fixed order, so the
@@ -387,7 +393,7 @@ class Engine:
         return reading.alpha / total * strength, reading.beta / total * strength
 
     def _score(self, table: BucketArms, tenant: str, policy: PolicyConfig, bucket: str,
-               features: Features, now: float, cached: np.ndarray | None = None) -> _Scored:
+               features: Features, now: float, saving: np.ndarray | None = None) -> _Scored:
         reading = self._cached_read(tenant, policy, bucket, table, now)
         out = reading.output_tokens
         if features.output_tokens is None:
@@ -395,8 +401,8 @@ class Engine:
         else:
             out = np.minimum(out, features.output_tokens)
             cost = self.catalog.cost(features.input_tokens, out)
-        if cached is not None:  # a session turn: its cached input at the cached price
-            cost = cost - cached * (self.catalog.price_in - self.catalog.price_cached)
+        if saving is not None:  # a session turn: what its cache changes its price by
+            cost = np.maximum(cost - saving, 0.0)
         if self.commitments:  # a committed provider's calls at their marginal price
             cost = cost * np.array(self.commitments.factors(self.catalog.models, now))
         floor = objective.cost_floor(features.input_tokens + reading.longest_answer) \

@@ -100,6 +100,12 @@ async def test_a_session_turn_prices_its_last_models_cache(client, app_config: C
         plain["explanation"][last]["expected_cost_usd"] - discount)
     others = [m for m in turn["explanation"] if m != last]
     assert all(turn["explanation"][m]["cached_input_tokens"] == 0 for m in others)
+    # a model that charges cache writes would write this turn's prompt: dearer to move to
+    writer = next(m for m in others if app_config.model(m).cache_write_per_mtok is not None)
+    w = app_config.model(writer)
+    surcharge = (BIG + 2000) * rate * (w.cache_write_per_mtok - w.input_per_mtok) / 1e6
+    assert turn["explanation"][writer]["expected_cost_usd"] == pytest.approx(
+        plain["explanation"][writer]["expected_cost_usd"] + surcharge)
 
 
 async def test_sessions_stay_where_their_cache_is(app_config: Config, clock: FakeClock):
