@@ -268,7 +268,7 @@ class Engine:
         if session is not None:
             view = session[0]
             self.turn(tenant, request.session_id, model, features.input_tokens, now)
-            self.sessions.expect(route_id, model, float(session[2][best]))
+            self.sessions.expect(route_id, tenant, model, float(session[2][best]))
         if features.sketch is not None:
             self.learned.decided(route_id, (tenant, policy.name, rule_bucket), features.sketch,
                                  request.messages[-1].content if request.messages else "")
@@ -307,14 +307,15 @@ class Engine:
         if i is not None:
             # a provider caches a prompt's prefix: at most what this turn sends again
             cacheable[i] = min(state.prefix_tokens, features.input_tokens)
-            rate = self.sessions.hit_rate(state.model)
+            rate = self.sessions.hit_rate(request.tenant, state.model)
             cached[i] = cacheable[i] * rate
         view = SessionView(request.session_id, None if i is None else state.model,
                            int(cacheable.max()), rate,
                            None if i is None else state.expires_at - now)
         saving = cached * (self.catalog.price_in - self.catalog.price_cached)
         if self.catalog.write_surcharge.any():
-            caches = np.array([self.sessions.hit_rate(n) for n in self.catalog.names])
+            caches = np.array([self.sessions.hit_rate(request.tenant, n)
+                               for n in self.catalog.names])
             saving -= caches * (features.input_tokens - cached) * self.catalog.write_surcharge
         return view, cached, cacheable, saving
 

@@ -8,8 +8,9 @@ session is forgotten once its provider's cache would have expired (`sessions.ttl
 sessions it routed (docs/sessions.md), which is right when a load balancer keeps a session
 on one replica, and costs a cache-blind turn when it does not.
 
-How much of a remembered prefix a model's cache really serves is learned per model from the
-feedback's `cached_input_tokens`, against a prior (`sessions.hit_prior`).
+How much of a remembered prefix a model's cache really serves is learned per tenant and
+model from the feedback's `cached_input_tokens`, against a prior (`sessions.hit_prior`):
+per tenant, since a tenant's reports may move only its own decisions (the trust model).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class Sessions:
     def __init__(self, config: SessionsConfig) -> None:
         self.config = config
         self._states: OrderedDict[tuple[str, str], SessionState] = OrderedDict()
-        self._pending: OrderedDict[str, tuple[str, float]] = OrderedDict()
-        self._rates: dict[str, HitRate] = {}
+        self._pending: OrderedDict[str, tuple[tuple[str, str], float]] = OrderedDict()
+        self._rates: dict[tuple[str, str], HitRate] = {}
 
     def __len__(self) -> int:
         return len(self._states)
@@ -72,16 +73,16 @@ class Sessions:
         while len(self._states) > self.config.max_sessions:
             self._states.popitem(last=False)
 
-    def hit_rate(self, model: str) -> float:
-        rate = self._rates.get(model) or HitRate()
+    def hit_rate(self, tenant: str, model: str) -> float:
+        rate = self._rates.get((tenant, model)) or HitRate()
         return rate.mean(self.config.hit_prior, self.config.hit_prior_strength)
 
-    def expect(self, route_id: str, model: str, cacheable_tokens: float) -> None:
+    def expect(self, route_id: str, tenant: str, model: str, cacheable_tokens: float) -> None:
         """A session turn whose prompt had `cacheable_tokens` in `model`'s cache, if all of
         the remembered prefix was still there: its feedback tells how much was."""
         if cacheable_tokens <= 0:
             return
-        self._pending[route_id] = (model, cacheable_tokens)
+        self._pending[route_id] = ((tenant, model), cacheable_tokens)
         while len(self._pending) > MAX_PENDING:
             self._pending.popitem(last=False)
 
@@ -90,7 +91,7 @@ class Sessions:
         pending = self._pending.pop(route_id, None)
         if pending is None:
             return
-        model, cacheable = pending
-        rate = self._rates.setdefault(model, HitRate())
+        arm, cacheable = pending
+        rate = self._rates.setdefault(arm, HitRate())
         rate.ratio_sum += min(1.0, max(0.0, cached_tokens) / cacheable)
         rate.turns += 1.0
