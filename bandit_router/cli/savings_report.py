@@ -81,4 +81,31 @@ def render(stats: dict, tenant: str) -> str:
             [[b["name"], b["window"], f"{b['limit_usd']:.2f}", f"{b['spent_usd']:.4f}",
               f"{b['remaining_usd']:.4f}", "-" if b["pace"] is None else f"{b['pace']:.2f}x",
               b["when_spent"], _when(b["end"])] for b in stats["budgets"]], text=(0, 1, 6))
+    out += _cache_lines(stats["totals"])
+    out += _commitment_lines(stats.get("commitments") or [])
     return "\n".join(out) + "\n"
+
+
+def _cache_lines(totals: dict) -> list[str]:
+    """Prompt caching: spend above prices cached input at the models' cached prices."""
+    if not totals.get("cached_input_tokens"):
+        return []
+    return ["", f"prompt cache: {_pct(totals['cache_hit_rate'])} of input tokens read from "
+                f"cache, saving {totals['cache_savings_usd']:.4f} USD against full input "
+                "price (included in spend)"]
+
+
+def _commitment_lines(commitments: list[dict]) -> list[str]:
+    """Commitments at list prices: what was used of what was paid for."""
+    if not commitments:
+        return []
+
+    def usd(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    return ["", "commitments (usage at list prices)", *_table(
+        ["name", "covers", "window", "capacity USD", "used USD", "forecast USD",
+         "left on table USD", "price factor"],
+        [[c["name"], c["provider"] or c["model"], c["window"], usd(c["capacity_usd"]),
+          usd(c["used_usd"]), usd(c["forecast_usd"]), usd(c["left_on_table_usd"]),
+          f"{c['price_factor']:.2f}x"] for c in commitments], text=(0, 1, 2))]

@@ -22,6 +22,7 @@ from bandit_router.core.settings import (
     AuthConfig,
     BucketRules,
     BudgetConfig,
+    CommitmentConfig,
     Complexity,
     Config,
     GatewayConfig,
@@ -34,6 +35,7 @@ from bandit_router.core.settings import (
     Prior,
     RoutingConfig,
     ServerConfig,
+    SessionsConfig,
     SpendConfig,
     StorageConfig,
     TaskRule,
@@ -63,7 +65,21 @@ def _model(t: Table, upstreams: Mapping[str, UpstreamConfig]) -> Model:
     context = read_one(t, setting_of(Model, "context_tokens"))
     values = read_scalars(t, Model, skip=("context_tokens",),
                           bounds={"max_output_tokens": {"hi": context}})
+    _cache_prices(t, values)
     return Model(**values, context_tokens=context, upstream=_model_upstream(t, upstreams))
+
+
+def _cache_prices(t: Table, values: Mapping[str, Any]) -> None:
+    """A cache read is never dearer than fresh input; a cache write at most twice it
+    (bounds.COST_SLACK: no provider charges more)."""
+    price_in = values["input_per_mtok"]
+    for name, most in (("cached_input_per_mtok", price_in), ("cache_write_per_mtok",
+                                                             2 * price_in)):
+        value = values[name]
+        if value is not None and value > most:
+            times = "" if name.startswith("cached") else "2x "
+            raise ConfigError(t.key(name), f"must be at most {most:g} ({times}input_per_mtok); "
+                                           f"got {value:g}")
 
 
 def _model_upstream(t: Table, upstreams: Mapping[str, UpstreamConfig]) -> Upstream | None:
@@ -205,6 +221,42 @@ def _budgets(root: Table, policies: Mapping[str, object]) -> tuple[BudgetConfig,
     return budgets
 
 
+def _sessions(t: Table) -> SessionsConfig:
+    ttl = t.table("provider_ttl_s")
+    by_provider = {name: ttl.number(name, above=0, hi=30 * 86_400.0) for name in ttl.names()}
+    return SessionsConfig(provider_ttl_s=MappingProxyType(by_provider),
+                          **read_scalars(t, SessionsConfig))
+
+
+def _commitment(t: Table, models: tuple[Model, ...]) -> CommitmentConfig:
+    c = CommitmentConfig(**read_scalars(t, CommitmentConfig))
+    if (c.provider is None) == (c.model is None):
+        raise ConfigError(t.key("provider"), "give exactly one of provider or model")
+    if c.model is not None and c.model not in {m.name for m in models}:
+        raise ConfigError(t.key("model"), f"{c.model!r} is not a model in the catalog")
+    if c.provider is not None and c.provider not in {m.provider for m in models}:
+        raise ConfigError(t.key("provider"), f"{c.provider!r} is no catalog model's provider")
+    if c.amount_usd is None and c.discount >= 0.99:
+        raise ConfigError(t.key("discount"), "a flat discount must be below 0.99")
+    return c
+
+
+def _commitments(root: Table, models: tuple[Model, ...]) -> tuple[CommitmentConfig, ...]:
+    if not root.has("commitments"):
+        root.raw_none("commitments")
+        return ()
+    found = tuple(t.read(lambda c: _commitment(c, models))
+                  for t in root.array_of_tables("commitments"))
+    names = [c.name for c in found]
+    if len(set(names)) != len(names):
+        raise ConfigError("commitments", "two commitments have the same name")
+    covered = [m.name for m in models if sum(c.model == m.name or c.provider == m.provider
+                                             for c in found) > 1]
+    if covered:
+        raise ConfigError("commitments", f"model {covered[0]!r} is covered by two commitments")
+    return found
+
+
 def _spend(t: Table, models: tuple[Model, ...]) -> SpendConfig:
     config = SpendConfig(**read_scalars(t, SpendConfig))
     name = config.reference_model
@@ -276,6 +328,8 @@ def parse(document: dict, source: str = "<memory>") -> Config:
         judge=root.table("judge").read(
             lambda t: _judge(t, models, policies, buckets.names)),
         implicit=root.table("implicit").read(_section(ImplicitConfig)),
+        sessions=root.table("sessions").read(_sessions),
+        commitments=_commitments(root, models),
         source=source,
     )
     root.done()

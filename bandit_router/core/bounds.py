@@ -37,7 +37,8 @@ def check_facts(facts: Facts, known: Mapping[str, float], model: Model | None,
     nothing bounds a cost: its tokens and cost_usd are refused (quality, latency and
     success still count)."""
     if model is None:
-        for name in ("input_tokens", "output_tokens", "cost_usd"):
+        for name in ("input_tokens", "output_tokens", "cost_usd", "cached_input_tokens",
+                     "cache_write_tokens"):
             if getattr(facts, name) is not None:
                 raise InvalidField(f"{name} cannot be counted: the call's model is no longer "
                                    "in the catalog, so nothing bounds what it cost", name)
@@ -49,6 +50,7 @@ def check_facts(facts: Facts, known: Mapping[str, float], model: Model | None,
     if facts.output_tokens is not None and facts.output_tokens > model.output_limit:
         raise InvalidField(f"output_tokens {facts.output_tokens} is more than {model.name} can "
                            f"write in one answer ({model.output_limit} tokens)", "output_tokens")
+    _check_cached(facts, known, model)
     if facts.cost_usd is None or prices is None:
         return
     inputs = facts.input_tokens if facts.input_tokens is not None else known.get("input_tokens")
@@ -61,6 +63,40 @@ def check_facts(facts: Facts, known: Mapping[str, float], model: Model | None,
         raise InvalidField(f"cost_usd {facts.cost_usd:.6g} is more than a call to {model.name} "
                            f"could cost ({ceiling:.6g} USD: {tokens} at list prices, "
                            f"x{COST_SLACK:g} for surcharges)", "cost_usd")
+
+
+def _check_cached(facts: Facts, known: Mapping[str, float], model: Model) -> None:
+    """Cached and written tokens are parts of the prompt: each at most the context window,
+    and together at most input_tokens once that is known (in this message, an earlier or
+    a later one: a call is priced with whatever of its facts have arrived)."""
+    for name in ("cached_input_tokens", "cache_write_tokens"):
+        value = getattr(facts, name)
+        if value is not None and value > model.context_tokens:
+            raise InvalidField(f"{name} {value} is more than {model.name} can read (context "
+                               f"window {model.context_tokens} tokens)", name)
+    inputs = facts.input_tokens if facts.input_tokens is not None else known.get("input_tokens")
+    if inputs is None:
+        return
+    cached = facts.cached_input_tokens if facts.cached_input_tokens is not None else \
+        known.get("cached_input_tokens", 0)
+    written = facts.cache_write_tokens if facts.cache_write_tokens is not None else \
+        known.get("cache_write_tokens", 0)
+    if cached + written > inputs:
+        name = next((n for n in ("cached_input_tokens", "cache_write_tokens", "input_tokens")
+                     if getattr(facts, n) is not None), "input_tokens")
+        raise InvalidField(f"{name}: cached_input_tokens + cache_write_tokens "
+                           f"({cached + written:.0f}) is more than input_tokens "
+                           f"({inputs:.0f}), which they are part of", name)
+
+
+def cached_usage(inputs: int | None, cached: int | None,
+                 written: int | None) -> tuple[int | None, int | None]:
+    """An upstream's cache counts held within its (clamped) prompt count."""
+    if inputs is None:
+        return None, None
+    cached = None if cached is None else min(cached, inputs)
+    written = None if written is None else min(written, inputs - (cached or 0))
+    return cached, written
 
 
 def clamped_usage(model: Model, input_tokens: int | None, output_tokens: int | None,

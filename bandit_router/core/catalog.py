@@ -21,6 +21,12 @@ class Catalog:
         self.index = {name: i for i, name in enumerate(self.names)}
         self.price_in = np.array([m.input_per_mtok for m in models]) * PER_MTOK
         self.price_out = np.array([m.output_per_mtok for m in models]) * PER_MTOK
+        # input read from the provider's prompt cache (core/cache_prices.py)
+        self.price_cached = np.array([m.input_per_mtok if m.cached_input_per_mtok is None
+                                      else m.cached_input_per_mtok for m in models]) * PER_MTOK
+        # what writing a token to the cache costs beyond reading it fresh (0: free writes)
+        self.write_surcharge = np.array([0.0 if m.cache_write_per_mtok is None else max(
+            0.0, m.cache_write_per_mtok - m.input_per_mtok) for m in models]) * PER_MTOK
         # a model with a zero price: its expected cost may be 0 (value mode floors it)
         self.has_free = bool(((self.price_in <= 0) | (self.price_out <= 0)).any())
         self.context = np.array([m.context_tokens for m in models], dtype=float)

@@ -16,6 +16,7 @@ from bandit_router.core.names import name_problem
 from bandit_router.core.setting import Setting, fields_of, under
 from bandit_router.core.settings import (
     BudgetConfig,
+    CommitmentConfig,
     Complexity,
     GatewayConfig,
     ImplicitConfig,
@@ -27,6 +28,7 @@ from bandit_router.core.settings import (
     Prior,
     RoutingConfig,
     ServerConfig,
+    SessionsConfig,
     SpendConfig,
     StorageConfig,
     TaskRule,
@@ -40,7 +42,8 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("routing", RoutingConfig), ("gateway", GatewayConfig), ("spend", SpendConfig),
     ("judge", JudgeConfig), ("implicit", ImplicitConfig), ("buckets.complexity", Complexity),
     ("buckets.learned", LearnedBuckets), ("buckets.tasks.<task>", TaskRule),
-    ("models[]", Model), ("budgets[]", BudgetConfig),
+    ("models[]", Model), ("budgets[]", BudgetConfig), ("sessions", SessionsConfig),
+    ("commitments[]", CommitmentConfig),
     ("policies.<name>", PolicyConfig), ("policies.<name>.weights", Weights),
     ("policies.<name>.prior", Prior),
 )
@@ -102,6 +105,7 @@ def setting_table() -> tuple[Setting, ...]:
     s = section
     return (*s("server"), *s("storage"), *s("logging"), *AUTH, *s("gateway"), *UPSTREAMS,
             *s("models[]"), *MODEL_UPSTREAM, *s("judge"), *s("implicit"), *s("spend"),
-            *s("budgets[]"), *s("routing"), *BUCKETS, *s("buckets.complexity"),
+            *s("budgets[]"), *s("commitments[]"), *s("sessions"),
+            *s("routing"), *BUCKETS, *s("buckets.complexity"),
             *s("buckets.learned"), *s("buckets.tasks.<task>"), *s("policies.<name>"),
             *s("policies.<name>.weights"), *s("policies.<name>.prior"))

@@ -156,6 +156,15 @@ class Model:
         None, "the longest answer the model can give, at most `context_tokens`; feedback "
         "claiming more is refused, an upstream's usage is clamped to it", lo=1, hi=MAX_TOKENS,
         shown="`context_tokens`")  # at most context_tokens, checked when read
+    # prompt caching (core/cache_prices.py); None: the input price
+    cached_input_per_mtok: float | None = setting(
+        None, "USD per million input tokens read from the provider's prompt cache, at most "
+        "`input_per_mtok` ([sessions.md](sessions.md))", lo=0, hi=MAX_PRICE_PER_MTOK,
+        shown="`input_per_mtok`")
+    cache_write_per_mtok: float | None = setting(
+        None, "USD per million input tokens written to the cache, where the provider charges "
+        "writes; at most twice `input_per_mtok`", lo=0, hi=2 * MAX_PRICE_PER_MTOK,
+        shown="`input_per_mtok`")
 
     @property
     def output_limit(self) -> int:
@@ -385,6 +394,55 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitmentConfig:
+    """A provider (or model) commitment (core/commitments.py): `amount_usd` prepaid or
+    committed per calendar `window` at `discount` off list price, or, with no amount, a flat
+    `discount` on every call."""
+
+    name: str = setting(help="the commitment's name, in `/v1/stats`")
+    provider: str | None = setting(
+        None, "the provider covered (every catalog model with it); give this or `model`",
+        shown="none")
+    model: str | None = setting(None, "... or the one catalog model covered", shown="none")
+    amount_usd: float | None = setting(
+        None, "paid per window whether used or not; it buys `amount_usd / (1 - discount)` of "
+        "list-price usage", above=0, hi=MAX_COST_USD * 1000,
+        shown="none: a flat `discount` on every call")
+    discount: float = setting(0.0, "fraction off list price (below 0.99 for a flat one)",
+                              lo=0, hi=1)
+    window: Window = setting("month", "`\"hour\"`, `\"day\"` or `\"month\"`: UTC calendar "
+                             "windows")
+    pacing: bool = setting(
+        True, "price prepaid units by a shadow price that spreads them over the window; "
+        "`false`: free until used up")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsConfig:
+    """What the router remembers of a session (engine/sessions.py): per session, its last
+    turn's model and how much of the prompt that model's cache holds, for as long as the
+    provider keeps a cache."""
+
+    ttl_s: float = setting(
+        300.0, "how long a session's last model and cached prefix are remembered: a "
+        "provider's cache lifetime", above=0, hi=30 * 86_400.0)
+    provider_ttl_s: MappingProxyType[str, float] = setting(
+        factory=lambda: MappingProxyType({}), structural=True, shown="`sessions.ttl_s`",
+        help="the same per provider, e.g. `openai = 600`")
+    max_sessions: int = setting(
+        100_000, "sessions remembered per process; past it the least recently used is "
+        "forgotten", lo=1, hi=100_000_000)
+    hit_prior: float = setting(
+        0.5, "prior share of a remembered prefix a model's cache serves, until feedback's "
+        "`cached_input_tokens` teach it", lo=0, hi=1)
+    hit_prior_strength: float = setting(2.0, "that prior's weight, in turns", above=0,
+                                        hi=MAX_STRENGTH)
+
+    def ttl_for(self, provider: str) -> float:
+        return self.provider_ttl_s.get(provider, self.ttl_s)
+
+
+@dataclass(frozen=True, slots=True)
 class SpendConfig:
     reference_model: str | None = setting(
         None, "savings in `/v1/stats` and `report` are measured against sending every call to "
@@ -537,6 +595,8 @@ class Config:
         default_factory=lambda: MappingProxyType({}))
     judge: JudgeConfig = JudgeConfig()
     implicit: ImplicitConfig = ImplicitConfig()
+    sessions: SessionsConfig = SessionsConfig()
+    commitments: tuple[CommitmentConfig, ...] = ()
     source: str = "<memory>"
 
     @property

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-CLIENT_FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success", "cost_usd")
+CLIENT_FACTS = ("quality", "latency_ms", "input_tokens", "output_tokens", "success", "cost_usd",
+                "cached_input_tokens", "cache_write_tokens")
 # Quality from the router's own sources: a sampled judge model, and implicit signals the
 # gateway sees (an empty or cut-off answer, a refusal, a regenerate). Never sent by clients.
 FACTS = (*CLIENT_FACTS, "judge_quality", "implicit_quality")
@@ -57,6 +58,7 @@ class RouteRequest:
     input_tokens: int | None = None
     max_output_tokens: int | None = None
     explain: bool = False
+    session_id: str | None = None  # a conversation's turns, for prompt-cache pricing
     tenant: str = DEFAULT_TENANT  # set from the caller's API key, never from the body
     measured: bool = False  # the gateway makes the call and measures it itself
     needs_upstream: bool = False  # the gateway's calls: only models it can call are eligible
@@ -101,6 +103,7 @@ class ArmExplanation:
     # chosen model's price, so the chosen model's value is its own sampled quality
     value: float | None = None
     contending: bool | None = None  # value mode: False when set aside (cannot matter)
+    cached_input_tokens: float | None = None  # a session turn: the input its cache likely holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,17 @@ class BudgetEffect:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionView:
+    """What the router remembered of a session when it decided a turn."""
+
+    session_id: str
+    previous_model: str | None  # None: a new session, or one forgotten (TTL, memory bound)
+    cached_prefix_tokens: int  # of this turn's prompt, what previous_model's cache may hold
+    hit_rate: float | None  # previous_model's learned share of a prefix served from cache
+    expires_in_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     route_id: str
     model: str
@@ -141,6 +155,7 @@ class Decision:
     tenant: str = DEFAULT_TENANT
     budget: BudgetEffect | None = None
     objective: Objective | None = None  # with explanation only
+    session: SessionView | None = None  # with explanation only, for a session turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +184,9 @@ class Facts:
     output_tokens: int | None = None
     success: bool | None = None
     cost_usd: float | None = None  # what the call cost, if the caller knows better than tokens
+    # parts of input_tokens read from / written to the provider's prompt cache
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
     judge_quality: float | None = None  # a judge model's grade of the answer
     implicit_quality: float | None = None  # what the answer's form told (a bounded negative)
 

@@ -19,6 +19,7 @@ from bandit_router.core.buckets import bucket_of
 from bandit_router.core.budget import NO_PACING, Budgets, Pacing, window_bounds
 from bandit_router.core.catalog import Catalog
 from bandit_router.core.catalog_changes import Entry
+from bandit_router.core.commitments import Commitments
 from bandit_router.core.errors import (
     BudgetExhausted,
     NoEligibleModel,
@@ -42,10 +43,12 @@ from bandit_router.core.types import (
     Features,
     RouteRequest,
     RouteTicket,
+    SessionView,
 )
 from bandit_router.engine.arm_rows import arm_reports
 from bandit_router.engine.arms import QUALITY_ROWS, BucketArms, Reading, quality_counts
 from bandit_router.engine.learned_book import LearnedBook
+from bandit_router.engine.sessions import Sessions
 
 
 class _Scored(NamedTuple):
@@ -107,6 +110,8 @@ class Engine:
         self._cues = matcher(config.buckets)
         self.learned = LearnedBook(config.buckets.learned, config.routing.seed or 0)
         self.budgets = Budgets(config.budgets, clock())
+        self.commitments = Commitments(config.commitments, clock())
+        self.sessions = Sessions(config.sessions)
         # route_ids must be unique: a random prefix per engine, then a counter
         self._nonce_prefix, self._issued = new_nonce()[:8], 0
 
@@ -171,9 +176,14 @@ class Engine:
             del self.orphans[key]
         self.absorb(adopted)
 
-    def spent(self, tenant: str, policy: str, usd: float, at: float) -> None:
-        """Count spend (committed feedback, priced) against the budgets covering it."""
+    def spent(self, tenant: str, policy: str, usd: float, at: float,
+              model: str | None = None) -> None:
+        """Count spend (committed feedback, priced) against the budgets covering it, and
+        against the commitment covering its model."""
         self.budgets.charge(tenant, policy, usd, at)
+        if model is not None and self.commitments:
+            i = self.catalog.index.get(model)
+            self.commitments.charge(None if i is None else self.catalog.models[i], usd, at)
 
     def evidence(self, tenant: str, policy: str, bucket: str, model: str) -> float:
         """Quality observations behind an arm (undecayed): how sure the router is of it."""
@@ -231,7 +241,9 @@ class Engine:
             raise _refusal(pacing, now)
         table = self._tables.get((tenant, policy.name, bucket)) or BucketArms(
             len(self.catalog), self.config.routing.recent_window)
-        scored = self._score(table, tenant, policy, bucket, features, now)
+        session = self._session(request, features, now)
+        scored = self._score(table, tenant, policy, bucket, features, now,
+                             None if session is None else session[3])
         eligible = self._eligible(request, features, scored.arms)
         weights = objective.weights_for(policy, request.weights)
         choice = thompson(self._rng, scored.arms, eligible, weights, policy.mode,
@@ -248,9 +260,15 @@ class Engine:
                              f"{self._nonce_prefix}{self._issued:x}", tenant, request.measured)
         explanation = optimised = None
         if request.explain:
-            explanation = self._explain(request, features, scored, choice, best, policy.mode)
+            explanation = self._explain(request, features, scored, choice, best, policy.mode,
+                                        None if session is None else session[1])
             optimised = objective.objective(policy, weights, pacing.price, bucket)
         route_id = self._route_ids.issue(ticket)
+        view = None
+        if session is not None:
+            view = session[0]
+            self.turn(tenant, request.session_id, model, features.input_tokens, now)
+            self.sessions.expect(route_id, tenant, model, float(session[2][best]))
         if features.sketch is not None:
             self.learned.decided(route_id, (tenant, policy.name, rule_bucket), features.sketch,
                                  request.messages[-1].content if request.messages else "")
@@ -261,7 +279,45 @@ class Engine:
             fallbacks=tuple([self.catalog.names[i] for i in order[1:]]),
             input_tokens=features.input_tokens, created_at=created, explanation=explanation,
             tenant=tenant, budget=objective.effect(policy, pacing, weights)
-            if pacing is not NO_PACING else None, objective=optimised)
+            if pacing is not NO_PACING else None, objective=optimised,
+            session=view if request.explain else None)
+
+    def turn(self, tenant: str, session: str, model: str, prompt_tokens: int,
+             now: float | None = None) -> None:
+        """A session's turn went to `model` (the gateway calls this again when a fallback
+        answered instead)."""
+        i = self.catalog.index.get(model)
+        if i is not None:
+            self.sessions.turn(tenant, session, model, self.catalog.models[i].provider,
+                               prompt_tokens, self._clock() if now is None else now)
+
+    def _session(self, request: RouteRequest, features: Features, now: float
+                 ) -> tuple[SessionView, np.ndarray, np.ndarray, np.ndarray] | None:
+        """A session turn: what was remembered, each arm's expected cached input, the
+        prefix its cache could hold at most, and what the cache changes its price by (USD:
+        cached input read at the cached price, less the rest of the prompt written to the
+        cache where a provider charges writes, as often as that model caches)."""
+        if request.session_id is None:
+            return None
+        state = self.sessions.get(request.tenant, request.session_id, now)
+        cached = np.zeros(len(self.catalog))
+        cacheable = np.zeros(len(self.catalog))
+        rate = None
+        i = None if state is None else self.catalog.index.get(state.model)
+        if i is not None:
+            # a provider caches a prompt's prefix: at most what this turn sends again
+            cacheable[i] = min(state.prefix_tokens, features.input_tokens)
+            rate = self.sessions.hit_rate(request.tenant, state.model)
+            cached[i] = cacheable[i] * rate
+        view = SessionView(request.session_id, None if i is None else state.model,
+                           int(cacheable.max()), rate,
+                           None if i is None else state.expires_at - now)
+        saving = cached * (self.catalog.price_in - self.catalog.price_cached)
+        if self.catalog.write_surcharge.any():
+            caches = np.array([self.sessions.hit_rate(request.tenant, n)
+                               for n in self.catalog.names])
+            saving -= caches * (features.input_tokens - cached) * self.catalog.write_surcharge
+        return view, cached, cacheable, saving
 
     def _pool(self, tenant: str, policy: PolicyConfig, exact: bool = False) -> Pool:
         """A tenant's pooled view of a policy's models. Refitted (in a fixed order, so the
@@ -338,7 +394,7 @@ class Engine:
         return reading.alpha / total * strength, reading.beta / total * strength
 
     def _score(self, table: BucketArms, tenant: str, policy: PolicyConfig, bucket: str,
-               features: Features, now: float) -> _Scored:
+               features: Features, now: float, saving: np.ndarray | None = None) -> _Scored:
         reading = self._cached_read(tenant, policy, bucket, table, now)
         out = reading.output_tokens
         if features.output_tokens is None:
@@ -346,8 +402,12 @@ class Engine:
         else:
             out = np.minimum(out, features.output_tokens)
             cost = self.catalog.cost(features.input_tokens, out)
+        if saving is not None:  # a session turn: what its cache changes its price by
+            cost = np.maximum(cost - saving, 0.0)
+        if self.commitments:  # a committed provider's calls at their marginal price
+            cost = cost * np.array(self.commitments.factors(self.catalog.models, now))
         floor = objective.cost_floor(features.input_tokens + reading.longest_answer) \
-            if self.catalog.has_free else 0.0
+            if self.catalog.has_free or self.commitments else 0.0
         arms = ArmPosteriors(reading.alpha, reading.beta, reading.latency_mean,
                              reading.latency_var, reading.latency_count, cost,
                              reading.typical_latency_ms, reading.sampler, reading.quality_low,
@@ -413,8 +473,8 @@ class Engine:
                              f"max_latency_ms {c.max_latency_ms:.0f}")
         return out
 
-    def _explain(self, request, features, scored: _Scored, choice,
-                 chosen: int, mode: str) -> tuple[ArmExplanation, ...]:
+    def _explain(self, request, features, scored: _Scored, choice, chosen: int, mode: str,
+                 cached: np.ndarray | None = None) -> tuple[ArmExplanation, ...]:
         arms = scored.arms
         lo, hi = posterior.quality_interval(arms.alpha, arms.beta)
         reasons = self._reasons(request, features, arms)
@@ -437,7 +497,8 @@ class Engine:
                 utility=float(choice.score[k]) if drawn and mode == "utility"
                 else None,
                 value=float(choice.score[k] + shift) if drawn and value else None,
-                contending=bool(choice.contending[k]) if drawn and value else None)
+                contending=bool(choice.contending[k]) if drawn and value else None,
+                cached_input_tokens=None if cached is None else float(cached[i]))
 
         return tuple(arm(i, name) for i, name in enumerate(self.catalog.names))
 

@@ -90,9 +90,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncI
     log.info("stopped", db=store.path)
 
 
-def _spent(engine: Engine, spent: list[tuple[str, str, float, float]]) -> None:
-    for tenant, policy, usd, at in spent:
-        engine.spent(tenant, policy, usd, at)
+def _spent(engine: Engine, spent: list[tuple[str, str, float, float, str]]) -> None:
+    for tenant, policy, usd, at, model in spent:
+        engine.spent(tenant, policy, usd, at, model)
 
 
 async def _flush_forever(store: Store) -> None:

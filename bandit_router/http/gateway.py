@@ -14,7 +14,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from bandit_router.core.bounds import clamped_usage
+from bandit_router.core.bounds import cached_usage, clamped_usage
 from bandit_router.core.catalog import Catalog
 from bandit_router.core.errors import UnknownModel
 from bandit_router.core.route_id import new_nonce
@@ -52,7 +52,8 @@ def _openai_error(status: int, message: str, code: str, field: str | None = None
                    "field": field}}), **kw)
 
 
-def _route_request(config: Config, body: Fields, tenant: str) -> RouteRequest:
+def _route_request(config: Config, body: Fields, tenant: str,
+                   session: str | None = None) -> RouteRequest:
     """The chat request as a route request: its messages are the prompt; `max_tokens`
     bounds the expected answer; `model` is a policy's alias or one catalog model."""
     model = body.string("model", required=True, max_len=256)
@@ -65,7 +66,7 @@ def _route_request(config: Config, body: Fields, tenant: str) -> RouteRequest:
     # chosen, so it takes no share of the traffic and no decision it could not answer.
     request = replace(parse_route(route, config.server.max_messages,
                                   config.server.max_content_parts), tenant=tenant,
-                      measured=True, needs_upstream=True)
+                      measured=True, needs_upstream=True, session_id=session)
     policy = config.aliases().get(model)
     if policy is not None:
         return replace(request, policy=policy)
@@ -105,13 +106,18 @@ def _learn(app: web.Application, route_id: str, ticket: RouteTicket, call: Call,
         app[METRICS].usage_clamped(model.name)
         log.warning("upstream_usage_clamped", route_id=route_id, model=model.name,
                     input_tokens=call.input_tokens, output_tokens=call.output_tokens)
+    cached, written = cached_usage(inputs, call.cached_input_tokens, call.cache_write_tokens)
     facts = Facts(latency_ms=min(call.latency_ms, MAX_CALL_MS), input_tokens=inputs,
-                  output_tokens=outputs, success=call.ok, implicit_quality=implicit)
+                  output_tokens=outputs, success=call.ok, implicit_quality=implicit,
+                  cached_input_tokens=cached, cache_write_tokens=written)
 
     async def record() -> None:
         try:
             result = await app[STORE].record_feedback(route_id, ticket, facts)
-            app[METRICS].fed_back(ticket, result.spend_usd)
+            app[METRICS].fed_back(ticket, result.spend_usd, result.cached_input_tokens,
+                                  result.cache_savings_usd)
+            if cached is not None:
+                app[ENGINE].sessions.observe(route_id, cached)
         except Exception as exc:  # a storage fault must not fail the forwarded answer
             app[METRICS].background_failed("measured")
             log.error("gateway_feedback_failed", route_id=route_id, error=str(exc))
@@ -129,7 +135,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     raw = await read_json(request)
     body = Fields(raw)
     stream = bool(body.boolean("stream"))
-    route = _route_request(config, body, caller.tenant)
+    session = learning.session_of(request, raw)
+    route = _route_request(config, body, caller.tenant, session)
     _require_upstream(app[ENGINE].catalog, route)
     started = time.perf_counter()
     decision = app[ENGINE].decide(route)
@@ -158,8 +165,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             _learn(app, route_id, ticket, call, config.model(model), route.max_output_tokens,
                    implicit)
             if call.ok:
-                learning.after_answer(app, route_id, ticket, call, raw,
-                                      learning.session_of(request, raw))
+                if session is not None and model != decision.model:  # a fallback answered
+                    app[ENGINE].turn(decision.tenant, session, model, decision.input_tokens)
+                learning.after_answer(app, route_id, ticket, call, raw, session)
         if call.streamed is not None:
             return call.streamed
         if call.ok:

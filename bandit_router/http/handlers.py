@@ -53,6 +53,7 @@ from bandit_router.storage.stats import (
     STATS_QUERY,
     WINDOW_HOURS,
     budget_json,
+    commitment_json,
     stats_json,
     window_start,
 )
@@ -197,8 +198,11 @@ async def feedback(request: web.Request) -> web.Response:
         raise RouteNotFound(f"route_id expired: decisions older than {ttl_h:g} h "
                             f"(storage.decision_ttl_hours) take no feedback", "route_id")
     result = await app[STORE].record_feedback(route_id, ticket, facts, idempotency_key)
+    if facts.cached_input_tokens is not None and not result.replayed:
+        app[ENGINE].sessions.observe(route_id, facts.cached_input_tokens)
     if not result.replayed:
-        app[METRICS].fed_back(ticket, result.spend_usd)
+        app[METRICS].fed_back(ticket, result.spend_usd, result.cached_input_tokens,
+                              result.cache_savings_usd)
         quality = dict(result.resolution.applied).get("quality")
         if quality is not None:  # joins its rule bucket's sample, for refinement
             app[ENGINE].learned.answered(route_id, ticket.model, quality)
@@ -259,6 +263,9 @@ async def stats(request: web.Request) -> web.Response:
         budget_json(s, pacing_base(engine.policy(s.budget.policy)), viewer)
         for s in engine.budgets.status(now)
         if s.budget.tenant in (None, caller.tenant) or viewer is None]
+    # commitments are the operator's contracts with providers: every tenant's spend fills them
+    body["commitments"] = [commitment_json(s) for s in engine.commitments.status(now)] \
+        if viewer is None else []
     body["learned_buckets"] = [
         {"tenant": sp.tenant, "policy": sp.policy, **child_json(sp, c)}
         for _, sp in sorted(engine.learned.splits.items())

@@ -78,6 +78,11 @@ class Metrics:
         self._corrections = counter("spend_corrections_usd", "Spend taken back when a later "
                                     "cost_usd replaced a call's token-priced charge, in USD; "
                                     "net spend = spend - this")
+        self._cached = counter("cached_input_tokens", "Input tokens read from a provider's "
+                               "prompt cache (part of the input), from feedback")
+        self._cache_saved = counter("cache_savings_usd", "What prompt caching saved against "
+                                    "full input price, in USD (net of dearer cache writes, "
+                                    "when positive)")
         self._errors = counter("errors", "Error answers, by error code", ("code",))
         self._judged = counter("judge_calls", "Calls to the judge model, by outcome (scored, "
                                "unparsed, error, timeout; skipped_budget: not made)",
@@ -113,7 +118,8 @@ class Metrics:
         self._child(self._decisions, labels).inc()
         self.decision_seconds.observe(seconds)
 
-    def fed_back(self, ticket: RouteTicket, spend_usd: float) -> None:
+    def fed_back(self, ticket: RouteTicket, spend_usd: float, cached_tokens: float = 0.0,
+                 cache_savings_usd: float = 0.0) -> None:
         """A committed feedback message (not a replay) and the spend it added; a negative
         amount is a correction (a cost_usd that replaced a call's token-priced charge),
         counted apart so that both counters only grow, as Prometheus requires."""
@@ -125,6 +131,10 @@ class Metrics:
             spend.inc(spend_usd)
         else:
             corrections.inc(-spend_usd)
+        if cached_tokens > 0:
+            self._child(self._cached, labels).inc(cached_tokens)
+        if cache_savings_usd > 0:
+            self._child(self._cache_saved, labels).inc(cache_savings_usd)
 
     def error(self, code: str) -> None:
         self._child(self._errors, (code,)).inc()
@@ -171,6 +181,7 @@ class Metrics:
             yield from _posteriors(engine, tenant)
             yield from _budgets(engine, tenant)
             if tenant is None:
+                yield from _commitments(engine)
                 yield from _storage(store)
 
 
@@ -232,6 +243,26 @@ def _budgets(engine: Engine, tenant: str | None) -> Iterator[Metric]:
             if tenant is None or spender == tenant:
                 own.add_metric([*key, spender], usd)
     yield from (limit, spent, remaining, price, own)
+
+
+def _commitments(engine: Engine) -> Iterator[Metric]:
+    """Each [[commitments]] entry in its current window (operators only: the contracts
+    every tenant's traffic fills)."""
+    labels = ["commitment", "window"]
+    used = GaugeMetricFamily(f"{PREFIX}_commitment_used_usd", "List-price usage of a "
+                             "commitment's models in its current window, in USD", labels=labels)
+    capacity = GaugeMetricFamily(f"{PREFIX}_commitment_capacity_usd", "List-price usage a "
+                                 "prepaid commitment buys per window, in USD", labels=labels)
+    factor = GaugeMetricFamily(f"{PREFIX}_commitment_price_factor", "The multiple of list "
+                               "price decisions price a commitment's models at now",
+                               labels=labels)
+    for s in engine.commitments.status(engine.now()):
+        key = [s.commitment.name, s.commitment.window]
+        used.add_metric(key, s.used_usd)
+        if s.capacity_usd is not None:
+            capacity.add_metric(key, s.capacity_usd)
+        factor.add_metric(key, s.price_factor)
+    yield from (used, capacity, factor)
 
 
 def _storage(store: Store) -> Iterator[Metric]:

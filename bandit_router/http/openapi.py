@@ -191,6 +191,9 @@ def _route_request(server: ServerConfig, config: Config | None) -> dict:
         "explain": {"type": "boolean", "description": "include the objective and every "
                                                       "model's posterior, sample and the "
                                                       "value (or utility) that ranked it"},
+        "session_id": {"type": "string", "minLength": 1, "maxLength": wire.MAX_SESSION_ID,
+                       "description": "the conversation this turn belongs to: its earlier "
+                                      "model's prompt cache is priced in (docs/sessions.md)"},
     }
     return _object(properties, oneOf=[{"required": ["prompt"]}, {"required": ["messages"]}],
                    description="A request to route. A field set to null counts as absent.")
@@ -215,6 +218,17 @@ def _feedback_request(config: Config | None) -> dict:
         "cost_usd": {"type": "number", "minimum": 0, "maximum": wire.MAX_COST_USD,
                      "description": "what the call cost; wins over the tokens priced from "
                                     "the catalog; at most twice its tokens at list price"},
+        "cached_input_tokens": {"type": "integer", "minimum": 0,
+                                "maximum": most_in or wire.MAX_TOKENS,
+                                "description": "the part of input_tokens read from the "
+                                               "provider's prompt cache, priced at the model's "
+                                               "cached_input_per_mtok; needs input_tokens (now "
+                                               "or before); with cache_write_tokens at most "
+                                               "input_tokens"},
+        "cache_write_tokens": {"type": "integer", "minimum": 0,
+                               "maximum": most_in or wire.MAX_TOKENS,
+                               "description": "the part of input_tokens written to the "
+                                              "prompt cache, priced at cache_write_per_mtok"},
     }
     assert tuple(facts) == CLIENT_FACTS
     return _object({
@@ -402,6 +416,9 @@ def _response_schemas() -> dict[str, dict]:
         "contending": {"type": ["boolean", "null"], "description": "value mode: false when "
                        "the model was set aside (it cannot matter at the policy's "
                        "contention_level)"},
+        "cached_input_tokens": {**NUMBER, "description": "a session turn only: the input "
+                                "this model's prompt cache likely holds, priced at its cached "
+                                "price in expected_cost_usd"},
     }, required=("eligible", "reason", "quality_mean", "quality_interval", "quality_sample",
                  "expected_cost_usd", "expected_latency_ms", "utility", "value", "contending"),
         closed=False)
@@ -417,6 +434,19 @@ def _response_schemas() -> dict[str, dict]:
                                           "went to (null: its rule bucket)"},
         "explanation": {"type": "object", "additionalProperties": _ref("ArmExplanation"),
                         "description": "per model, only with explain: true"},
+        "session": _object({
+            "session_id": {"type": "string"},
+            "previous_model": {"type": ["string", "null"], "description": "the last turn's "
+                               "model; null for a new or forgotten session"},
+            "cached_prefix_tokens": {**INTEGER, "description": "of this prompt, what "
+                                     "previous_model's cache may hold"},
+            "hit_rate": {**NULLABLE_NUMBER, "description": "previous_model's learned share "
+                         "of such a prefix served from cache"},
+            "expires_in_s": {**NULLABLE_NUMBER, "description": "until the session is "
+                             "forgotten (the provider's cache lifetime)"},
+        }, required=("session_id", "previous_model", "cached_prefix_tokens"), closed=False,
+            description="only with explain, for a request with session_id; this replica's "
+                        "memory"),
         "objective": _object({
             "mode": {"type": "string", "enum": ["value", "utility", "cheapest_adequate"]},
             "points_per_price_doubling": NUMBER, "points_per_latency_doubling": NUMBER,
@@ -438,7 +468,8 @@ def _response_schemas() -> dict[str, dict]:
                  "expected_latency_ms", "fallbacks"), closed=False)
     applied = _object({
         "quality": NUMBER, "latency_ms": NUMBER, "input_tokens": INTEGER,
-        "output_tokens": INTEGER, "success": {"type": "boolean"}, "cost_usd": NUMBER},
+        "output_tokens": INTEGER, "success": {"type": "boolean"}, "cost_usd": NUMBER,
+        "cached_input_tokens": INTEGER, "cache_write_tokens": INTEGER},
         description="the facts applied (quality may come from success: false)")
     feedback = _object({
         "route_id": {"type": "string"}, "policy": {"type": "string"},
@@ -509,6 +540,17 @@ def _response_schemas() -> dict[str, dict]:
                             "field")}
 
 
+CACHE_FIGURES = {
+    "cached_input_tokens": {"type": "number", "description": "input tokens read from a "
+                            "provider's prompt cache (part of input_tokens)"},
+    "cache_hit_rate": {"type": ["number", "null"],
+                       "description": "cached_input_tokens / input_tokens"},
+    "cache_savings_usd": {"type": "number", "description": "what the cache saved against "
+                          "full input price (cache writes dearer than input count against "
+                          "it)"},
+}
+
+
 def _stats_schemas() -> dict[str, dict]:
     figures = {
         "decisions": INTEGER, "feedback": {**INTEGER, "description": "routes with feedback"},
@@ -518,7 +560,7 @@ def _stats_schemas() -> dict[str, dict]:
         "savings_usd": {**NUMBER, "description": "reference_usd minus the spend of calls "
                                                  "with token counts"},
         "savings_pct": NULLABLE_NUMBER, "mean_quality": NULLABLE_NUMBER,
-        "input_tokens": NUMBER, "output_tokens": NUMBER}
+        "input_tokens": NUMBER, "output_tokens": NUMBER, **CACHE_FIGURES}
     shares = {"type": "object", "additionalProperties": NUMBER}
     group = _object({"tenant": {"type": "string"}, "policy": {"type": "string"},
                      "bucket": {"type": "string"}, **figures, "share": shares,
@@ -548,8 +590,26 @@ def _stats_schemas() -> dict[str, dict]:
         closed=False)
     model = _object({"model": {"type": "string"}, "decisions": INTEGER, "share": NUMBER,
                      "spend_usd": NUMBER, "mean_quality": NULLABLE_NUMBER,
-                     "cost_per_request_usd": NULLABLE_NUMBER},
+                     "cost_per_request_usd": NULLABLE_NUMBER, **CACHE_FIGURES},
                     required=("model", "decisions", "share", "spend_usd"), closed=False)
+    commitment = _object({
+        "name": {"type": "string"}, "provider": {"type": ["string", "null"]},
+        "model": {"type": ["string", "null"]},
+        "window": {"type": "string", "enum": ["hour", "day", "month"]},
+        "start": NUMBER, "end": NUMBER, "amount_usd": NULLABLE_NUMBER, "discount": NUMBER,
+        "capacity_usd": {**NULLABLE_NUMBER, "description": "list-price usage the amount "
+                         "buys: amount_usd / (1 - discount); null for a flat discount"},
+        "used_usd": {**NUMBER, "description": "list-price usage of the covered models in the "
+                     "window"},
+        "remaining_usd": NULLABLE_NUMBER,
+        "forecast_usd": {**NULLABLE_NUMBER, "description": "usage by the window's end at the "
+                         "pace so far"},
+        "left_on_table_usd": {**NULLABLE_NUMBER, "description": "paid for and forecast "
+                              "unused: (capacity - forecast) x (1 - discount)"},
+        "price_factor": {**NUMBER, "description": "the multiple of list price the covered "
+                         "models are priced at in decisions now"},
+        "pacing": {"type": "boolean"},
+    }, required=("name", "window", "used_usd", "price_factor"), closed=False)
     lane = _object({
         "key": {"type": "string"}, "policy": {"type": ["string", "null"]},
         "bucket": {"type": "string"},
@@ -579,6 +639,9 @@ def _stats_schemas() -> dict[str, dict]:
                    "description": "each model's colour (bandit_router/core/palette.py), the same "
                                   "as in the benchmark figures"},
         "budgets": {"type": "array", "items": _ref("BudgetStatus")},
+        "commitments": {"type": "array", "items": commitment,
+                        "description": "operator keys only: each [[commitments]] entry's "
+                                       "utilisation in its current window (docs/sessions.md)"},
         "learned_buckets": {"type": "array", "items": _ref("LearnedBucket")},
     }, required=("window", "since", "until", "reference_model", "totals", "groups", "models",
                  "series", "timeline", "colors", "budgets"), closed=False)

@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from bandit_router.core.cache_prices import prompt_usage
 from bandit_router.core.settings import GatewayConfig, Upstream
 from bandit_router.http import upstream_answer as checked
 from bandit_router.http.drain import Drain
@@ -40,6 +41,9 @@ class Call:
     first_token_ms: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    # parts of input_tokens read from / written to the prompt cache (core/cache_prices.py)
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
     retryable: bool = False  # worth trying the next model
     body: bytes | None = None  # a non-streamed answer (or the upstream's client error)
     streamed: web.StreamResponse | None = None  # a streamed answer, already sent
@@ -125,9 +129,12 @@ class Upstreams:
         usage = data.get("usage") or {}
         data["model"] = model
         text, finish = _first_choice(data)
-        return Call(True, 200, "ok", _ms(started), input_tokens=usage.get("prompt_tokens"),
+        prompt = prompt_usage(usage)
+        return Call(True, 200, "ok", _ms(started), input_tokens=prompt.input_tokens,
                     output_tokens=usage.get("completion_tokens"), body=orjson.dumps(data),
-                    text=text, finish_reason=finish)
+                    text=text, finish_reason=finish,
+                    cached_input_tokens=prompt.cached_input_tokens,
+                    cache_write_tokens=prompt.cache_write_tokens)
 
     async def complete(self, upstream: Upstream, body: dict,
                        timeout_s: float) -> tuple[int | None, dict | None, str]:
@@ -251,8 +258,11 @@ class _Stream:
         except _FAILURES as exc:
             return await self._broken(exc, drain)
         output = self.usage.get("completion_tokens")
+        prompt = prompt_usage(self.usage)
         return Call(True, 200, "ok", _ms(self.started), first_token_ms=self.first,
-                    input_tokens=self.usage.get("prompt_tokens"),
+                    input_tokens=prompt.input_tokens,
+                    cached_input_tokens=prompt.cached_input_tokens,
+                    cache_write_tokens=prompt.cache_write_tokens,
                     output_tokens=output if output is not None else -(-self.chars // 4),
                     streamed=self.out, text="".join(self.text)[:MAX_TEXT_KEPT],
                     finish_reason=self.finish_reason)

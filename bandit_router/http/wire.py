@@ -26,7 +26,8 @@ from bandit_router.core.types import (
 from bandit_router.http.validate import Fields
 
 ROUTE_FIELDS = frozenset({"prompt", "messages", "task", "bucket", "policy", "constraints",
-                          "weights", "input_tokens", "max_output_tokens", "explain"})
+                          "weights", "input_tokens", "max_output_tokens", "explain",
+                          "session_id"})
 CONSTRAINT_FIELDS = frozenset({"models", "exclude", "max_cost_usd", "max_latency_ms"})
 WEIGHT_FIELDS = frozenset({"cost", "latency", "points_per_price_doubling",
                            "points_per_latency_doubling"})
@@ -44,6 +45,7 @@ MAX_ROLE = 64  # a message's role, a content part's type
 MAX_TASK = 64
 MAX_NAME = 128  # a bucket or policy name in a route request
 MAX_RESET_NAME = 256
+MAX_SESSION_ID = 256  # a session_id (the gateway's prompt_cache_key, x-session-id)
 
 
 def _content(value: Any, path: str) -> str:
@@ -130,7 +132,15 @@ def parse_route(data: Any, max_messages: int, max_parts: int = 4096) -> RouteReq
         input_tokens=body.integer("input_tokens", 0, MAX_TOKENS),
         max_output_tokens=body.integer("max_output_tokens", 1, MAX_TOKENS),
         explain=bool(body.boolean("explain")),
+        session_id=_session_id(body),
     )
+
+
+def _session_id(body: Fields) -> str | None:
+    session = body.string("session_id", max_len=MAX_SESSION_ID)
+    if session == "":
+        raise InvalidField("session_id must not be empty", "session_id")
+    return session
 
 
 def parse_feedback(data: Any) -> tuple[str, Facts, str | None]:
@@ -147,6 +157,8 @@ def parse_feedback(data: Any) -> tuple[str, Facts, str | None]:
         output_tokens=body.integer("output_tokens", 0, MAX_TOKENS),
         success=body.boolean("success"),
         cost_usd=body.number("cost_usd", 0.0, MAX_COST_USD),
+        cached_input_tokens=body.integer("cached_input_tokens", 0, MAX_TOKENS),
+        cache_write_tokens=body.integer("cache_write_tokens", 0, MAX_TOKENS),
     )
     if not facts.items():
         raise MissingField(f"feedback needs at least one of {', '.join(CLIENT_FACTS)}",
@@ -161,6 +173,8 @@ def _explanation(arm: ArmExplanation) -> dict:
         "quality_sample": arm.quality_sample, "expected_cost_usd": arm.expected_cost_usd,
         "expected_latency_ms": arm.expected_latency_ms, "utility": arm.utility,
         "value": arm.value, "contending": arm.contending,
+        **({} if arm.cached_input_tokens is None
+           else {"cached_input_tokens": arm.cached_input_tokens}),
     }
 
 
@@ -195,6 +209,11 @@ def decision_json(d: Decision, operator: bool = True) -> dict:
             out["objective"] = {"mode": d.objective.mode}
     if d.explanation is not None:
         out["explanation"] = {arm.model: _explanation(arm) for arm in d.explanation}
+    if d.session is not None:
+        s = d.session
+        out["session"] = {"session_id": s.session_id, "previous_model": s.previous_model,
+                          "cached_prefix_tokens": s.cached_prefix_tokens,
+                          "hit_rate": s.hit_rate, "expires_in_s": s.expires_in_s}
     return out
 
 

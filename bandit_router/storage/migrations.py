@@ -211,6 +211,16 @@ def m012_judge_scores(db: Database) -> None:
     db.execute("ALTER TABLE arms ADD COLUMN jq_neg REAL NOT NULL DEFAULT 0")
 
 
+PROMPT_CACHE_COLUMNS = ("cached_input_tokens", "cache_savings_usd")
+
+
+@migrations()
+def m013_prompt_cache(db: Database) -> None:
+    """Per hour: input tokens read from a provider's prompt cache, and what that saved."""
+    for column in PROMPT_CACHE_COLUMNS:
+        db.execute(f"ALTER TABLE usage ADD COLUMN {column} REAL NOT NULL DEFAULT 0")
+
+
 def apply(db: Database) -> None:
     """Apply what is pending under the database's write lock, deciding what is pending only
     once the lock is held: two processes starting on a fresh file would otherwise both see

@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from bandit_router.storage.migrations import JUDGE_USAGE_COLUMNS
+from bandit_router.storage.migrations import JUDGE_USAGE_COLUMNS, PROMPT_CACHE_COLUMNS
 
 WRITE_LOCK = 0x62616E6469  # pg_advisory_xact_lock key: one writer at a time, per database
 CONNECT_TIMEOUT_S = 5.0
@@ -289,6 +289,10 @@ MIGRATIONS: dict[str, list[str]] = {
         "ALTER TABLE arms ADD COLUMN jq_pos DOUBLE PRECISION NOT NULL DEFAULT 0",
         "ALTER TABLE arms ADD COLUMN jq_neg DOUBLE PRECISION NOT NULL DEFAULT 0",
     ],
+    # matches migrations.m013_prompt_cache
+    "p009_prompt_cache": [
+        f"ALTER TABLE usage ADD COLUMN {column} DOUBLE PRECISION NOT NULL DEFAULT 0"
+        for column in PROMPT_CACHE_COLUMNS],
 }
 
 

@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, fields
 
 from bandit_router.core.budget import Budgets, BudgetStatus, window_bounds
+from bandit_router.core.commitments import Commitments, CommitmentStatus
 from bandit_router.core.settings import Config, Model
 from bandit_router.core.sources import judge_figures
 from bandit_router.core.spend import HOUR_S, Prices, hour_of
@@ -50,6 +51,10 @@ class Tally:
     pair_cc: float = 0.0
     pair_jj: float = 0.0
     pair_cj: float = 0.0
+    # prompt caching: input tokens read from cache (part of input_tokens), and what the
+    # cache saved against full input price
+    cached_input_tokens: float = 0.0
+    cache_savings_usd: float = 0.0
 
     def add(self, other: Tally) -> None:
         for f in fields(self):
@@ -130,8 +135,17 @@ def summarize(rows: list[UsageRow], since: float, until: float, reference_model:
 # --- figures -------------------------------------------------------------------------------
 
 def reference_usd(t: Tally, reference: Prices) -> float:
-    """What the same tokens would have cost on the reference model."""
-    return reference.cost(t.input_tokens, t.output_tokens)
+    """What the same tokens would have cost on the reference model (the cached ones at its
+    cached price: staying on it, a session would have been cached there too)."""
+    return reference.cost(t.input_tokens, t.output_tokens, t.cached_input_tokens)
+
+
+def cache_figures(t: Tally) -> dict:
+    """Prompt caching: the share of input read from cache, and what it saved."""
+    return {"cached_input_tokens": t.cached_input_tokens,
+            "cache_hit_rate": t.cached_input_tokens / t.input_tokens if t.input_tokens
+            else None,
+            "cache_savings_usd": t.cache_savings_usd}
 
 
 def figures(t: Tally, reference: Prices) -> dict:
@@ -146,6 +160,7 @@ def figures(t: Tally, reference: Prices) -> dict:
         "savings_pct": 100.0 * savings / ref if ref > 0 else None,
         "mean_quality": t.quality_sum / t.quality_n if t.quality_n else None,
         "input_tokens": t.input_tokens, "output_tokens": t.output_tokens,
+        **cache_figures(t),
     }
 
 
@@ -160,7 +175,8 @@ def by_model_json(s: Summary) -> list[dict]:
     return [{"model": m, "decisions": t.decisions,
              "share": t.decisions / total if total else 0.0, "spend_usd": t.spend_usd,
              "mean_quality": t.quality_sum / t.quality_n if t.quality_n else None,
-             "cost_per_request_usd": t.spend_usd / t.decisions if t.decisions else None}
+             "cost_per_request_usd": t.spend_usd / t.decisions if t.decisions else None,
+             **cache_figures(t)}
             for m, t in sorted(tallies.items(), key=lambda kv: (-kv[1].decisions, kv[0]))]
 
 
@@ -191,6 +207,19 @@ def stats_json(rows: list[UsageRow], window: str, since: float, now: float,
                reference: Model, disagreement: float = 0.25) -> dict:
     return summary_json(summarize(rows, since, now, reference.name, Prices.of(reference)),
                         window, disagreement)
+
+
+def commitment_json(s: CommitmentStatus) -> dict:
+    """A commitment's utilisation in its current window. `used_usd` is list-price usage,
+    the prices spend is recorded at; `price_factor` the multiple of list price the router
+    prices the covered models at now (core/commitments.py)."""
+    c = s.commitment
+    return {"name": c.name, "provider": c.provider, "model": c.model, "window": c.window,
+            "start": s.start, "end": s.end, "amount_usd": c.amount_usd,
+            "discount": c.discount, "capacity_usd": s.capacity_usd, "used_usd": s.used_usd,
+            "remaining_usd": s.remaining_usd, "forecast_usd": s.forecast_usd,
+            "left_on_table_usd": s.left_on_table_usd, "price_factor": s.price_factor,
+            "pacing": c.pacing}
 
 
 def budget_json(s: BudgetStatus, base_cost_weight: float | None,
@@ -234,4 +263,16 @@ def usage_stats(conn: sqlite3.Connection, config: Config, now: float, window: st
         budgets.charge(row.tenant, row.policy, row.tally.spend_usd, row.hour)
     stats["budgets"] = [budget_json(s, None) for s in budgets.status(now)
                         if s.budget.tenant in (None, tenant)]  # the CLI runs as operator
+    stats["commitments"] = [commitment_json(s) for s in _commitments(conn, config, now)]
     return stats
+
+
+def _commitments(conn: sqlite3.Connection, config: Config, now: float
+                 ) -> list[CommitmentStatus]:
+    """Each commitment's window so far, from the usage rows (every tenant's)."""
+    commitments = Commitments(config.commitments, now)
+    first = min((window_bounds(c.window, now)[0] for c in config.commitments), default=now)
+    models = {m.name: m for m in config.models}
+    for row in read_usage(conn, first):
+        commitments.charge(models.get(row.model), row.tally.spend_usd, row.hour)
+    return commitments.status(now)

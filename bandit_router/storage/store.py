@@ -203,8 +203,9 @@ def add_usage(db: Database, rows: list[tuple[str, str, str, str, float, Tally]])
     db.conn.executemany(_ADD_USAGE, [(*key, *astuple(t)) for *key, t in rows])
 
 
-# A charge to count against the budgets once committed: (tenant, policy, usd, at).
-Spent = tuple[str, str, float, float]
+# A charge to count against the budgets (and the commitments covering its model) once
+# committed: (tenant, policy, usd, at, model).
+Spent = tuple[str, str, float, float, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,8 @@ class FeedbackResult:
     resolution: Resolution
     replayed: bool = False  # the stored answer to an earlier send with the same idempotency key
     spend_usd: float = 0.0  # spend this message added (negative: corrected); 0 for a replay
+    cached_input_tokens: float = 0.0  # input it reported read from a prompt cache
+    cache_savings_usd: float = 0.0  # what that cache saved against full input price
 
     def to_json(self) -> bytes:
         r = self.resolution
@@ -256,8 +259,9 @@ class _Load:
             "ORDER BY rowid DESC) AS rn "
             "FROM decisions) AS d WHERE rn <= ? ORDER BY r", [self.window]).fetchall()
         spend = db.execute(
-            "SELECT tenant, policy, sum(spend_usd), hour FROM usage WHERE hour >= ? "
-            "GROUP BY tenant, policy, hour HAVING sum(spend_usd) != 0 ORDER BY hour",
+            "SELECT tenant, policy, sum(spend_usd), hour, model FROM usage WHERE hour >= ? "
+            "GROUP BY tenant, policy, hour, model HAVING sum(spend_usd) != 0 "
+            "ORDER BY hour, model",
             [hour_of(self.now - SPEND_MEMORY_S)]).fetchall()
         judged = db.execute(
             "SELECT sum(judge_spend_usd), hour FROM usage WHERE hour >= ? GROUP BY hour "
@@ -497,12 +501,16 @@ class _RecordFeedback:
         # correction of yesterday's call changes yesterday, never today's budget
         self.batch.add((*arm, hour_of(t.created_at)), Tally(
             spend_usd=delta.spend_usd, tokened_spend_usd=delta.tokened_spend_usd,
-            input_tokens=delta.input_tokens, output_tokens=delta.output_tokens))
+            input_tokens=delta.input_tokens, output_tokens=delta.output_tokens,
+            cached_input_tokens=delta.cached_input_tokens,
+            cache_savings_usd=delta.cache_savings_usd))
         for key, evidence in learned:
             self.book.stage(key, evidence)
         if delta.spend_usd:
-            self.stage_spend((t.tenant, t.policy, delta.spend_usd, t.created_at))
-        return FeedbackResult(feedback_id, resolution, spend_usd=delta.spend_usd)
+            self.stage_spend((t.tenant, t.policy, delta.spend_usd, t.created_at, t.model))
+        return FeedbackResult(feedback_id, resolution, spend_usd=delta.spend_usd,
+                              cached_input_tokens=delta.cached_input_tokens,
+                              cache_savings_usd=delta.cache_savings_usd)
 
 
 class _Reset:
@@ -660,7 +668,7 @@ class Store:
             end = feedback_id
             if spend:
                 t = event.ticket
-                self._spent.append((t.tenant, t.policy, spend, t.created_at))
+                self._spent.append((t.tenant, t.policy, spend, t.created_at, t.model))
         self._batch.start(end)
 
     def _fold_catalog(self, db: Database) -> None:

@@ -75,3 +75,35 @@ def test_objective_experiment_runs_and_meets_its_target(script: str, tmp_path: P
     assert (tmp_path / f"{script}.png").read_bytes()[:4] == b"\x89PNG"
     assert "**met**" in (tmp_path / f"{script}.md").read_text()
     assert result["target"]["met"], result["target"]
+
+
+def test_cache_aware_sessions_spend_less_than_cache_blind_at_equal_quality():
+    """A small seeded run of experiments/sessions.py's world: the direction of its result."""
+    from bandit_router.bench import sessions as ws
+    from bandit_router.config import load
+
+    cfg = ws.catalog(load(ROOT / "config.toml"), ("gpt-5-mini", "gemini-2.5-flash"))
+    quality = {"gpt-5-mini": 0.86, "gemini-2.5-flash": 0.85}
+    sessions = ws.session_lengths(np.random.default_rng(3), 30)
+    blind = ws.run_sessions(cfg, quality, sessions, 3, "blind")
+    aware = ws.run_sessions(cfg, quality, sessions, 3, "aware")
+    assert aware.spend <= 0.8 * blind.spend, (aware.spend, blind.spend)
+    assert aware.switches < blind.switches
+    assert abs(np.mean(aware.quality) - np.mean(blind.quality)) < 0.05
+
+
+def test_a_paced_commitment_is_used_more_than_plain_routing_and_not_overshot():
+    from bandit_router.bench import sessions as ws
+    from bandit_router.config import load
+    from bandit_router.core.settings import CommitmentConfig
+    from bandit_router.core.spend import Prices
+
+    cfg = ws.catalog(load(ROOT / "config.toml"), ("claude-haiku-4-5", "gpt-5-mini"))
+    quality = {"claude-haiku-4-5": 0.86, "gpt-5-mini": 0.86}
+    traffic = ws.daily_traffic(np.random.default_rng(1), 25)
+    capacity = 0.5 * sum(traffic) * Prices.of(cfg.model("claude-haiku-4-5")).cost(6000, 300)
+    paced = CommitmentConfig("p", provider="anthropic", amount_usd=capacity * 0.7,
+                             discount=0.3)
+    plain = ws.run_commitment(cfg, None, capacity, quality, traffic, 1)
+    used = ws.run_commitment(cfg, paced, capacity, quality, traffic, 1)
+    assert plain.used < 0.7 * capacity < used.used <= 1.05 * capacity

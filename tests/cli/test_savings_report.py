@@ -122,3 +122,36 @@ def test_the_judge_has_its_own_spend_line():
     quiet = {**judge, "calls": 0, "implicit_facts": 0}
     assert "judge:" not in render({**stats, "totals": {**stats["totals"], "judge": quiet}},
                                   "default")
+
+
+COMMITMENT = ('\n[[commitments]]\nname = "openai-prepaid"\nprovider = "openai"\n'
+              'amount_usd = 100.0\ndiscount = 0.2\n')
+
+
+async def test_report_shows_cache_savings_and_commitments_as_the_api(app_config: Config,
+                                                                     tmp_path: Path):
+    from bandit_router.config import load
+
+    path = tmp_path / "config.toml"
+    path.write_text((ROOT / "config.toml").read_text() + COMMITMENT)
+    config = replace(load(path), storage=app_config.storage)
+    async with TestClient(TestServer(create_app(config))) as c:
+        for name in ("gpt-5-mini", "gemini-2.5-flash"):
+            d = await (await c.post("/v1/route", json={
+                "prompt": "Say hi.", "constraints": {"models": [name]}})).json()
+            r = await c.post("/v1/feedback", json={
+                "route_id": d["route_id"], "input_tokens": 20_000, "output_tokens": 100,
+                "cached_input_tokens": 15_000})
+            assert r.status == 200, await r.text()
+        api = await (await c.get("/v1/stats")).json()
+    proc = _report(app_config.storage.url, path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    cli = json.loads(proc.stdout)
+    assert cli["totals"]["cache_savings_usd"] == pytest.approx(api["totals"]["cache_savings_usd"])
+    assert cli["totals"]["cache_hit_rate"] == pytest.approx(0.75)
+    (mine,), (theirs,) = cli["commitments"], api["commitments"]
+    assert mine["used_usd"] == pytest.approx(theirs["used_usd"]) and mine["used_usd"] > 0
+    spent_openai = next(m["spend_usd"] for m in api["models"] if m["model"] == "gpt-5-mini")
+    assert mine["used_usd"] == pytest.approx(spent_openai)
+    text = _report(app_config.storage.url, path).stdout
+    assert "prompt cache: 75.0% of input tokens" in text and "openai-prepaid" in text

@@ -27,6 +27,7 @@ def _document() -> dict[str, Any]:
     doc["upstreams"] = {"default": {"base_url": "http://upstream.test/v1"}}
     doc["judge"] = {"model": doc["models"][0]["name"]}
     doc["budgets"] = [{"name": "b", "limit_usd": 5.0}]
+    doc["commitments"] = [{"name": "c", "provider": doc["models"][0]["provider"]}]
     doc["auth"] = {"keys": [{"name": "k", "key": "k" * 20, "scopes": ["route"]}]}
     return doc
 

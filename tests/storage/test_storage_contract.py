@@ -215,3 +215,19 @@ async def test_a_reset_after_feedback_in_the_same_transaction_stays_reset(
     key = ArmKey("default", "chat:low", MODELS[0])
     assert snapshot[key].q_pos == 0 and snapshot[key] == published[key]
     assert _read(url, lambda db: rebuild(db, contract_config, write=False)).differing == []
+
+
+async def test_cached_input_is_priced_and_summed_on_every_backend(contract_config, url):
+    async with Opened(contract_config, url) as o:
+        for i in range(3):
+            await o.store.record_feedback(
+                f"cached-{i}", _ticket(contract_config, 0),
+                Facts(input_tokens=10_000, output_tokens=100, cached_input_tokens=9_000))
+        usage = await o.store.usage(since=0.0)
+    model = contract_config.model(MODELS[0])
+    per_call = (1_000 * model.input_per_mtok + 9_000 * model.cached_input_per_mtok
+                + 100 * model.output_per_mtok) / 1e6
+    assert sum(r.tally.cached_input_tokens for r in usage) == 27_000
+    assert sum(r.tally.spend_usd for r in usage) == pytest.approx(3 * per_call)
+    saved = 3 * 9_000 * (model.input_per_mtok - model.cached_input_per_mtok) / 1e6
+    assert sum(r.tally.cache_savings_usd for r in usage) == pytest.approx(saved)
