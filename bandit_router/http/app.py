@@ -17,6 +17,7 @@ from bandit_router.core.settings import Config
 from bandit_router.engine.router import Engine
 from bandit_router.http import admin_models, dashboard, gateway, learned_http
 from bandit_router.http.appkeys import (
+    BODIES,
     CONFIG,
     DRAIN,
     ENGINE,
@@ -30,6 +31,7 @@ from bandit_router.http.auth import KeyRing
 from bandit_router.http.drain import Drain
 from bandit_router.http.handlers import ROUTES, error_middleware
 from bandit_router.http.metrics import Metrics
+from bandit_router.http.schemas.bodies import Bodies
 from bandit_router.storage.store import DECISION_FLUSH_S, Store
 from bandit_router.storage.writer import StorageError
 
@@ -43,6 +45,7 @@ def create_app(config: Config, store: Store | None = None,
     app = web.Application(client_max_size=config.server.max_body_bytes,
                           middlewares=[error_middleware])
     app[CONFIG] = config
+    app[BODIES] = Bodies.build(config.server)
     app[STORE] = store or Store(config, clock=clock)
     app[LOG_SAMPLER] = random.Random(config.routing.seed)
     app[KEYS] = KeyRing(config.auth)

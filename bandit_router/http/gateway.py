@@ -21,7 +21,6 @@ from bandit_router.core.route_id import new_nonce
 from bandit_router.core.settings import Config, Model
 from bandit_router.core.types import (
     MAX_CALL_MS,
-    MAX_TOKENS,
     Constraints,
     Decision,
     Facts,
@@ -29,13 +28,21 @@ from bandit_router.core.types import (
     RouteTicket,
 )
 from bandit_router.http import gateway_learning as learning
-from bandit_router.http.appkeys import CONFIG, DRAIN, ENGINE, KEYS, METRICS, ROUTE_IDS, STORE
+from bandit_router.http.appkeys import (
+    BODIES,
+    CONFIG,
+    DRAIN,
+    ENGINE,
+    KEYS,
+    METRICS,
+    ROUTE_IDS,
+    STORE,
+)
 from bandit_router.http.auth import authenticate
 from bandit_router.http.errors import NoUpstream
 from bandit_router.http.handlers import read_json
 from bandit_router.http.upstream import Call, Upstreams
-from bandit_router.http.validate import Fields
-from bandit_router.http.wire import parse_route
+from bandit_router.http.wire import parse_chat
 
 log = structlog.get_logger("bandit_router.http.gateway")
 ROUTES = web.RouteTableDef()
@@ -52,21 +59,14 @@ def _openai_error(status: int, message: str, code: str, field: str | None = None
                    "field": field}}), **kw)
 
 
-def _route_request(config: Config, body: Fields, tenant: str,
+def _route_request(config: Config, model: str, request: RouteRequest, tenant: str,
                    session: str | None = None) -> RouteRequest:
-    """The chat request as a route request: its messages are the prompt; `max_tokens`
-    bounds the expected answer; `model` is a policy's alias or one catalog model."""
-    model = body.string("model", required=True, max_len=256)
-    max_tokens = body.integer("max_completion_tokens", 1, MAX_TOKENS) or \
-        body.integer("max_tokens", 1, MAX_TOKENS)
-    route = {"messages": body.raw("messages", required=True)}
-    if max_tokens is not None:
-        route["max_output_tokens"] = max_tokens
+    """The chat request (read by wire.parse_chat) as the gateway routes it; `model` is a
+    policy's alias or one catalog model."""
     # Only models the gateway can call are eligible: one without an upstream is never
     # chosen, so it takes no share of the traffic and no decision it could not answer.
-    request = replace(parse_route(route, config.server.max_messages,
-                                  config.server.max_content_parts), tenant=tenant,
-                      measured=True, needs_upstream=True, session_id=session)
+    request = replace(request, tenant=tenant, measured=True, needs_upstream=True,
+                      session_id=session)
     policy = config.aliases().get(model)
     if policy is not None:
         return replace(request, policy=policy)
@@ -133,10 +133,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     config = app[ENGINE].config  # the live catalog: models added or changed at run time
     caller = authenticate(app[KEYS], request, "route")
     raw = await read_json(request)
-    body = Fields(raw)
-    stream = bool(body.boolean("stream"))
+    model, route = parse_chat(raw, app[BODIES])  # an object: session_of may read it
     session = learning.session_of(request, raw)
-    route = _route_request(config, body, caller.tenant, session)
+    route = _route_request(config, model, route, caller.tenant, session)
+    stream = raw.get("stream") is True  # a bool, or absent: parse_chat checked it
     _require_upstream(app[ENGINE].catalog, route)
     started = time.perf_counter()
     decision = app[ENGINE].decide(route)

@@ -26,7 +26,16 @@ from bandit_router.core.objective import pacing_base
 from bandit_router.core.route_id import UnknownRoute
 from bandit_router.core.settings import Config, Model
 from bandit_router.http import openapi
-from bandit_router.http.appkeys import CONFIG, ENGINE, KEYS, LOG_SAMPLER, METRICS, ROUTE_IDS, STORE
+from bandit_router.http.appkeys import (
+    BODIES,
+    CONFIG,
+    ENGINE,
+    KEYS,
+    LOG_SAMPLER,
+    METRICS,
+    ROUTE_IDS,
+    STORE,
+)
 from bandit_router.http.auth import Principal, authenticate
 from bandit_router.http.errors import (
     BodyTimeout,
@@ -38,14 +47,12 @@ from bandit_router.http.errors import (
     headers_of,
     status_of,
 )
-from bandit_router.http.validate import Fields
 from bandit_router.http.wire import (
     ARMS_QUERY,
-    MAX_RESET_NAME,
-    RESET_FIELDS,
     arm_json,
     decision_json,
     parse_feedback,
+    parse_reset,
     parse_route,
 )
 from bandit_router.storage import timeline
@@ -150,8 +157,7 @@ def _caller(request: web.Request, scope: str | None) -> Principal:
 async def route(request: web.Request) -> web.Response:
     app = request.app
     caller = _caller(request, "route")
-    server = app[CONFIG].server
-    req = parse_route(await read_json(request), server.max_messages, server.max_content_parts)
+    req = parse_route(await read_json(request), app[BODIES])
     if caller.tenant != req.tenant:
         req = replace(req, tenant=caller.tenant)
     started = time.perf_counter()
@@ -318,9 +324,8 @@ async def reset(request: web.Request) -> web.Response:
     """Forget what the caller's tenant learned for the matching arms (admin scope)."""
     app = request.app
     caller = _caller(request, "admin")
-    body = Fields(await read_json(request), allowed=RESET_FIELDS)
-    policy, bucket, model, tenant = (body.string(k, max_len=MAX_RESET_NAME)
-                                     for k in ("policy", "bucket", "model", "tenant"))
+    body = parse_reset(await read_json(request))
+    policy, bucket, model, tenant = body.policy, body.bucket, body.model, body.tenant
     if tenant is not None and tenant != caller.tenant and not caller.operator:
         raise Forbidden("a tenant's admin resets its own tenant's arms only; resetting "
                         "another tenant's takes an operator key", "tenant")

@@ -15,8 +15,8 @@ from bandit_router.engine.router import Engine
 from bandit_router.http.appkeys import CONFIG, ENGINE, STORE
 from bandit_router.http.errors import Forbidden
 from bandit_router.http.handlers import _caller, _query, json_response, read_json
+from bandit_router.http.schemas.bodies import MAX_RESET_NAME
 from bandit_router.http.validate import Fields
-from bandit_router.http.wire import MAX_RESET_NAME
 from bandit_router.storage.learned_store import ACTIONS
 from bandit_router.storage.store import Store
 

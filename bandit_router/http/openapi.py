@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from bandit_router import __version__
+from bandit_router.core import types
 from bandit_router.core.settings import SCOPES, Config, ServerConfig
 from bandit_router.core.types import CLIENT_FACTS
 from bandit_router.http import catalog_wire, errors, wire
 from bandit_router.http.auth import PUBLIC_PATHS
-from bandit_router.http.validate import MAX_STRINGS
+from bandit_router.http.schemas import bodies
+from bandit_router.http.schemas.bodies import MAX_STRINGS
 from bandit_router.storage.stats import WINDOW_HOURS
 
 OPENAPI_VERSION = "3.1.0"
@@ -130,15 +132,15 @@ INTERVAL = {"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}
 # --- request bodies -------------------------------------------------------------------------
 
 def _message() -> dict:
-    text_part = _object({"type": _string(wire.MAX_ROLE, "\"text\"; other part types (images, "
+    text_part = _object({"type": _string(bodies.MAX_ROLE, "\"text\"; other part types (images, "
                                                         "audio...) are accepted and ignored"),
-                         "text": _string(wire.MAX_TEXT)},
+                         "text": _string(bodies.MAX_TEXT)},
                         required=("type",), closed=False,
                         **{"if": {"properties": {"type": {"const": "text"}}},
                            "then": {"required": ["text"]}})
     return _object({
-        "role": _string(wire.MAX_ROLE, "system, user, assistant, tool..."),
-        "content": {"anyOf": [{"type": "string", "maxLength": wire.MAX_TEXT},
+        "role": _string(bodies.MAX_ROLE, "system, user, assistant, tool..."),
+        "content": {"anyOf": [{"type": "string", "maxLength": bodies.MAX_TEXT},
                               {"type": "array", "items": text_part},
                               {"type": "null"}],
                     "description": "a string, or an array of content parts; null counts as "
@@ -160,38 +162,38 @@ def _route_request(server: ServerConfig, config: Config | None) -> dict:
         "exclude": {"type": "array", "items": model, "maxItems": MAX_STRINGS,
                     "description": "models never to pick"},
         "max_cost_usd": {"type": "number", "exclusiveMinimum": 0,
-                         "maximum": wire.MAX_COST_USD,
+                         "maximum": types.MAX_COST_USD,
                          "description": "only models whose expected cost is at most this"},
         "max_latency_ms": {"type": "number", "exclusiveMinimum": 0,
-                           "maximum": wire.MAX_LATENCY_MS,
+                           "maximum": types.MAX_LATENCY_MS,
                            "description": "only models whose typical latency is at most this"},
     })
-    weights = _object({name: {"type": "number", "minimum": 0, "maximum": wire.MAX_WEIGHT}
+    weights = _object({name: {"type": "number", "minimum": 0, "maximum": bodies.MAX_WEIGHT}
                        for name in sorted(wire.WEIGHT_FIELDS)},
                       description="override the policy's trade-off for this request: "
                                   "points_per_price_doubling and points_per_latency_doubling "
                                   "for a value-mode policy, cost and latency for the older "
                                   "modes (a weight the policy's mode does not read is a 400)")
     properties = {
-        "prompt": _string(wire.MAX_TEXT, "the prompt; or use messages (exactly one of the two)"),
+        "prompt": _string(bodies.MAX_TEXT, "the prompt; or use messages (exactly one of the two)"),
         "messages": {"type": "array", "items": message, "minItems": 1,
                      "maxItems": server.max_messages,
                      "description": "OpenAI-style messages (at most server.max_messages)"},
-        "task": _string(wire.MAX_TASK, "optional task hint (\"code\", \"summarize\"...); an "
+        "task": _string(bodies.MAX_TASK, "optional task hint (\"code\", \"summarize\"...); an "
                                        "unknown hint is ignored"),
-        "bucket": _names(wire.MAX_NAME, buckets, "explicit bucket, task:level"),
-        "policy": _names(wire.MAX_NAME, policies, "policy name (default: "
+        "bucket": _names(bodies.MAX_NAME, buckets, "explicit bucket, task:level"),
+        "policy": _names(bodies.MAX_NAME, policies, "policy name (default: "
                                                   "routing.default_policy)"),
         "constraints": constraints,
         "weights": weights,
-        "input_tokens": {"type": "integer", "minimum": 0, "maximum": wire.MAX_TOKENS,
+        "input_tokens": {"type": "integer", "minimum": 0, "maximum": types.MAX_TOKENS,
                          "description": "the prompt's token count, if known"},
-        "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS,
+        "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": types.MAX_TOKENS,
                               "description": "the caller's output limit"},
         "explain": {"type": "boolean", "description": "include the objective and every "
                                                       "model's posterior, sample and the "
                                                       "value (or utility) that ranked it"},
-        "session_id": {"type": "string", "minLength": 1, "maxLength": wire.MAX_SESSION_ID,
+        "session_id": {"type": "string", "minLength": 1, "maxLength": bodies.MAX_SESSION_ID,
                        "description": "the conversation this turn belongs to: its earlier "
                                       "model's prompt cache is priced in (docs/sessions.md)"},
     }
@@ -206,34 +208,34 @@ def _feedback_request(config: Config | None) -> dict:
     facts = {
         "quality": {"type": "number", "minimum": 0, "maximum": 1,
                     "description": "how good the answer was"},
-        "latency_ms": {"type": "number", "minimum": 0, "maximum": wire.MAX_CALL_MS},
+        "latency_ms": {"type": "number", "minimum": 0, "maximum": types.MAX_CALL_MS},
         "input_tokens": {"type": "integer", "minimum": 0,
-                         "maximum": most_in or wire.MAX_TOKENS,
+                         "maximum": most_in or types.MAX_TOKENS,
                          "description": "at most the routed model's context window"},
         "output_tokens": {"type": "integer", "minimum": 0,
-                          "maximum": most_out or wire.MAX_TOKENS,
+                          "maximum": most_out or types.MAX_TOKENS,
                           "description": "at most the routed model's max_output_tokens"},
         "success": {"type": "boolean",
                     "description": "false counts as quality 0 unless a quality is sent too"},
-        "cost_usd": {"type": "number", "minimum": 0, "maximum": wire.MAX_COST_USD,
+        "cost_usd": {"type": "number", "minimum": 0, "maximum": types.MAX_COST_USD,
                      "description": "what the call cost; wins over the tokens priced from "
                                     "the catalog; at most twice its tokens at list price"},
         "cached_input_tokens": {"type": "integer", "minimum": 0,
-                                "maximum": most_in or wire.MAX_TOKENS,
+                                "maximum": most_in or types.MAX_TOKENS,
                                 "description": "the part of input_tokens read from the "
                                                "provider's prompt cache, priced at the model's "
                                                "cached_input_per_mtok; needs input_tokens (now "
                                                "or before); with cache_write_tokens at most "
                                                "input_tokens"},
         "cache_write_tokens": {"type": "integer", "minimum": 0,
-                               "maximum": most_in or wire.MAX_TOKENS,
+                               "maximum": most_in or types.MAX_TOKENS,
                                "description": "the part of input_tokens written to the "
                                               "prompt cache, priced at cache_write_per_mtok"},
     }
     assert tuple(facts) == CLIENT_FACTS
     return _object({
-        "route_id": _string(wire.MAX_ROUTE_ID, "from the route answer"),
-        "idempotency_key": _string(wire.MAX_IDEMPOTENCY_KEY, "optional client key: a resend "
+        "route_id": _string(bodies.MAX_ROUTE_ID, "from the route answer"),
+        "idempotency_key": _string(bodies.MAX_IDEMPOTENCY_KEY, "optional client key: a resend "
                                                              "with the same key and content is "
                                                              "answered again, not re-applied",
                                    minLength=1),
@@ -246,10 +248,10 @@ def _feedback_request(config: Config | None) -> dict:
 def _reset_request(config: Config | None) -> dict:
     policies = list(config.policies) if config else None
     buckets = list(config.buckets.names) if config else None
-    fields = {"policy": _names(wire.MAX_RESET_NAME, policies, "only this policy's arms"),
-              "bucket": _names(wire.MAX_RESET_NAME, buckets, "only this bucket's arms"),
-              "model": _string(wire.MAX_RESET_NAME, "only this model's arms"),
-              "tenant": _string(wire.MAX_RESET_NAME, "another tenant's arms (operator keys "
+    fields = {"policy": _names(bodies.MAX_RESET_NAME, policies, "only this policy's arms"),
+              "bucket": _names(bodies.MAX_RESET_NAME, buckets, "only this bucket's arms"),
+              "model": _string(bodies.MAX_RESET_NAME, "only this model's arms"),
+              "tenant": _string(bodies.MAX_RESET_NAME, "another tenant's arms (operator keys "
                                                      "only; default: the caller's tenant)")}
     assert set(fields) == wire.RESET_FIELDS
     return _object(fields, description="Which of the caller's tenant's arms to reset; {} "
@@ -274,10 +276,10 @@ def _bucket_change_request(config: Config | None) -> dict:
                    "description": "pin: refinement leaves it as it is; reset: forget the "
                                   "learned bucket (or, naming a rule bucket, all of its "
                                   "children); evidence is kept in the rule bucket"},
-        "bucket": _string(wire.MAX_RESET_NAME, "a learned bucket (task:level/k), or a rule "
+        "bucket": _string(bodies.MAX_RESET_NAME, "a learned bucket (task:level/k), or a rule "
                                                "bucket to reset"),
-        "policy": _names(wire.MAX_RESET_NAME, policies, "default: the default policy"),
-        "tenant": _string(wire.MAX_RESET_NAME, "another tenant's (operator keys only)")},
+        "policy": _names(bodies.MAX_RESET_NAME, policies, "default: the default policy"),
+        "tenant": _string(bodies.MAX_RESET_NAME, "another tenant's (operator keys only)")},
         required=("action", "bucket"))
 
 
@@ -290,11 +292,11 @@ def _add_model_request(config: Config | None) -> dict:
         "provider": _string(w.MAX_PROVIDER, f"default {w.DEFAULT_PROVIDER!r}", minLength=1),
         "input_per_mtok": {**price, "description": "USD per million input tokens"},
         "output_per_mtok": {**price, "description": "USD per million output tokens"},
-        "context_tokens": {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS},
-        "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS,
+        "context_tokens": {"type": "integer", "minimum": 1, "maximum": types.MAX_TOKENS},
+        "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": types.MAX_TOKENS,
                               "description": "the longest answer (default: context_tokens)"},
         "latency_ms": {"type": "number", "exclusiveMinimum": 0,
-                       "maximum": wire.MAX_LATENCY_MS,
+                       "maximum": types.MAX_LATENCY_MS,
                        "description": "prior guess of a typical latency (default: the "
                                       "enabled models' median)"},
         "quality_prior": {"type": "number", "minimum": w.QUALITY_PRIOR[0],
@@ -327,7 +329,7 @@ def _update_model_request(config: Config | None) -> dict:
                 "description": "null: release the runtime value (config.toml's applies)"}
 
     price = {"type": "number", "minimum": 0, "maximum": catalog_wire.MAX_PRICE}
-    tokens = {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS}
+    tokens = {"type": "integer", "minimum": 1, "maximum": types.MAX_TOKENS}
     upstream = _upstream_fields(config)
     fields = {"enabled": {"type": "boolean", "description": "false: no traffic from the next "
                                                             "decision on; evidence is kept"},
@@ -387,7 +389,7 @@ def _catalog_schemas() -> dict[str, dict]:
 
 def _chat_request(server: ServerConfig, config: Config | None) -> dict:
     names = [*config.aliases(), *(m.name for m in config.models)] if config else None
-    tokens = {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOKENS}
+    tokens = {"type": "integer", "minimum": 1, "maximum": types.MAX_TOKENS}
     return _object({
         "model": _names(MAX_CHAT_MODEL, names, "an alias (routes with a policy) or a catalog "
                                                 "model (passed through, still measured)"),
@@ -654,7 +656,7 @@ def _stats_parameters(config: Config | None) -> list[dict]:
         {"name": "window", "in": "query", "required": False,
          "schema": {"type": "string", "enum": list(WINDOW_HOURS), "default": "day"}},
         *({"name": name, "in": "query", "required": False,
-           "schema": _names(wire.MAX_RESET_NAME, names, text)}
+           "schema": _names(bodies.MAX_RESET_NAME, names, text)}
           for name, names, text in (
               ("policy", list(config.policies) if config else None, "only this policy"),
               ("bucket", list(config.buckets.names) if config else None, "only this bucket"),
@@ -733,7 +735,7 @@ def build(config: Config | None = None) -> dict:
             "arms", "What the router has learned, for the caller's tenant",
             _json(_ref("Arms"), "One row per (policy, bucket, model) arm"), "get", "/v1/arms",
             parameters=[{"name": name, "in": "query", "required": False,
-                         "schema": _names(wire.MAX_RESET_NAME, names, f"only this {name}")}
+                         "schema": _names(bodies.MAX_RESET_NAME, names, f"only this {name}")}
                         for name, names in (
                             ("policy", list(config.policies) if config else None),
                             ("bucket", list(config.buckets.names) if config else None))],

@@ -7,10 +7,6 @@ from typing import Any
 from bandit_router.core.errors import InvalidField, MissingField
 from bandit_router.core.types import (
     CLIENT_FACTS,
-    MAX_CALL_MS,
-    MAX_COST_USD,
-    MAX_LATENCY_MS,
-    MAX_TOKENS,
     NO_CONSTRAINTS,
     NO_OVERRIDE,
     ArmExplanation,
@@ -23,55 +19,40 @@ from bandit_router.core.types import (
     RouteRequest,
     WeightsOverride,
 )
-from bandit_router.http.validate import Fields
+from bandit_router.http.schemas.bodies import (
+    CONSTRAINT_FIELDS,
+    FEEDBACK_FIELDS,
+    RESET_FIELDS,
+    ROUTE_FIELDS,
+    WEIGHT_FIELDS,
+    Bodies,
+    ChatMessage,
+    FeedbackBody,
+    ResetBody,
+)
+from bandit_router.http.schemas.decode import convert
 
-ROUTE_FIELDS = frozenset({"prompt", "messages", "task", "bucket", "policy", "constraints",
-                          "weights", "input_tokens", "max_output_tokens", "explain",
-                          "session_id"})
-CONSTRAINT_FIELDS = frozenset({"models", "exclude", "max_cost_usd", "max_latency_ms"})
-WEIGHT_FIELDS = frozenset({"cost", "latency", "points_per_price_doubling",
-                           "points_per_latency_doubling"})
-FEEDBACK_FIELDS = frozenset({"route_id", "idempotency_key", *CLIENT_FACTS})
-WEIGHT_ORDER = ("cost", "latency", "points_per_price_doubling", "points_per_latency_doubling")
-MAX_IDEMPOTENCY_KEY = 128
-
-RESET_FIELDS = frozenset({"policy", "bucket", "model", "tenant"})
+__all__ = [
+    "ARMS_QUERY",
+    "CONSTRAINT_FIELDS",
+    "FEEDBACK_FIELDS",
+    "RESET_FIELDS",
+    "ROUTE_FIELDS",
+    "WEIGHT_FIELDS",
+    "arm_json",
+    "decision_json",
+    "parse_feedback",
+    "parse_reset",
+    "parse_route",
+]
 ARMS_QUERY = frozenset({"policy", "bucket"})
 
-MAX_WEIGHT = 1000.0
-MAX_ROUTE_ID = 512
-MAX_TEXT = 1 << 30  # a prompt or a text part, in characters
-MAX_ROLE = 64  # a message's role, a content part's type
-MAX_TASK = 64
-MAX_NAME = 128  # a bucket or policy name in a route request
-MAX_RESET_NAME = 256
-MAX_SESSION_ID = 256  # a session_id (the gateway's prompt_cache_key, x-session-id)
 
-
-def _content(value: Any, path: str) -> str:
-    """A message's text: a string, or the text parts of an OpenAI content array."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if not isinstance(value, list):
-        raise InvalidField(f"{path} must be a string or an array of content parts", path)
-    texts = []
-    for i, part in enumerate(value):
-        text = part.get("text") if type(part) is dict and part.get("type") == "text" else None
-        if type(text) is str:  # the usual part, without building a Fields for it
-            texts.append(text)
-            continue
-        fields = Fields(part, f"{path}[{i}]")
-        kind = fields.string("type", required=True, max_len=MAX_ROLE)
-        if kind == "text":
-            texts.append(fields.string("text", required=True, max_len=MAX_TEXT))
-    return "\n".join(texts)
-
-
-def _count_parts(messages: list, max_parts: int) -> None:
+def _count_parts(messages: Any, max_parts: int) -> None:
     """Refuse a request with too many content parts before any part is examined: each part
     costs event-loop time, and 35,000 tiny ones in a megabyte cost 30 ms."""
+    if type(messages) is not list:
+        return
     parts = 0
     for i, item in enumerate(messages):
         content = item.get("content") if type(item) is dict else None
@@ -83,9 +64,16 @@ def _count_parts(messages: list, max_parts: int) -> None:
                                    "(server.max_content_parts)", f"messages[{i}].content")
 
 
-def _messages(body: Fields, max_messages: int, max_parts: int) -> tuple[Message, ...]:
-    prompt = body.string("prompt", max_len=MAX_TEXT)
-    raw = body.array("messages", max_messages)
+def _text(content: Any) -> str:
+    """A message's text: the string, or its text parts joined."""
+    if content is None:
+        return ""
+    if type(content) is str:
+        return content
+    return "\n".join(p.text for p in content if p.type == "text")
+
+
+def _messages(prompt: str | None, raw: list[ChatMessage] | None) -> tuple[Message, ...]:
     if prompt is not None and raw is not None:
         raise InvalidField("send either prompt or messages, not both", "messages")
     if prompt is not None:
@@ -93,77 +81,63 @@ def _messages(body: Fields, max_messages: int, max_parts: int) -> tuple[Message,
     if not raw:
         raise MissingField("prompt (a string) or messages (a non-empty array) is required",
                            "prompt" if raw is None else "messages")
-    _count_parts(raw, max_parts)
-    out = []
-    for i, item in enumerate(raw):
-        fields = Fields(item, f"messages[{i}]")
-        role = fields.string("role", required=True, max_len=MAX_ROLE)
-        out.append(Message(role, _content(fields.raw("content"), f"messages[{i}].content")))
-    return tuple(out)
+    return tuple(Message(m.role, _text(m.content)) for m in raw)
 
 
-def _constraints(body: Fields) -> Constraints:
-    c = body.object("constraints", CONSTRAINT_FIELDS)
-    if c is None:
-        return NO_CONSTRAINTS
-    models = c.strings("models")
-    if models is not None and not models:
-        raise InvalidField("constraints.models must name at least one model",
-                           "constraints.models")
-    return Constraints(
-        models=frozenset(models) if models is not None else None,
-        exclude=frozenset(c.strings("exclude") or ()),
-        max_cost_usd=c.number("max_cost_usd", 0.0, MAX_COST_USD, above=True),
-        max_latency_ms=c.number("max_latency_ms", 0.0, MAX_LATENCY_MS, above=True),
-    )
+def _precheck(data: Any, bodies: Bodies) -> None:
+    """The part budget, counted on the parsed JSON before msgspec reads each part (a
+    messages array over its own limit is msgspec's error)."""
+    messages = data.get("messages") if type(data) is dict else None
+    if type(messages) is list and len(messages) <= bodies.max_messages:
+        _count_parts(messages, bodies.max_parts)
 
 
-def parse_route(data: Any, max_messages: int, max_parts: int = 4096) -> RouteRequest:
-    body = Fields(data, allowed=ROUTE_FIELDS)
-    weights = body.object("weights", WEIGHT_FIELDS)
+def parse_route(data: Any, bodies: Bodies) -> RouteRequest:
+    _precheck(data, bodies)
+    body = convert(data, bodies.route)
+    c, w = body.constraints, body.weights
     return RouteRequest(
-        messages=_messages(body, max_messages, max_parts),
-        task=body.string("task", max_len=MAX_TASK),
-        bucket=body.string("bucket", max_len=MAX_NAME),
-        policy=body.string("policy", max_len=MAX_NAME),
-        constraints=_constraints(body),
-        weights=WeightsOverride(**{name: weights.number(name, 0.0, MAX_WEIGHT)
-                                   for name in WEIGHT_ORDER}) if weights else NO_OVERRIDE,
-        input_tokens=body.integer("input_tokens", 0, MAX_TOKENS),
-        max_output_tokens=body.integer("max_output_tokens", 1, MAX_TOKENS),
-        explain=bool(body.boolean("explain")),
-        session_id=_session_id(body),
+        messages=_messages(body.prompt, body.messages),
+        task=body.task, bucket=body.bucket, policy=body.policy,
+        constraints=NO_CONSTRAINTS if c is None else Constraints(
+            models=frozenset(c.models) if c.models is not None else None,
+            exclude=frozenset(c.exclude or ()), max_cost_usd=c.max_cost_usd,
+            max_latency_ms=c.max_latency_ms),
+        weights=NO_OVERRIDE if w is None else WeightsOverride(
+            cost=w.cost, latency=w.latency,
+            points_per_price_doubling=w.points_per_price_doubling,
+            points_per_latency_doubling=w.points_per_latency_doubling),
+        input_tokens=body.input_tokens, max_output_tokens=body.max_output_tokens,
+        explain=bool(body.explain), session_id=body.session_id,
     )
 
 
-def _session_id(body: Fields) -> str | None:
-    session = body.string("session_id", max_len=MAX_SESSION_ID)
-    if session == "":
-        raise InvalidField("session_id must not be empty", "session_id")
-    return session
+def parse_chat(data: Any, bodies: Bodies) -> tuple[str, RouteRequest]:
+    """The gateway's chat body: its `model`, and its routing fields as a route request (its
+    messages are the prompt; `max_completion_tokens`, or the older `max_tokens`, bounds the
+    expected answer). Its other fields are the upstream's."""
+    _precheck(data, bodies)
+    if type(data) is dict and data.get("max_completion_tokens") is not None \
+            and "max_tokens" in data:  # the older name is not read then, nor checked
+        data = {k: v for k, v in data.items() if k != "max_tokens"}
+    body = convert(data, bodies.chat)
+    return body.model, RouteRequest(
+        messages=_messages(None, body.messages),
+        max_output_tokens=body.max_completion_tokens or body.max_tokens)
 
 
 def parse_feedback(data: Any) -> tuple[str, Facts, str | None]:
     """The route_id, the facts, and the client's idempotency key (if any)."""
-    body = Fields(data, allowed=FEEDBACK_FIELDS)
-    route_id = body.string("route_id", required=True, max_len=MAX_ROUTE_ID)
-    idempotency_key = body.string("idempotency_key", max_len=MAX_IDEMPOTENCY_KEY)
-    if idempotency_key == "":
-        raise InvalidField("idempotency_key must not be empty", "idempotency_key")
-    facts = Facts(
-        quality=body.number("quality", 0.0, 1.0),
-        latency_ms=body.number("latency_ms", 0.0, MAX_CALL_MS),
-        input_tokens=body.integer("input_tokens", 0, MAX_TOKENS),
-        output_tokens=body.integer("output_tokens", 0, MAX_TOKENS),
-        success=body.boolean("success"),
-        cost_usd=body.number("cost_usd", 0.0, MAX_COST_USD),
-        cached_input_tokens=body.integer("cached_input_tokens", 0, MAX_TOKENS),
-        cache_write_tokens=body.integer("cache_write_tokens", 0, MAX_TOKENS),
-    )
+    body = convert(data, FeedbackBody)
+    facts = Facts(**{name: getattr(body, name) for name in CLIENT_FACTS})
     if not facts.items():
         raise MissingField(f"feedback needs at least one of {', '.join(CLIENT_FACTS)}",
                            "quality")
-    return route_id, facts, idempotency_key
+    return body.route_id, facts, body.idempotency_key
+
+
+def parse_reset(data: Any) -> ResetBody:
+    return convert(data, ResetBody)
 
 
 def _explanation(arm: ArmExplanation) -> dict:

@@ -380,7 +380,8 @@ def test_names_at_their_longest_give_route_ids_that_feedback_accepts(
     from bandit_router.core.route_id import RouteIds
     from bandit_router.core.types import Message, RouteRequest
     from bandit_router.engine.router import Engine
-    from bandit_router.http.wire import MAX_ROUTE_ID, parse_feedback
+    from bandit_router.http.schemas.bodies import MAX_ROUTE_ID
+    from bandit_router.http.wire import parse_feedback
 
     doc["models"] = [dict(doc["models"][0], name="m" * 64, context_tokens=100_000_000)]
     doc["policies"] = {"p" * 64: doc["policies"]["default"]}
