@@ -24,6 +24,7 @@ from bandit_router.http.appkeys import (
     KEYS,
     LOG_SAMPLER,
     METRICS,
+    OPENAPI,
     ROUTE_IDS,
     STORE,
 )
@@ -31,6 +32,7 @@ from bandit_router.http.auth import KeyRing
 from bandit_router.http.drain import Drain
 from bandit_router.http.handlers import ROUTES, error_middleware
 from bandit_router.http.metrics import Metrics
+from bandit_router.http.openapi import Served
 from bandit_router.http.schemas.bodies import Bodies
 from bandit_router.storage.store import DECISION_FLUSH_S, Store
 from bandit_router.storage.writer import StorageError
@@ -46,6 +48,7 @@ def create_app(config: Config, store: Store | None = None,
                           middlewares=[error_middleware])
     app[CONFIG] = config
     app[BODIES] = Bodies.build(config.server)
+    app[OPENAPI] = Served(app[BODIES])
     app[STORE] = store or Store(config, clock=clock)
     app[LOG_SAMPLER] = random.Random(config.routing.seed)
     app[KEYS] = KeyRing(config.auth)
@@ -74,6 +77,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncI
     _spent(engine, loaded.spend)
     engine.learned.install(await store.load_splits())
     app[ENGINE] = engine
+    app[OPENAPI].body(engine.config)  # built once here, not on the first request
     for key in engine.orphans:
         log.warning("orphaned_arm", tenant=key.tenant, policy=key.policy, bucket=key.bucket,
                     model=key.model, why="its model, policy or bucket is no longer in the "

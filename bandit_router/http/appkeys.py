@@ -12,6 +12,7 @@ from bandit_router.engine.router import Engine
 from bandit_router.http.auth import KeyRing
 from bandit_router.http.drain import Drain
 from bandit_router.http.metrics import Metrics
+from bandit_router.http.openapi import Served
 from bandit_router.http.schemas.bodies import Bodies
 from bandit_router.storage.store import Store
 
@@ -24,3 +25,4 @@ KEYS = web.AppKey("keys", KeyRing)
 METRICS = web.AppKey("metrics", Metrics)
 DRAIN = web.AppKey("drain", Drain)  # streamed answers, ended by shutdown's deadline
 BODIES = web.AppKey("bodies", Bodies)  # the request bodies' classes, with the config's limits
+OPENAPI = web.AppKey("openapi", Served)  # the document, built at start

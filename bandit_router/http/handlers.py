@@ -25,7 +25,6 @@ from bandit_router.core.learned import child_json, child_name, is_child, parent_
 from bandit_router.core.objective import pacing_base
 from bandit_router.core.route_id import UnknownRoute
 from bandit_router.core.settings import Config, Model
-from bandit_router.http import openapi
 from bandit_router.http.appkeys import (
     BODIES,
     CONFIG,
@@ -33,6 +32,7 @@ from bandit_router.http.appkeys import (
     KEYS,
     LOG_SAMPLER,
     METRICS,
+    OPENAPI,
     ROUTE_IDS,
     STORE,
 )
@@ -372,4 +372,6 @@ async def metrics(request: web.Request) -> web.Response:
 @ROUTES.get("/openapi.json")
 async def openapi_document(request: web.Request) -> web.Response:
     """The OpenAPI document of this API, for this server's config (public)."""
-    return json_response(openapi.build(request.app[ENGINE].config))  # the live catalog
+    app = request.app
+    return web.Response(body=app[OPENAPI].body(app[ENGINE].config),  # the live catalog
+                        content_type="application/json")

@@ -1,22 +1,33 @@
 """The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json`.
 
-Built from the same constants the server checks requests with (field sets and limits in
-`wire` and `validate`, the error classes' statuses and codes, the config's limits and names),
-so the document cannot drift from the server without a test noticing (tests/http/test_openapi.py).
+The request bodies' schemas are those of the Structs the server validates with
+(http/schemas/bodies.py, through msgspec's JSON Schema); the error answers come from the
+errors table; the config's names (policies, buckets, models) are patched in as enums. Built
+once at start (`Served`), again when the live catalog changes; tests/http/test_openapi.py holds
+it to the server (every limit just past and at, and a schemathesis fuzz run).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+import orjson
+
 from bandit_router import __version__
 from bandit_router.core import types
-from bandit_router.core.settings import SCOPES, Config, ServerConfig
-from bandit_router.core.types import CLIENT_FACTS
-from bandit_router.http import catalog_wire, errors, wire
+from bandit_router.core.settings import Config, ServerConfig
+from bandit_router.http import catalog_wire, errors
 from bandit_router.http.auth import PUBLIC_PATHS
-from bandit_router.http.schemas import bodies
-from bandit_router.http.schemas.bodies import MAX_STRINGS
+from bandit_router.http.schemas.bodies import (
+    MAX_RESET_NAME,
+    ONE_FACT,
+    PROMPT_OR_MESSAGES,
+    Bodies,
+    FeedbackBody,
+    ResetBody,
+    RouteConstraints,
+)
 from bandit_router.storage.stats import WINDOW_HOURS
 
 OPENAPI_VERSION = "3.1.0"
@@ -129,133 +140,61 @@ NULLABLE_NUMBER = {"type": ["number", "null"]}
 INTERVAL = {"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}
 
 
-# --- request bodies -------------------------------------------------------------------------
+# --- request bodies ---------------------------------------------------------------------
+# From the body Structs (http/schemas/bodies.py), which validation uses too; what the types
+# cannot say (cross-field rules) and what the live catalog knows (names) are patched in.
 
-def _message() -> dict:
-    text_part = _object({"type": _string(bodies.MAX_ROLE, "\"text\"; other part types (images, "
-                                                        "audio...) are accepted and ignored"),
-                         "text": _string(bodies.MAX_TEXT)},
-                        required=("type",), closed=False,
-                        **{"if": {"properties": {"type": {"const": "text"}}},
-                           "then": {"required": ["text"]}})
-    return _object({
-        "role": _string(bodies.MAX_ROLE, "system, user, assistant, tool..."),
-        "content": {"anyOf": [{"type": "string", "maxLength": bodies.MAX_TEXT},
-                              {"type": "array", "items": text_part},
-                              {"type": "null"}],
-                    "description": "a string, or an array of content parts; null counts as "
-                                   "empty"},
-    }, required=("role",), closed=False,
-        description="An OpenAI-style chat message; other keys (name, tool_calls...) are "
-                    "accepted and ignored.")
+REF = "#/components/schemas/{name}"
 
 
-def _route_request(server: ServerConfig, config: Config | None) -> dict:
-    policies = list(config.policies) if config else None
-    buckets = list(config.buckets.names) if config else None
-    models = [m.name for m in config.models] if config else None
-    model = {"type": "string", **({"enum": models} if models else {})}
-    message = _message()
-    constraints = _object({
-        "models": {"type": "array", "items": model, "minItems": 1, "maxItems": MAX_STRINGS,
-                   "description": "allow-list of catalog models"},
-        "exclude": {"type": "array", "items": model, "maxItems": MAX_STRINGS,
-                    "description": "models never to pick"},
-        "max_cost_usd": {"type": "number", "exclusiveMinimum": 0,
-                         "maximum": types.MAX_COST_USD,
-                         "description": "only models whose expected cost is at most this"},
-        "max_latency_ms": {"type": "number", "exclusiveMinimum": 0,
-                           "maximum": types.MAX_LATENCY_MS,
-                           "description": "only models whose typical latency is at most this"},
-    })
-    weights = _object({name: {"type": "number", "minimum": 0, "maximum": bodies.MAX_WEIGHT}
-                       for name in sorted(wire.WEIGHT_FIELDS)},
-                      description="override the policy's trade-off for this request: "
-                                  "points_per_price_doubling and points_per_latency_doubling "
-                                  "for a value-mode policy, cost and latency for the older "
-                                  "modes (a weight the policy's mode does not read is a 400)")
-    properties = {
-        "prompt": _string(bodies.MAX_TEXT, "the prompt; or use messages (exactly one of the two)"),
-        "messages": {"type": "array", "items": message, "minItems": 1,
-                     "maxItems": server.max_messages,
-                     "description": "OpenAI-style messages (at most server.max_messages)"},
-        "task": _string(bodies.MAX_TASK, "optional task hint (\"code\", \"summarize\"...); an "
-                                       "unknown hint is ignored"),
-        "bucket": _names(bodies.MAX_NAME, buckets, "explicit bucket, task:level"),
-        "policy": _names(bodies.MAX_NAME, policies, "policy name (default: "
-                                                  "routing.default_policy)"),
-        "constraints": constraints,
-        "weights": weights,
-        "input_tokens": {"type": "integer", "minimum": 0, "maximum": types.MAX_TOKENS,
-                         "description": "the prompt's token count, if known"},
-        "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": types.MAX_TOKENS,
-                              "description": "the caller's output limit"},
-        "explain": {"type": "boolean", "description": "include the objective and every "
-                                                      "model's posterior, sample and the "
-                                                      "value (or utility) that ranked it"},
-        "session_id": {"type": "string", "minLength": 1, "maxLength": bodies.MAX_SESSION_ID,
-                       "description": "the conversation this turn belongs to: its earlier "
-                                      "model's prompt cache is priced in (docs/sessions.md)"},
-    }
-    return _object(properties, oneOf=[{"required": ["prompt"]}, {"required": ["messages"]}],
-                   description="A request to route. A field set to null counts as absent.")
+def _present(prop: dict) -> dict:
+    """An optional field's schema without its null branch (null counts as absent)."""
+    branches = [b for b in prop.get("anyOf", ()) if b != {"type": "null"}]
+    return branches[0] if len(branches) == 1 else prop
 
 
-def _feedback_request(config: Config | None) -> dict:
-    # the catalog's largest limits (each call is held to its own model's)
-    most_in = max((m.context_tokens for m in config.models), default=0) if config else 0
-    most_out = max((m.output_limit for m in config.models), default=0) if config else 0
-    facts = {
-        "quality": {"type": "number", "minimum": 0, "maximum": 1,
-                    "description": "how good the answer was"},
-        "latency_ms": {"type": "number", "minimum": 0, "maximum": types.MAX_CALL_MS},
-        "input_tokens": {"type": "integer", "minimum": 0,
-                         "maximum": most_in or types.MAX_TOKENS,
-                         "description": "at most the routed model's context window"},
-        "output_tokens": {"type": "integer", "minimum": 0,
-                          "maximum": most_out or types.MAX_TOKENS,
-                          "description": "at most the routed model's max_output_tokens"},
-        "success": {"type": "boolean",
-                    "description": "false counts as quality 0 unless a quality is sent too"},
-        "cost_usd": {"type": "number", "minimum": 0, "maximum": types.MAX_COST_USD,
-                     "description": "what the call cost; wins over the tokens priced from "
-                                    "the catalog; at most twice its tokens at list price"},
-        "cached_input_tokens": {"type": "integer", "minimum": 0,
-                                "maximum": most_in or types.MAX_TOKENS,
-                                "description": "the part of input_tokens read from the "
-                                               "provider's prompt cache, priced at the model's "
-                                               "cached_input_per_mtok; needs input_tokens (now "
-                                               "or before); with cache_write_tokens at most "
-                                               "input_tokens"},
-        "cache_write_tokens": {"type": "integer", "minimum": 0,
-                               "maximum": most_in or types.MAX_TOKENS,
-                               "description": "the part of input_tokens written to the "
-                                              "prompt cache, priced at cache_write_per_mtok"},
-    }
-    assert tuple(facts) == CLIENT_FACTS
-    return _object({
-        "route_id": _string(bodies.MAX_ROUTE_ID, "from the route answer"),
-        "idempotency_key": _string(bodies.MAX_IDEMPOTENCY_KEY, "optional client key: a resend "
-                                                             "with the same key and content is "
-                                                             "answered again, not re-applied",
-                                   minLength=1),
-        **facts,
-    }, required=("route_id",), anyOf=[{"required": [f]} for f in CLIENT_FACTS],
-        description="Facts about a routed call; at least one. Each fact counts once per "
-                    "route_id. A field set to null counts as absent.")
+def _enum(component: dict, name: str, names: list[str] | None, items: bool = False) -> None:
+    if names is None:
+        return
+    prop = _present(component["properties"][name])
+    (prop["items"] if items else prop)["enum"] = names
 
 
-def _reset_request(config: Config | None) -> dict:
-    policies = list(config.policies) if config else None
-    buckets = list(config.buckets.names) if config else None
-    fields = {"policy": _names(bodies.MAX_RESET_NAME, policies, "only this policy's arms"),
-              "bucket": _names(bodies.MAX_RESET_NAME, buckets, "only this bucket's arms"),
-              "model": _string(bodies.MAX_RESET_NAME, "only this model's arms"),
-              "tenant": _string(bodies.MAX_RESET_NAME, "another tenant's arms (operator keys "
-                                                     "only; default: the caller's tenant)")}
-    assert set(fields) == wire.RESET_FIELDS
-    return _object(fields, description="Which of the caller's tenant's arms to reset; {} "
-                                       "resets them all.")
+def _request_schemas(bodies: Bodies, config: Config | None) -> tuple[dict, dict[str, dict]]:
+    """The request bodies' schemas, by path, and their components."""
+    classes = {"/v1/route": bodies.route, "/v1/feedback": FeedbackBody,
+               "/v1/admin/reset": ResetBody, "/v1/chat/completions": bodies.chat}
+    refs, components = msgspec.json.schema_components(tuple(classes.values()),
+                                                       ref_template=REF)
+    for rule_of, rule in ((bodies.route, PROMPT_OR_MESSAGES), (FeedbackBody, ONE_FACT)):
+        components[rule_of.__name__].update(rule)
+    if config is not None:
+        _patch_catalog(components, bodies, config)
+    return dict(zip(classes, refs, strict=True)), components
+
+
+def _patch_catalog(components: dict[str, dict], bodies: Bodies, config: Config) -> None:
+    """The config's names as enums, and the feedback's token bounds as the catalog's
+    largest (each call is held to its own model's): the catalog changes at run time, so
+    the server checks these, not the types."""
+    policies, buckets = list(config.policies), list(config.buckets.names)
+    models = [m.name for m in config.models]
+    route = components[bodies.route.__name__]
+    _enum(route, "policy", policies)
+    _enum(route, "bucket", buckets)
+    for name in ("models", "exclude"):
+        _enum(components[RouteConstraints.__name__], name, models or None, items=True)
+    reset = components[ResetBody.__name__]
+    _enum(reset, "policy", policies)
+    _enum(reset, "bucket", buckets)
+    _enum(components[bodies.chat.__name__], "model", [*config.aliases(), *models])
+    feedback = components[FeedbackBody.__name__]["properties"]
+    most_in = max((m.context_tokens for m in config.models), default=0)
+    most_out = max((m.output_limit for m in config.models), default=0)
+    for fact, limit in (("input_tokens", most_in), ("output_tokens", most_out),
+                        ("cached_input_tokens", most_in), ("cache_write_tokens", most_in)):
+        if limit:
+            _present(feedback[fact])["maximum"] = limit
 
 
 def _learned_bucket() -> dict:
@@ -276,10 +215,10 @@ def _bucket_change_request(config: Config | None) -> dict:
                    "description": "pin: refinement leaves it as it is; reset: forget the "
                                   "learned bucket (or, naming a rule bucket, all of its "
                                   "children); evidence is kept in the rule bucket"},
-        "bucket": _string(bodies.MAX_RESET_NAME, "a learned bucket (task:level/k), or a rule "
+        "bucket": _string(MAX_RESET_NAME, "a learned bucket (task:level/k), or a rule "
                                                "bucket to reset"),
-        "policy": _names(bodies.MAX_RESET_NAME, policies, "default: the default policy"),
-        "tenant": _string(bodies.MAX_RESET_NAME, "another tenant's (operator keys only)")},
+        "policy": _names(MAX_RESET_NAME, policies, "default: the default policy"),
+        "tenant": _string(MAX_RESET_NAME, "another tenant's (operator keys only)")},
         required=("action", "bucket"))
 
 
@@ -304,7 +243,6 @@ def _add_model_request(config: Config | None) -> dict:
                           "description": "prior mean quality (default: the policy's)"},
         **_upstream_fields(config),
     }
-    assert set(fields) == w.ADD_FIELDS
     return _object(fields, required=("name", "input_per_mtok", "output_per_mtok",
                                      "context_tokens"),
                    description="A model to add to the catalog, checked as config.toml is.")
@@ -337,7 +275,6 @@ def _update_model_request(config: Config | None) -> dict:
               "context_tokens": releasable(tokens), "max_output_tokens": releasable(tokens),
               "upstream": releasable(upstream["upstream"]),
               "upstream_model": upstream["upstream_model"]}
-    assert set(fields) == catalog_wire.PATCH_FIELDS
     return _object(fields, minProperties=1, description="What to change; at least one field. "
                                                         "A price, token limit or upstream set "
                                                         "to null returns to config.toml's.")
@@ -385,22 +322,6 @@ def _catalog_schemas() -> dict[str, dict]:
         "Audit": _object({"entries": {"type": "array", "items": _ref("AuditEntry")}},
                          required=("entries",), closed=False),
     }
-
-
-def _chat_request(server: ServerConfig, config: Config | None) -> dict:
-    names = [*config.aliases(), *(m.name for m in config.models)] if config else None
-    tokens = {"type": "integer", "minimum": 1, "maximum": types.MAX_TOKENS}
-    return _object({
-        "model": _names(MAX_CHAT_MODEL, names, "an alias (routes with a policy) or a catalog "
-                                                "model (passed through, still measured)"),
-        "messages": {"type": "array", "items": _message(), "minItems": 1,
-                     "maxItems": server.max_messages},
-        "max_completion_tokens": {**tokens, "description": "bounds the expected answer"},
-        "max_tokens": {**tokens, "description": "the older name of max_completion_tokens"},
-        "stream": {"type": "boolean", "description": "pass the upstream's events through"},
-    }, required=("model", "messages"), closed=False,
-        description="An OpenAI chat completion request. Other fields (temperature, tools...) "
-                    "are passed to the upstream as they are.")
 
 
 # --- responses ------------------------------------------------------------------------------
@@ -656,7 +577,7 @@ def _stats_parameters(config: Config | None) -> list[dict]:
         {"name": "window", "in": "query", "required": False,
          "schema": {"type": "string", "enum": list(WINDOW_HOURS), "default": "day"}},
         *({"name": name, "in": "query", "required": False,
-           "schema": _names(bodies.MAX_RESET_NAME, names, text)}
+           "schema": _names(MAX_RESET_NAME, names, text)}
           for name, names, text in (
               ("policy", list(config.policies) if config else None, "only this policy"),
               ("bucket", list(config.buckets.names) if config else None, "only this bucket"),
@@ -702,10 +623,12 @@ def _operation(op_id: str, summary: str, ok: dict, method: str, path: str,
     return out
 
 
-def build(config: Config | None = None) -> dict:
+def build(config: Config | None = None, bodies: Bodies | None = None) -> dict:
     """The OpenAPI document. With a `config`, it names that deployment's policies, buckets
-    and models and uses its limits; without, the defaults and free-form names."""
+    and models and uses its limits; without, the defaults and free-form names. `bodies`:
+    the server's body classes (built from the config's limits when not given)."""
     server = config.server if config is not None else ServerConfig()
+    requests, request_components = _request_schemas(bodies or Bodies.build(server), config)
     codes = error_codes()
     keyed = config is not None and not config.auth.open
     auth_note = ("API keys are configured on this server: every /v1 operation needs one."
@@ -720,7 +643,7 @@ def build(config: Config | None = None) -> dict:
         "/v1/route": {"post": op(
             "route", "Pick a model for a prompt",
             _json(_ref("Decision"), "The decision"), "post", "/v1/route",
-            body=_route_request(server, config),
+            body=requests["/v1/route"],
             description="Scope: route. The request body is at most server.max_body_bytes "
                         f"({server.max_body_bytes}) bytes.")},
         "/v1/feedback": {"post": op(
@@ -729,13 +652,13 @@ def build(config: Config | None = None) -> dict:
                   headers={"Idempotent-Replayed": {
                       "description": "true when this answers a resend of an idempotency_key",
                       "schema": {"type": "string", "enum": ["true"]}}}),
-            "post", "/v1/feedback", body=_feedback_request(config),
+            "post", "/v1/feedback", body=requests["/v1/feedback"],
             description="Scope: feedback. Answered after the feedback is committed.")},
         "/v1/arms": {"get": op(
             "arms", "What the router has learned, for the caller's tenant",
             _json(_ref("Arms"), "One row per (policy, bucket, model) arm"), "get", "/v1/arms",
             parameters=[{"name": name, "in": "query", "required": False,
-                         "schema": _names(bodies.MAX_RESET_NAME, names, f"only this {name}")}
+                         "schema": _names(MAX_RESET_NAME, names, f"only this {name}")}
                         for name, names in (
                             ("policy", list(config.policies) if config else None),
                             ("bucket", list(config.buckets.names) if config else None))],
@@ -751,7 +674,7 @@ def build(config: Config | None = None) -> dict:
         "/v1/admin/reset": {"post": op(
             "reset", "Forget what the caller's tenant learned for the matching arms",
             _json(_ref("ResetResult"), "The arms that were reset"), "post", "/v1/admin/reset",
-            body=_reset_request(config), description="Scope: admin.")},
+            body=requests["/v1/admin/reset"], description="Scope: admin.")},
         "/v1/admin/models": {
             "get": op("list_models", "The live catalog: config.toml with runtime changes",
                       _json(_ref("CatalogModels"), "Every model, disabled ones included"),
@@ -807,7 +730,7 @@ def build(config: Config | None = None) -> dict:
                                             ("x-route-bucket", "the request's bucket"))},
              "content": {JSON: {"schema": {"type": "object"}},
                          "text/event-stream": {"schema": {"type": "string"}}}},
-            "post", "/v1/chat/completions", body=_chat_request(server, config),
+            "post", "/v1/chat/completions", body=requests["/v1/chat/completions"],
             description="Scope: route. Only models with an upstream (models[].upstream) are "
                         "eligible; 400 no_upstream when the named model, or every model, has "
                         "none. An upstream's own "
@@ -852,7 +775,6 @@ def build(config: Config | None = None) -> dict:
         "feedback": {"operationId": "feedback",
                      "requestBody": {"route_id": "$response.body#/route_id", "quality": 1.0},
                      "description": "report how the routed call went"}}
-    assert {s for s in SCOPE_OF.values() if s} <= set(SCOPES)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -865,7 +787,7 @@ def build(config: Config | None = None) -> dict:
         },
         "paths": paths,
         "components": {
-            "schemas": _response_schemas(),
+            "schemas": {**request_components, **_response_schemas()},
             "responses": {"Error": _json(_ref("Error"), "Any other error (404 not_found for "
                                                         "an unknown path, 405 "
                                                         "method_not_allowed, 500 internal)")},
@@ -879,3 +801,20 @@ def build(config: Config | None = None) -> dict:
             },
         },
     }
+
+
+class Served:
+    """The document as served: built once at start, and again only when the live config
+    changes (a model added or changed at run time, here or on another replica)."""
+
+    def __init__(self, bodies: Bodies) -> None:
+        self._bodies = bodies
+        self._config: Config | None = None
+        self._body = b""
+
+    def body(self, config: Config) -> bytes:
+        if config is not self._config:
+            if self._config is None or config != self._config:
+                self._body = orjson.dumps(build(config, self._bodies))
+            self._config = config
+        return self._body

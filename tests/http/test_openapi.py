@@ -28,11 +28,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from bandit_router.config import parse
-from bandit_router.core.settings import Config
+from bandit_router.core.settings import SCOPES, Config, ServerConfig
+from bandit_router.core.types import CLIENT_FACTS
 from bandit_router.http import openapi
 from bandit_router.http.app import create_app
 from bandit_router.http.auth import PUBLIC_PATHS
 from bandit_router.http.catalog_wire import ADD_FIELDS, AUDIT_QUERY, PATCH_FIELDS
+from bandit_router.http.schemas.bodies import Bodies
 from bandit_router.http.wire import (
     ARMS_QUERY,
     CONSTRAINT_FIELDS,
@@ -41,6 +43,7 @@ from bandit_router.http.wire import (
     ROUTE_FIELDS,
     WEIGHT_FIELDS,
 )
+from tests.calls import post
 from tests.conftest import ROOT
 
 FUZZ_EXAMPLES = 60  # per operation and generation phase; keeps the file well under a minute
@@ -61,6 +64,19 @@ def resolve(doc: dict, schema: dict) -> dict:
         for part in schema["$ref"].removeprefix("#/").split("/"):
             node = node[part]
         schema = node
+    return schema
+
+
+def plain(doc: dict, schema: dict) -> dict:
+    """A field's schema, its $ref followed and its null branch dropped (null = absent)."""
+    schema = resolve(doc, schema)
+    branches = [b for b in schema.get("anyOf", ()) if b != {"type": "null"}]
+    return resolve(doc, branches[0]) if len(branches) == 1 else schema
+
+
+def field(doc: dict, schema: dict, *names: str) -> dict:
+    for name in names:
+        schema = plain(doc, schema["properties"][name])
     return schema
 
 
@@ -85,8 +101,8 @@ def test_every_wire_field_is_documented_and_vice_versa(app_config: Config):
     doc = openapi.build(app_config)
     route = body_schema(doc, "post", "/v1/route")
     assert set(route["properties"]) == ROUTE_FIELDS
-    assert set(route["properties"]["constraints"]["properties"]) == CONSTRAINT_FIELDS
-    assert set(route["properties"]["weights"]["properties"]) == WEIGHT_FIELDS
+    assert set(field(doc, route, "constraints")["properties"]) == CONSTRAINT_FIELDS
+    assert set(field(doc, route, "weights")["properties"]) == WEIGHT_FIELDS
     assert set(body_schema(doc, "post", "/v1/feedback")["properties"]) == FEEDBACK_FIELDS
     assert set(body_schema(doc, "post", "/v1/admin/reset")["properties"]) == RESET_FIELDS
     add = body_schema(doc, "post", "/v1/admin/models")
@@ -98,7 +114,7 @@ def test_every_wire_field_is_documented_and_vice_versa(app_config: Config):
     query = doc["paths"]["/v1/arms"]["get"]["parameters"]
     assert {p["name"] for p in query if p["in"] == "query"} == ARMS_QUERY
     # the server refuses unknown fields in each of these objects, and so does the document
-    for schema in (route, route["properties"]["constraints"], route["properties"]["weights"],
+    for schema in (route, field(doc, route, "constraints"), field(doc, route, "weights"),
                    body_schema(doc, "post", "/v1/feedback"),
                    body_schema(doc, "post", "/v1/admin/reset"), add, patch):
         assert schema["additionalProperties"] is False
@@ -107,11 +123,12 @@ def test_every_wire_field_is_documented_and_vice_versa(app_config: Config):
 def test_limits_and_names_come_from_the_config(app_config: Config):
     config = replace(app_config, server=replace(app_config.server, max_messages=7,
                                                 max_body_bytes=5000))
-    route = body_schema(openapi.build(config), "post", "/v1/route")
-    assert route["properties"]["messages"]["maxItems"] == 7
-    assert route["properties"]["policy"]["enum"] == list(config.policies)
-    assert route["properties"]["bucket"]["enum"] == list(config.buckets.names)
-    models = route["properties"]["constraints"]["properties"]["models"]["items"]["enum"]
+    doc = openapi.build(config)
+    route = body_schema(doc, "post", "/v1/route")
+    assert field(doc, route, "messages")["maxItems"] == 7
+    assert field(doc, route, "policy")["enum"] == list(config.policies)
+    assert field(doc, route, "bucket")["enum"] == list(config.buckets.names)
+    models = field(doc, route, "constraints", "models")["items"]["enum"]
     assert models == [m.name for m in config.models]
     assert "5000" in openapi.build(config)["paths"]["/v1/route"]["post"]["description"]
 
@@ -145,36 +162,37 @@ def test_the_document_is_valid_openapi(app_config: Config, keyed_config: Config)
     assert {} not in openapi.build(keyed_config)["paths"]["/v1/route"]["post"]["security"]
 
 
-def boundaries(schema: dict, path: str = ""):
+def boundaries(doc: dict, schema: dict, path: str = ""):
     """(dotted field, value, refused?) just past and just at each documented limit."""
-    for name, prop in schema.get("properties", {}).items():
-        field = f"{path}.{name}" if path else name
+    for name in schema.get("properties", {}):
+        prop = field(doc, schema, name)
+        field_ = f"{path}.{name}" if path else name
         if prop.get("type") == "object":
-            yield from boundaries(prop, field)
+            yield from boundaries(doc, prop, field_)
         elif "maxLength" in prop and prop["maxLength"] <= 100_000:
             prefix = "http://" if prop.get("format") == "uri" else ""  # a URL must look like one
-            yield field, prefix + "x" * (prop["maxLength"] + 1 - len(prefix)), True
-            yield field, prefix + "x" * (prop["maxLength"] - len(prefix)), False
+            yield field_, prefix + "x" * (prop["maxLength"] + 1 - len(prefix)), True
+            yield field_, prefix + "x" * (prop["maxLength"] - len(prefix)), False
         if prop.get("minLength"):
-            yield field, "", True
+            yield field_, "", True
         if prop.get("type") in ("integer", "number"):
             step = 1 if prop["type"] == "integer" else prop.get("maximum", 1) * 1e-6
             if "maximum" in prop:
-                yield field, prop["maximum"] + step, True
-                yield field, prop["maximum"], False
+                yield field_, prop["maximum"] + step, True
+                yield field_, prop["maximum"], False
             if "minimum" in prop:
-                yield field, prop["minimum"] - step, True
-                yield field, prop["minimum"], False
+                yield field_, prop["minimum"] - step, True
+                yield field_, prop["minimum"], False
             if "exclusiveMinimum" in prop:
-                yield field, prop["exclusiveMinimum"], True
+                yield field_, prop["exclusiveMinimum"], True
         if prop.get("type") == "array":
             item = prop["items"].get("enum", ["x"])[0] if "enum" in prop["items"] else \
                 {"role": "user", "content": "hi"}
             if "maxItems" in prop:
-                yield field, [item] * (prop["maxItems"] + 1), True
-                yield field, [item] * prop["maxItems"], False
+                yield field_, [item] * (prop["maxItems"] + 1), True
+                yield field_, [item] * prop["maxItems"], False
             if prop.get("minItems"):
-                yield field, [], True
+                yield field_, [], True
 
 
 def with_value(body: dict, field: str, value) -> dict:
@@ -207,7 +225,7 @@ async def test_every_documented_limit_is_the_servers(client, app_config: Config)
     assert set(bases) == {p for p, item in doc["paths"].items() if "post" in item}
     checked = 0
     for path, base in bases.items():
-        for field, value, refused in boundaries(body_schema(doc, "post", path)):
+        for field, value, refused in boundaries(doc, body_schema(doc, "post", path)):
             if path == "/v1/feedback" and field in MODEL_BOUND:
                 continue  # bounded by the routed model's limits too (tests/http/test_trust.py)
             if path == "/v1/admin/models" and field in ("upstream_model", "max_output_tokens"):
@@ -230,6 +248,32 @@ async def test_openapi_json_serves_the_built_document(client, app_config: Config
     resp = await client.get("/openapi.json")
     assert resp.status == 200 and resp.content_type == "application/json"
     assert await resp.json() == orjson.loads(orjson.dumps(openapi.build(app_config)))
+
+
+async def test_the_served_document_follows_the_live_catalog(client):
+    """Built once at start; a model added at run time is in the next document's enums."""
+    before = await (await client.get("/openapi.json")).read()
+    assert await (await client.get("/openapi.json")).read() == before  # nothing changed
+    status, _ = await post(client, "/v1/admin/models", {
+        "name": "added-at-run-time", "input_per_mtok": 1.0, "output_per_mtok": 2.0,
+        "context_tokens": 1000})
+    assert status == 200
+    doc = await (await client.get("/openapi.json")).json()
+    route = body_schema(doc, "post", "/v1/route")
+    assert "added-at-run-time" in field(doc, route, "constraints", "models")["items"]["enum"]
+    assert "added-at-run-time" not in orjson.loads(before).__repr__()
+
+
+def test_the_documents_parts_agree():
+    """What the document's builder once asserted (and `python -O` skipped)."""
+    doc = openapi.build()
+    assert {s for s in openapi.SCOPE_OF.values() if s} <= set(SCOPES)
+    assert set(CLIENT_FACTS) <= FEEDBACK_FIELDS
+    assert {f for rule in body_schema(doc, "post", "/v1/feedback")["anyOf"]
+            for f in rule["required"]} == set(CLIENT_FACTS)
+    # request and response components share one namespace: no name is used twice
+    requests = openapi._request_schemas(Bodies.build(ServerConfig()), None)[1]
+    assert not set(requests) & set(openapi._response_schemas())
 
 
 # --- fuzzing ----------------------------------------------------------------------------
@@ -291,8 +335,7 @@ def _schema(config: Config, sessions: bool = True) -> schemathesis.BaseSchema:
     if not sessions:
         # a session's decision depends on the server's memory of its earlier turns, by
         # design; the stateful fuzz replays cases against a server that remembers them
-        body = document["paths"]["/v1/route"]["post"]["requestBody"]["content"]
-        body["application/json"]["schema"]["properties"].pop("session_id")
+        body_schema(document, "post", "/v1/route")["properties"].pop("session_id")
     schema = schemathesis.openapi.from_dict(document)
     schema.config.update(suppress_health_check=[HealthCheck.all])
     schema.config.generation.update(max_examples=FUZZ_EXAMPLES, deterministic=True,

@@ -16,6 +16,7 @@ from msgspec import Meta, Struct
 from bandit_router.core.errors import InvalidField, MissingField
 from bandit_router.core.settings import ServerConfig
 from bandit_router.core.types import (
+    CLIENT_FACTS,
     MAX_CALL_MS,
     MAX_COST_USD,
     MAX_LATENCY_MS,
@@ -70,6 +71,7 @@ class PartProblem(ValueError):
 TEXT_PART_RULE = {"if": {"properties": {"type": {"const": "text"}}},
                   "then": {"required": ["text"]}}
 PROMPT_OR_MESSAGES = {"oneOf": [{"required": ["prompt"]}, {"required": ["messages"]}]}
+ONE_FACT = {"anyOf": [{"required": [fact]} for fact in CLIENT_FACTS]}  # checked in wire
 
 
 class Part(Struct):
@@ -77,7 +79,9 @@ class Part(Struct):
 
     type: _text(MAX_ROLE, "\"text\"; other part types (images, audio...) are accepted and "
                           "ignored")
-    text: Annotated[Any, Meta(extra_json_schema={"type": "string", "maxLength": MAX_TEXT})] = None
+    # Any: checked in __post_init__, for "text" parts only (others may carry anything)
+    text: Annotated[Any, Meta(extra_json_schema={"anyOf": [
+        {"type": "string", "maxLength": MAX_TEXT}, {"type": "null"}]})] = None
 
     def __post_init__(self) -> None:
         if self.type != "text":
@@ -166,7 +170,9 @@ class ResetBody(Struct, forbid_unknown_fields=True):
 
 
 def _messages(max_messages: int, description: str) -> Any:
-    return Annotated[list[ChatMessage], Meta(max_length=max_messages, description=description)]
+    # an empty array is refused as missing (wire._messages): minItems is for the document
+    return Annotated[list[ChatMessage], Meta(max_length=max_messages, description=description,
+                                             extra_json_schema={"minItems": 1})]
 
 
 def _route_body(max_messages: int) -> type[Struct]:

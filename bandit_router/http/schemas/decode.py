@@ -19,8 +19,10 @@ from bandit_router.http.schemas.bodies import PartProblem
 S = TypeVar("S", bound=msgspec.Struct)
 _QUOTED = re.compile(r"`([^`]*)`")
 _MISMATCH = re.compile(r"Expected `([^`]*)`, got `([^`]*)`")
+_BOUND = re.compile(r"Expected `([^`]*)` (of length )?([<>]=?) (\S+)")
+_OPS = {"<=": "at most", ">=": "at least", "<": "less than", ">": "greater than"}
 _KIND = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
-         "array": "an array", "object": "an object", "null": "null"}
+         "array": "an array", "object": "a JSON object", "null": "null"}
 
 
 def _join(path: str, key: str) -> str:
@@ -92,6 +94,12 @@ def mapped(exc: msgspec.ValidationError) -> RouterError:
         got = _KIND.get(mismatch[2], mismatch[2])
         return InvalidField(f"{path or 'the body'} must be {_kinds(mismatch[1])}, got {got}",
                             path or None)
+    bound = _BOUND.fullmatch(msg)
+    if bound:
+        kind, length, op, limit = bound.groups()
+        what = ("a string of" if kind == "str" else "an array of") if length else "a number"
+        unit = " characters" if kind == "str" else " items" if length else ""
+        return InvalidField(f"{path} must be {what} {_OPS[op]} {limit}{unit}", path or None)
     return InvalidField(f"{path or 'the body'}: {msg.replace('Expected', 'expected', 1)}",
                         path or None)
 
