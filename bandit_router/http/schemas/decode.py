@@ -69,8 +69,8 @@ def _kinds(expected: str) -> str:
 
 def mapped(exc: msgspec.ValidationError) -> RouterError:
     """msgspec's error as ours. msgspec gives a message only ("Expected `int`, got `str` - at
-    `$.messages[2].content`"), so the path and the kind are read from it; tests/
-    test_handlers.py's table of bad bodies (code and field each) holds the mapping to the
+    `$.messages[2].content`"), so the path and the kind are read from it; the table of bad
+    bodies in tests/http/test_handlers.py (code and field each) holds the mapping to the
     msgspec release pinned in pyproject.toml."""
     msg, at, path = str(exc).rpartition(" - at `$")
     if not at:  # at the body's top level
