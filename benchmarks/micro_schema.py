@@ -28,9 +28,10 @@ import argparse
 import json
 import platform
 import re
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -45,6 +46,7 @@ from pydantic_core import PydanticCustomError
 from bandit_router.bench.micro import _timed
 from bandit_router.config import load
 from bandit_router.core.errors import InvalidField, MissingField, RouterError, UnknownField
+from bandit_router.core.settings import ServerConfig
 from bandit_router.core.types import (
     MAX_COST_USD,
     MAX_LATENCY_MS,
@@ -57,8 +59,19 @@ from bandit_router.core.types import (
     WeightsOverride,
 )
 from bandit_router.http.errors import InvalidJson
-from bandit_router.http.validate import MAX_STRINGS
-from bandit_router.http.wire import MAX_NAME, MAX_ROLE, MAX_TASK, MAX_TEXT, MAX_WEIGHT, parse_route
+from bandit_router.http.schemas.bodies import (
+    MAX_NAME,
+    MAX_ROLE,
+    MAX_STRINGS,
+    MAX_TASK,
+    MAX_TEXT,
+    MAX_WEIGHT,
+    Bodies,
+)
+from bandit_router.http.wire import parse_route as service_parse_route
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_wire import parse_route
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,12 +87,28 @@ class Limits:
 
 
 def today(body: bytes, limits: Limits) -> RouteRequest:
-    """What `handlers.route` does with the bytes `read_json` read."""
+    """What `handlers.route` did with the bytes `read_json` read, before the schemas (the
+    hand-written reader, kept in benchmarks/baseline_wire.py): the baseline."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidJson(f"body is not valid JSON: {exc}") from exc
     return parse_route(data, limits.max_messages, limits.max_parts)
+
+
+def service_path(limits: Limits) -> Callable[[bytes], RouteRequest]:
+    """What `handlers.route` does now: orjson, then `wire.parse_route` over the server's
+    body Structs (built once, as at start)."""
+    bodies = Bodies.build(replace(ServerConfig(), max_messages=limits.max_messages,
+                                  max_content_parts=limits.max_parts))
+
+    def decode(body: bytes) -> RouteRequest:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJson(f"body is not valid JSON: {exc}") from exc
+        return service_parse_route(data, bodies)
+    return decode
 
 
 # --- the rules the schemas cannot say, shared by both ---------------------------------------
@@ -688,6 +717,7 @@ def _paths(schemas: tuple[type, type], limits: Limits) -> dict[str, Callable]:
     ms, pd = schemas
     return {
         "today": lambda b: today(b, limits),
+        "service (after)": service_path(limits),
         "msgspec": msgspec_path(ms, limits),
         "orjson + msgspec.convert": msgspec_convert_path(ms, limits),
         "pydantic": pydantic_path(pd, limits),
@@ -805,7 +835,7 @@ def _non_null(prop: dict) -> dict:
 
 # --- the report -----------------------------------------------------------------------------
 
-MAIN_PATHS = ("today", "msgspec", "orjson + msgspec.convert", "pydantic",
+MAIN_PATHS = ("today", "service (after)", "msgspec", "orjson + msgspec.convert", "pydantic",
               "orjson + pydantic model_validate")
 
 

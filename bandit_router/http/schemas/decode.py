@@ -30,9 +30,9 @@ def _join(path: str, key: str) -> str:
 
 
 @lru_cache(maxsize=64)  # bounded: every app built (tests build many) has its own RouteBody
-def _closed_children(cls: type[msgspec.Struct]) -> tuple[tuple[str, type], ...]:
-    """The fields of `cls` that hold a closed Struct (forbid_unknown_fields), by name. The
-    classes are few and immutable, so this is worked out once per class."""
+def _shape(cls: type[msgspec.Struct]) -> tuple[frozenset[str], tuple[tuple[str, type], ...]]:
+    """The keys of `cls`, and its fields that hold a closed Struct (forbid_unknown_fields).
+    The classes are few and immutable, so this is worked out once per class."""
     out = []
     for field in msgspec.structs.fields(cls):
         for arg in (field.type, *typing.get_args(field.type)):
@@ -40,21 +40,21 @@ def _closed_children(cls: type[msgspec.Struct]) -> tuple[tuple[str, type], ...]:
             if isinstance(arg, type) and issubclass(arg, msgspec.Struct) \
                     and arg.__struct_config__.forbid_unknown_fields:
                 out.append((field.name, arg))
-    return tuple(out)
+    return frozenset(cls.__struct_fields__), tuple(out)
 
 
 def check_keys(data: Any, cls: type[msgspec.Struct], path: str = "") -> None:
     """Refuse a key a closed object does not have (before any value is looked at)."""
     if type(data) is not dict or not cls.__struct_config__.forbid_unknown_fields:
         return
-    allowed = cls.__struct_fields__
-    extra = [k for k in data if k not in allowed]
-    if extra:
-        name = _join(path, min(extra))
+    allowed, children = _shape(cls)
+    if not data.keys() <= allowed:
+        name = _join(path, min(data.keys() - allowed))
         raise UnknownField(f"unknown field {name!r}; allowed: {', '.join(sorted(allowed))}",
                            name)
-    for key, child in _closed_children(cls):
-        check_keys(data.get(key), child, _join(path, key))
+    for key, child in children:
+        if key in data:
+            check_keys(data[key], child, _join(path, key))
 
 
 def _null_is_absent(path: str) -> bool:
