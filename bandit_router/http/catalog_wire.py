@@ -10,69 +10,55 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bandit_router.core.catalog_changes import RELEASABLE, UPDATE_FIELDS, Change, Upstreams
-from bandit_router.core.errors import InvalidField, MissingField, UnknownUpstream
-from bandit_router.core.types import MAX_LATENCY_MS, MAX_TOKENS
-from bandit_router.http.validate import Fields
+from msgspec import UNSET
 
-ADD_FIELDS = frozenset({"name", "provider", "input_per_mtok", "output_per_mtok",
-                        "context_tokens", "max_output_tokens", "latency_ms", "quality_prior",
-                        "upstream", "upstream_model"})
-PATCH_FIELDS = UPDATE_FIELDS | {"upstream_model"}
+from bandit_router.core.catalog_changes import UPDATE_FIELDS, Change, Upstreams
+from bandit_router.core.errors import InvalidField, MissingField, UnknownUpstream
+from bandit_router.http.schemas.admin import (
+    ADD_FIELDS,
+    DEFAULT_PROVIDER,
+    MAX_MODEL_NAME,
+    PATCH_FIELDS,
+    AddModelBody,
+    UpdateModelBody,
+)
+from bandit_router.http.schemas.decode import convert
+
+__all__ = ["ADD_FIELDS", "AUDIT_QUERY", "PATCH_FIELDS", "parse_add", "parse_audit_query",
+           "parse_update"]
 AUDIT_QUERY = frozenset({"limit", "model", "before"})
-MAX_MODEL_NAME = 128
-MAX_PROVIDER = 64
-MAX_PRICE = 100_000.0  # USD per million tokens; beyond it is a unit mistake
 MAX_AUDIT_LIMIT = 1000
 DEFAULT_AUDIT_LIMIT = 100
-DEFAULT_PROVIDER = "custom"
-QUALITY_PRIOR = (0.01, 0.99)  # as in the config: keeps the Beta prior numerically sound
 
 
-def _name(value: str | None, field: str) -> str:
+def _name(value: str, field: str) -> str:
     # "." and ".." could not be named in a URL path (clients resolve them away)
-    if value is None or not value or value != value.strip() or value in (".", "..") or \
+    if not value or value != value.strip() or value in (".", "..") or \
             any(not c.isprintable() for c in value):
         raise InvalidField(f"{field} must be a non-empty name without surrounding spaces or "
                            f"control characters, and not '.' or '..'", field)
     return value
 
 
-def _prices(body: Fields, required: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in ("input_per_mtok", "output_per_mtok"):
-        value = body.number(key, 0.0, MAX_PRICE, required=required)
-        if value is not None:
-            out[key] = value
-    context = body.integer("context_tokens", 1, MAX_TOKENS, required=required)
-    if context is not None:
-        out["context_tokens"] = context
-    longest = body.integer("max_output_tokens", 1, context or MAX_TOKENS)
-    if longest is not None:
-        out["max_output_tokens"] = longest
-    return out
+def _longest(longest: int | None, context: int | None) -> int | None:
+    """max_output_tokens, within the context window sent with it."""
+    if longest is not None and context is not None and longest > context:
+        raise InvalidField(f"max_output_tokens must be between 1 and {context} (its "
+                           f"context_tokens); got {longest}", "max_output_tokens")
+    return longest
 
 
-def _upstream(body: Fields, upstreams: Upstreams) -> dict[str, Any] | None:
+def _upstream(name: Any, model: str | None, upstreams: Upstreams) -> dict[str, Any] | None:
     """{name, model} of a declared upstream, or None when the body names none."""
-    raw = body.raw("upstream")
-    if raw is None:
-        if body.raw("upstream_model") is not None:
+    if name is None or name is UNSET:
+        if model is not None:
             raise InvalidField("upstream_model goes with upstream", "upstream_model")
         return None
-    if not isinstance(raw, str):
-        raise InvalidField("upstream must be the name of an upstream declared in config.toml "
-                           "([upstreams.<name>]); URLs and keys are not accepted at run time",
-                           "upstream")
-    if not raw or len(raw) > MAX_MODEL_NAME:
-        raise InvalidField(f"upstream must be a name of 1 to {MAX_MODEL_NAME} characters",
-                           "upstream")
-    if raw not in upstreams:
+    if name not in upstreams:
         declared = ", ".join(sorted(upstreams)) or "none is declared"
-        raise UnknownUpstream(f"upstream {raw[:MAX_MODEL_NAME]!r} is not declared in config.toml "
-                           f"([upstreams]: {declared})", "upstream")
-    spec: dict[str, Any] = {"name": raw}
-    model = body.string("upstream_model", max_len=MAX_MODEL_NAME * 2)
+        raise UnknownUpstream(f"upstream {name!r} is not declared in config.toml "
+                              f"([upstreams]: {declared})", "upstream")
+    spec: dict[str, Any] = {"name": name}
     if model is not None:
         spec["model"] = _name(model, "upstream_model")
     return spec
@@ -81,17 +67,21 @@ def _upstream(body: Fields, upstreams: Upstreams) -> dict[str, Any] | None:
 def parse_add(data: Any, default_latency_ms: float, upstreams: Upstreams) -> Change:
     """POST /v1/admin/models. The stored change is complete (defaults filled in), so a
     replay never depends on the catalog it is replayed over."""
-    body = Fields(data, allowed=ADD_FIELDS)
-    name = _name(body.string("name", required=True, max_len=MAX_MODEL_NAME), "name")
+    body = convert(data, AddModelBody)
+    name = _name(body.name, "name")
     fields: dict[str, Any] = {
-        "provider": _name(body.string("provider", max_len=MAX_PROVIDER), "provider")
-        if body.raw("provider") is not None else DEFAULT_PROVIDER,
-        **_prices(body, required=True),
-        "latency_ms": body.number("latency_ms", 0.0, MAX_LATENCY_MS, above=True)
-        or default_latency_ms,
-        "quality_prior": body.number("quality_prior", *QUALITY_PRIOR),
+        "provider": DEFAULT_PROVIDER if body.provider is None else
+        _name(body.provider, "provider"),
+        "input_per_mtok": float(body.input_per_mtok),
+        "output_per_mtok": float(body.output_per_mtok),
+        "context_tokens": body.context_tokens,
     }
-    upstream = _upstream(body, upstreams)
+    longest = _longest(body.max_output_tokens, body.context_tokens)
+    if longest is not None:
+        fields["max_output_tokens"] = longest
+    fields["latency_ms"] = body.latency_ms or default_latency_ms
+    fields["quality_prior"] = body.quality_prior
+    upstream = _upstream(body.upstream, body.upstream_model, upstreams)
     if upstream is not None:
         fields["upstream"] = upstream
     return Change("add", name, fields)
@@ -100,15 +90,24 @@ def parse_add(data: Any, default_latency_ms: float, upstreams: Upstreams) -> Cha
 def parse_update(name: str, data: Any, upstreams: Upstreams) -> Change:
     """PATCH /v1/admin/models/{name}: enable/disable, prices, context window, upstream. A
     field sent as null releases its runtime override: config.toml's value applies again."""
-    body = Fields(data, allowed=PATCH_FIELDS)
-    released = {key: None for key in sorted(RELEASABLE) if key in data and data[key] is None}
-    fields: dict[str, Any] = {**_prices(body, required=False), **released}
-    upstream = _upstream(body, upstreams)
+    body = convert(data, UpdateModelBody)
+    context = body.context_tokens or None
+    _longest(body.max_output_tokens or None, context)
+    fields: dict[str, Any] = {}
+    for key in ("input_per_mtok", "output_per_mtok", "context_tokens", "max_output_tokens"):
+        value = getattr(body, key)
+        if value is not UNSET:  # null releases
+            fields[key] = float(value) if key.endswith("_mtok") and value is not None \
+                else value
+    released = {key: None for key in sorted(fields) if fields[key] is None}
+    fields = {**{k: v for k, v in fields.items() if v is not None}, **released}
+    if body.upstream is None:
+        fields["upstream"] = None  # released
+    upstream = _upstream(body.upstream, body.upstream_model, upstreams)
     if upstream is not None:
         fields["upstream"] = upstream
-    enabled = body.boolean("enabled")
-    if enabled is not None:
-        fields["enabled"] = enabled
+    if body.enabled is not None:
+        fields["enabled"] = body.enabled
     if not fields:
         raise MissingField(f"send at least one of {', '.join(sorted(UPDATE_FIELDS))}")
     return Change("update", name, fields)

@@ -15,14 +15,13 @@ from bandit_router.engine.router import Engine
 from bandit_router.http.appkeys import CONFIG, ENGINE, STORE
 from bandit_router.http.errors import Forbidden
 from bandit_router.http.handlers import _caller, _query, json_response, read_json
-from bandit_router.http.schemas.bodies import MAX_RESET_NAME
-from bandit_router.http.validate import Fields
+from bandit_router.http.schemas.admin import BucketChangeBody
+from bandit_router.http.schemas.decode import convert
 from bandit_router.storage.learned_store import ACTIONS
 from bandit_router.storage.store import Store
 
 log = structlog.get_logger("bandit_router")
 ROUTES = web.RouteTableDef()
-BUCKET_FIELDS = frozenset({"policy", "bucket", "action", "tenant"})
 
 
 def learned_json(engine: Engine, tenant: str | None, policy: str | None = None) -> list[dict]:
@@ -66,16 +65,13 @@ async def change_bucket(request: web.Request) -> web.Response:
     bucket's learned children (admin scope, the caller's tenant; audited)."""
     app = request.app
     caller = _caller(request, "admin")
-    body = Fields(await read_json(request), allowed=BUCKET_FIELDS)
-    action = body.string("action", required=True, max_len=16)
-    if action not in ACTIONS:
-        raise InvalidField(f"action must be one of {', '.join(ACTIONS)}", "action")
-    bucket = body.string("bucket", required=True, max_len=MAX_RESET_NAME)
-    tenant = body.string("tenant", max_len=MAX_RESET_NAME) or caller.tenant
+    body = convert(await read_json(request), BucketChangeBody)
+    action, bucket = body.action, body.bucket
+    tenant = body.tenant or caller.tenant
     if tenant != caller.tenant and not caller.operator:
         raise Forbidden("a tenant's admin changes its own tenant's buckets only", "tenant")
     engine: Engine = app[ENGINE]
-    policy = engine.policy(body.string("policy", max_len=MAX_RESET_NAME)).name
+    policy = engine.policy(body.policy).name
     engine.check_bucket(bucket, learned=True)
     if action != "reset" and not is_child(bucket):
         raise InvalidField("only a learned bucket (task:level/k) is pinned", "bucket")

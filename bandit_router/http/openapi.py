@@ -15,10 +15,16 @@ import msgspec
 import orjson
 
 from bandit_router import __version__
-from bandit_router.core import types
 from bandit_router.core.settings import Config, ServerConfig
 from bandit_router.http import catalog_wire, errors
 from bandit_router.http.auth import PUBLIC_PATHS
+from bandit_router.http.schemas.admin import (
+    AT_LEAST_ONE,
+    MAX_MODEL_NAME,
+    AddModelBody,
+    BucketChangeBody,
+    UpdateModelBody,
+)
 from bandit_router.http.schemas.bodies import (
     MAX_RESET_NAME,
     ONE_FACT,
@@ -163,10 +169,13 @@ def _enum(component: dict, name: str, names: list[str] | None, items: bool = Fal
 def _request_schemas(bodies: Bodies, config: Config | None) -> tuple[dict, dict[str, dict]]:
     """The request bodies' schemas, by path, and their components."""
     classes = {"/v1/route": bodies.route, "/v1/feedback": FeedbackBody,
-               "/v1/admin/reset": ResetBody, "/v1/chat/completions": bodies.chat}
+               "/v1/admin/reset": ResetBody, "/v1/chat/completions": bodies.chat,
+               "/v1/admin/models": AddModelBody, "/v1/admin/models/{name}": UpdateModelBody,
+               "/v1/admin/buckets": BucketChangeBody}
     refs, components = msgspec.json.schema_components(tuple(classes.values()),
                                                        ref_template=REF)
-    for rule_of, rule in ((bodies.route, PROMPT_OR_MESSAGES), (FeedbackBody, ONE_FACT)):
+    for rule_of, rule in ((bodies.route, PROMPT_OR_MESSAGES), (FeedbackBody, ONE_FACT),
+                          (UpdateModelBody, AT_LEAST_ONE)):
         components[rule_of.__name__].update(rule)
     if config is not None:
         _patch_catalog(components, bodies, config)
@@ -188,6 +197,9 @@ def _patch_catalog(components: dict[str, dict], bodies: Bodies, config: Config) 
     _enum(reset, "policy", policies)
     _enum(reset, "bucket", buckets)
     _enum(components[bodies.chat.__name__], "model", [*config.aliases(), *models])
+    _enum(components[BucketChangeBody.__name__], "policy", policies)
+    for body in (AddModelBody, UpdateModelBody):
+        _enum(components[body.__name__], "upstream", sorted(config.upstreams) or None)
     feedback = components[FeedbackBody.__name__]["properties"]
     most_in = max((m.context_tokens for m in config.models), default=0)
     most_out = max((m.output_limit for m in config.models), default=0)
@@ -206,78 +218,6 @@ def _learned_bucket() -> dict:
         "example": {"type": "string", "description": "the answer nearest its centre, cut"},
         "size": INTEGER, "pinned": {"type": "boolean"}, "version": INTEGER},
         required=("bucket", "parent", "label", "example", "size", "pinned"), closed=False)
-
-
-def _bucket_change_request(config: Config | None) -> dict:
-    policies = list(config.policies) if config else None
-    return _object({
-        "action": {"type": "string", "enum": ["pin", "unpin", "reset"],
-                   "description": "pin: refinement leaves it as it is; reset: forget the "
-                                  "learned bucket (or, naming a rule bucket, all of its "
-                                  "children); evidence is kept in the rule bucket"},
-        "bucket": _string(MAX_RESET_NAME, "a learned bucket (task:level/k), or a rule "
-                                               "bucket to reset"),
-        "policy": _names(MAX_RESET_NAME, policies, "default: the default policy"),
-        "tenant": _string(MAX_RESET_NAME, "another tenant's (operator keys only)")},
-        required=("action", "bucket"))
-
-
-def _add_model_request(config: Config | None) -> dict:
-    w = catalog_wire
-    price = {"type": "number", "minimum": 0, "maximum": w.MAX_PRICE}
-    fields = {
-        "name": _string(w.MAX_MODEL_NAME, "the model's name in the catalog (unique)",
-                        minLength=1),
-        "provider": _string(w.MAX_PROVIDER, f"default {w.DEFAULT_PROVIDER!r}", minLength=1),
-        "input_per_mtok": {**price, "description": "USD per million input tokens"},
-        "output_per_mtok": {**price, "description": "USD per million output tokens"},
-        "context_tokens": {"type": "integer", "minimum": 1, "maximum": types.MAX_TOKENS},
-        "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": types.MAX_TOKENS,
-                              "description": "the longest answer (default: context_tokens)"},
-        "latency_ms": {"type": "number", "exclusiveMinimum": 0,
-                       "maximum": types.MAX_LATENCY_MS,
-                       "description": "prior guess of a typical latency (default: the "
-                                      "enabled models' median)"},
-        "quality_prior": {"type": "number", "minimum": w.QUALITY_PRIOR[0],
-                          "maximum": w.QUALITY_PRIOR[1],
-                          "description": "prior mean quality (default: the policy's)"},
-        **_upstream_fields(config),
-    }
-    return _object(fields, required=("name", "input_per_mtok", "output_per_mtok",
-                                     "context_tokens"),
-                   description="A model to add to the catalog, checked as config.toml is.")
-
-
-def _upstream_fields(config: Config | None) -> dict:
-    declared = sorted(config.upstreams) if config and config.upstreams else None
-    upstream = _names(catalog_wire.MAX_MODEL_NAME, declared, "for the gateway: the name of an "
-                                                             "upstream declared in config.toml "
-                                                             "([upstreams.<name>])")
-    return {
-        "upstream": {**upstream, "minLength": 1},
-        "upstream_model": _string(catalog_wire.MAX_MODEL_NAME * 2, "the model's name at the "
-                                                                   "upstream (default: name)",
-                                  minLength=1),
-    }
-
-
-def _update_model_request(config: Config | None) -> dict:
-    def releasable(schema: dict) -> dict:
-        return {"anyOf": [schema, {"type": "null"}],
-                "description": "null: release the runtime value (config.toml's applies)"}
-
-    price = {"type": "number", "minimum": 0, "maximum": catalog_wire.MAX_PRICE}
-    tokens = {"type": "integer", "minimum": 1, "maximum": types.MAX_TOKENS}
-    upstream = _upstream_fields(config)
-    fields = {"enabled": {"type": "boolean", "description": "false: no traffic from the next "
-                                                            "decision on; evidence is kept"},
-              "input_per_mtok": releasable(price), "output_per_mtok": releasable(price),
-              "context_tokens": releasable(tokens), "max_output_tokens": releasable(tokens),
-              "upstream": releasable(upstream["upstream"]),
-              "upstream_model": upstream["upstream_model"]}
-    return _object(fields, minProperties=1, description="What to change; at least one field. "
-                                                        "A price, token limit or upstream set "
-                                                        "to null returns to config.toml's.")
 
 
 def _catalog_schemas() -> dict[str, dict]:
@@ -682,14 +622,14 @@ def build(config: Config | None = None, bodies: Bodies | None = None) -> dict:
             "post": op("add_model", "Add a model to the catalog",
                        _json(_ref("CatalogChange"), "Committed with its audit row; routed "
                                                     "from the next decision on"),
-                       "post", "/v1/admin/models", body=_add_model_request(config),
+                       "post", "/v1/admin/models", body=requests["/v1/admin/models"],
                        description="Scope: admin. Its arms start from the prior, and "
                                    "Thompson sampling explores it.")},
         "/v1/admin/models/{name}": {"patch": op(
             "update_model", "Enable or disable a model, change its prices or context",
             _json(_ref("CatalogChange"), "Committed with its audit row; in effect from the "
                                          "next decision on"),
-            "patch", "/v1/admin/models/{name}", body=_update_model_request(config),
+            "patch", "/v1/admin/models/{name}", body=requests["/v1/admin/models/{name}"],
             parameters=[{"name": "name", "in": "path", "required": True,
                          "schema": {"type": "string", "minLength": 1,
                                     "not": {"enum": [".", ".."]}}}],
@@ -703,7 +643,7 @@ def build(config: Config | None = None, bodies: Bodies | None = None) -> dict:
                       description="Scope: admin."),
             "post": op("change_bucket", "Pin, unpin or reset a learned bucket",
                        _json(_ref("LearnedBuckets"), "Committed with its audit row"),
-                       "post", "/v1/admin/buckets", body=_bucket_change_request(config),
+                       "post", "/v1/admin/buckets", body=requests["/v1/admin/buckets"],
                        description="Scope: admin (the caller's tenant).")},
         "/v1/admin/audit": {"get": op(
             "audit", "The audit log of admin changes, newest first",
@@ -715,7 +655,7 @@ def build(config: Config | None = None, bodies: Bodies | None = None) -> dict:
                             "maximum": catalog_wire.MAX_AUDIT_LIMIT,
                             "default": catalog_wire.DEFAULT_AUDIT_LIMIT}},
                 {"name": "model", "in": "query", "required": False,
-                 "schema": _string(catalog_wire.MAX_MODEL_NAME, "only this model's")},
+                 "schema": _string(MAX_MODEL_NAME, "only this model's")},
                 {"name": "before", "in": "query", "required": False,
                  "schema": {"type": "integer", "minimum": 1, "maximum": 2**62,
                             "description": "only entries with a smaller id (paging)"}}],

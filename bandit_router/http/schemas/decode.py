@@ -94,6 +94,8 @@ def mapped(exc: msgspec.ValidationError) -> RouterError:
         got = _KIND.get(mismatch[2], mismatch[2])
         return InvalidField(f"{path or 'the body'} must be {_kinds(mismatch[1])}, got {got}",
                             path or None)
+    if msg.startswith("Invalid enum value"):
+        return InvalidField(f"{path}: {msg.replace('Invalid', 'invalid', 1)}", path or None)
     bound = _BOUND.fullmatch(msg)
     if bound:
         kind, length, op, limit = bound.groups()
