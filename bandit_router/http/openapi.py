@@ -37,7 +37,6 @@ from bandit_router.http.schemas.bodies import (
 from bandit_router.storage.stats import WINDOW_HOURS
 
 OPENAPI_VERSION = "3.1.0"
-MAX_CHAT_MODEL = 256  # the gateway's `model` field
 JSON = "application/json"
 # statuses of errors raised outside RouterError: aiohttp's HTTP exceptions (handlers.py maps
 # them to these codes; any other one is "http_error") and the catch-all 500
