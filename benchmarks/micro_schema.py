@@ -87,7 +87,7 @@ class Limits:
 
 
 def today(body: bytes, limits: Limits) -> RouteRequest:
-    """What `handlers.route` did with the bytes `read_json` read, before the schemas (the
+    """What `route.route` did with the bytes `read_json` read, before the schemas (the
     hand-written reader, kept in benchmarks/baseline_wire.py): the baseline."""
     try:
         data = orjson.loads(body)
@@ -97,7 +97,7 @@ def today(body: bytes, limits: Limits) -> RouteRequest:
 
 
 def service_path(limits: Limits) -> Callable[[bytes], RouteRequest]:
-    """What `handlers.route` does now: orjson, then `wire.parse_route` over the server's
+    """What `route.route` does now: orjson, then `wire.parse_route` over the server's
     body Structs (built once, as at start)."""
     bodies = Bodies.build(replace(ServerConfig(), max_messages=limits.max_messages,
                                   max_content_parts=limits.max_parts))

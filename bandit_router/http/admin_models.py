@@ -13,7 +13,7 @@ from bandit_router.core.catalog_changes import Change, entry_json
 from bandit_router.core.settings import OPERATOR
 from bandit_router.http.appkeys import CONFIG, ENGINE, STORE
 from bandit_router.http.catalog_wire import AUDIT_QUERY, parse_add, parse_audit_query, parse_update
-from bandit_router.http.handlers import _caller, _query, json_response, read_json
+from bandit_router.http.edge import caller_of, json_response, query_of, read_json
 
 log = structlog.get_logger("bandit_router")
 ROUTES = web.RouteTableDef()
@@ -22,7 +22,7 @@ ROUTES = web.RouteTableDef()
 @ROUTES.get("/v1/admin/models")
 async def list_models(request: web.Request) -> web.Response:
     """The live catalog (a tenant's admin may read what it is routed over)."""
-    _caller(request, "admin")
+    caller_of(request, "admin")
     return json_response({"models": [entry_json(e) for e in request.app[STORE].catalog]})
 
 
@@ -38,7 +38,7 @@ async def _change(request: web.Request, change: Change, caller) -> web.Response:
 @ROUTES.post("/v1/admin/models")
 async def add_model(request: web.Request) -> web.Response:
     """Add a model: enabled at once, its arms start from the prior (operator scope)."""
-    caller = _caller(request, OPERATOR)
+    caller = caller_of(request, OPERATOR)
     catalog = request.app[ENGINE].catalog
     # a new model's latency prior, unless given: the enabled models' median guess
     latency = float(np.median(catalog.prior_latency_ms[catalog.every])) if catalog.every.size \
@@ -51,7 +51,7 @@ async def add_model(request: web.Request) -> web.Response:
 async def update_model(request: web.Request) -> web.Response:
     """Enable or disable a model, change or release its prices, context window, upstream
     (operator scope)."""
-    caller = _caller(request, OPERATOR)
+    caller = caller_of(request, OPERATOR)
     change = parse_update(request.match_info["name"], await read_json(request),
                           request.app[CONFIG].upstreams)
     return await _change(request, change, caller)
@@ -61,8 +61,8 @@ async def update_model(request: web.Request) -> web.Response:
 async def audit(request: web.Request) -> web.Response:
     """Admin changes, newest first: who, when, what, before and after. An operator sees
     every row; a tenant's admin its own tenant's (its resets)."""
-    caller = _caller(request, "admin")
-    limit, model, before = parse_audit_query(_query(request, set(AUDIT_QUERY)))
+    caller = caller_of(request, "admin")
+    limit, model, before = parse_audit_query(query_of(request, set(AUDIT_QUERY)))
     tenant = None if caller.operator else caller.tenant
     return json_response({"entries": await request.app[STORE].audit(limit, model, before,
                                                                      tenant)})

@@ -15,7 +15,18 @@ from aiohttp import web
 from bandit_router.core.route_id import RouteIds
 from bandit_router.core.settings import Config
 from bandit_router.engine.router import Engine
-from bandit_router.http import admin_models, dashboard, gateway, learned_http
+from bandit_router.http import (
+    admin_buckets,
+    admin_models,
+    admin_reset,
+    arms,
+    dashboard,
+    feedback,
+    gateway,
+    route,
+    service,
+    stats,
+)
 from bandit_router.http.appkeys import (
     BODIES,
     CONFIG,
@@ -30,7 +41,7 @@ from bandit_router.http.appkeys import (
 )
 from bandit_router.http.auth import KeyRing
 from bandit_router.http.drain import Drain
-from bandit_router.http.handlers import ROUTES, error_middleware
+from bandit_router.http.edge import error_middleware
 from bandit_router.http.metrics import Metrics
 from bandit_router.http.openapi import Served
 from bandit_router.http.schemas.bodies import Bodies
@@ -54,11 +65,9 @@ def create_app(config: Config, store: Store | None = None,
     app[KEYS] = KeyRing(config.auth)
     app[DRAIN] = Drain()
     app[METRICS] = Metrics(lambda: (app[ENGINE], app[STORE]) if ENGINE in app else None)
-    app.add_routes(ROUTES)
-    app.add_routes(gateway.ROUTES)
-    app.add_routes(admin_models.ROUTES)
-    app.add_routes(learned_http.ROUTES)
-    app.add_routes(dashboard.ROUTES)
+    for family in (route, feedback, arms, stats, admin_reset, admin_models, admin_buckets,
+                   gateway, dashboard, service):  # one module per endpoint family
+        app.add_routes(family.ROUTES)
     app.cleanup_ctx.append(lambda a: _lifecycle(a, clock))
     app.cleanup_ctx.append(gateway.lifecycle)  # opened after the store, closed before it
     return app
@@ -87,7 +96,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncI
              asyncio.create_task(_flush_forever(store)),
              asyncio.create_task(_sync_forever(store, config.storage.sync_interval_ms))]
     if config.buckets.learned.enabled:
-        tasks.append(asyncio.create_task(learned_http.refine_forever(app)))
+        tasks.append(asyncio.create_task(admin_buckets.refine_forever(app)))
     yield
     for task in tasks:
         task.cancel()

@@ -39,8 +39,8 @@ from bandit_router.http.appkeys import (
     STORE,
 )
 from bandit_router.http.auth import authenticate
+from bandit_router.http.edge import read_json
 from bandit_router.http.errors import NoUpstream
-from bandit_router.http.handlers import read_json
 from bandit_router.http.upstream import Call, Upstreams
 from bandit_router.http.wire import parse_chat
 

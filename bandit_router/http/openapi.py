@@ -38,7 +38,7 @@ from bandit_router.storage.stats import WINDOW_HOURS
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
-# statuses of errors raised outside RouterError: aiohttp's HTTP exceptions (handlers.py maps
+# statuses of errors raised outside RouterError: aiohttp's HTTP exceptions (edge.py maps
 # them to these codes; any other one is "http_error") and the catch-all 500
 HTTP_ERROR_CODES = {404: ("not_found",), 405: ("method_not_allowed",), 413: ("body_too_large",),
                     500: ("internal",)}

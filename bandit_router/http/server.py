@@ -5,7 +5,7 @@
 - Slow peers meet deadlines: a request's headers must arrive within `header_timeout_s` of
   the connection opening or of the previous answer (aiohttp's keep-alive timer, which
   closes a connection whose next request has not been parsed by then), its body within
-  `body_timeout_s` (handlers.read_json). At most `max_connections` are open at a time
+  `body_timeout_s` (edge.read_json). At most `max_connections` are open at a time
   (guard.Guard refuses the rest with a 503), and the open-file limit is raised to fit them.
 - SIGTERM or SIGINT: stop accepting, let open requests finish for `shutdown_drain_s`, then
   end the streams still open cleanly (drain.Drain); a few seconds later whatever is left

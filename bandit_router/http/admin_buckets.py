@@ -13,8 +13,8 @@ from bandit_router.core.errors import InvalidField, UnknownBucket
 from bandit_router.core.learned import Split, child_json, is_child, parent_of
 from bandit_router.engine.router import Engine
 from bandit_router.http.appkeys import CONFIG, ENGINE, STORE
+from bandit_router.http.edge import caller_of, json_response, query_of, read_json
 from bandit_router.http.errors import Forbidden
-from bandit_router.http.handlers import _caller, _query, json_response, read_json
 from bandit_router.http.schemas.admin import BucketChangeBody
 from bandit_router.http.schemas.decode import convert
 from bandit_router.storage.learned_store import ACTIONS
@@ -34,8 +34,8 @@ def learned_json(engine: Engine, tenant: str | None, policy: str | None = None) 
 
 @ROUTES.get("/v1/admin/buckets")
 async def list_buckets(request: web.Request) -> web.Response:
-    caller = _caller(request, "admin")
-    query = _query(request, {"policy"})
+    caller = caller_of(request, "admin")
+    query = query_of(request, {"policy"})
     engine = request.app[ENGINE]
     policy = engine.policy(query["policy"]).name if "policy" in query else None
     return json_response({"enabled": engine.config.buckets.learned.enabled,
@@ -64,7 +64,7 @@ async def change_bucket(request: web.Request) -> web.Response:
     """Pin (refinement leaves it alone), unpin or reset a learned bucket, or reset a rule
     bucket's learned children (admin scope, the caller's tenant; audited)."""
     app = request.app
-    caller = _caller(request, "admin")
+    caller = caller_of(request, "admin")
     body = convert(await read_json(request), BucketChangeBody)
     action, bucket = body.action, body.bucket
     tenant = body.tenant or caller.tenant
