@@ -27,6 +27,7 @@ from bandit_router.core.settings import Config
 from bandit_router.engine.router import Engine
 from bandit_router.engine.simulate import Clock
 from bandit_router.http import log
+from bandit_router.http.schemas.bodies import Bodies
 from bandit_router.http.wire import parse_route
 from bandit_router.storage.store import Store
 
@@ -51,6 +52,7 @@ async def _run(config: Config, decisions: int, db: Path, progress) -> dict:
     logger = structlog.get_logger("bandit_router")
     texts = [f"Question {i}: what is {i} times {i + 1}? Explain briefly." for i in range(97)]
     bodies = [orjson.dumps({"prompt": t}) for t in texts]
+    schema = Bodies.build(config.server)
     warmup = min(20_000, decisions // 10)
     start_rss = None
     samples: list[tuple[int, float]] = []
@@ -60,7 +62,7 @@ async def _run(config: Config, decisions: int, db: Path, progress) -> dict:
             gc.collect()
             start_rss = rss_mb()
         clock.t += 0.001
-        d = engine.decide(parse_route(orjson.loads(bodies[i % len(bodies)]), 4096))
+        d = engine.decide(parse_route(orjson.loads(bodies[i % len(bodies)]), schema))
         logger.info("decision", route_id=d.route_id, model=d.model, bucket=d.bucket)
         store.log_decision(d)
         if i % 1000 == 0:
