@@ -13,6 +13,7 @@ from typing import Any
 
 from bandit_router.config.scalars import read_one, read_scalars, setting_of
 from bandit_router.config.tomlcheck import ConfigError, Table
+from bandit_router.core.cache_prices import cache_price_problem
 from bandit_router.core.names import name_problem
 from bandit_router.core.setting_table import AUTH, BUCKETS, UPSTREAMS
 from bandit_router.core.settings import (
@@ -70,16 +71,9 @@ def _model(t: Table, upstreams: Mapping[str, UpstreamConfig]) -> Model:
 
 
 def _cache_prices(t: Table, values: Mapping[str, Any]) -> None:
-    """A cache read is never dearer than fresh input; a cache write at most twice it
-    (bounds.COST_SLACK: no provider charges more)."""
-    price_in = values["input_per_mtok"]
-    for name, most in (("cached_input_per_mtok", price_in), ("cache_write_per_mtok",
-                                                             2 * price_in)):
-        value = values[name]
-        if value is not None and value > most:
-            times = "" if name.startswith("cached") else "2x "
-            raise ConfigError(t.key(name), f"must be at most {most:g} ({times}input_per_mtok); "
-                                           f"got {value:g}")
+    problem = cache_price_problem(values["input_per_mtok"], dict(values))
+    if problem is not None:
+        raise ConfigError(t.key(problem[0]), problem[1])
 
 
 def _model_upstream(t: Table, upstreams: Mapping[str, UpstreamConfig]) -> Upstream | None:

@@ -68,3 +68,21 @@ def prompt_usage(usage: Any) -> PromptUsage:
     if base is None:
         return PromptUsage(None)
     return PromptUsage(base + (read or 0) + (written or 0), read, written)
+
+
+# How much dearer than fresh input each cache price may be: a read never costs more than
+# fresh input; a write at most twice it (no provider charges more).
+CACHE_PRICE_LIMITS = (("cached_input_per_mtok", 1.0), ("cache_write_per_mtok", 2.0))
+
+
+def cache_price_problem(input_per_mtok: float, prices: dict[str, float | None]
+                        ) -> tuple[str, str] | None:
+    """(field, why) when a model's cache prices exceed what its input price allows; the
+    one rule for config.toml and the admin API."""
+    for name, times in CACHE_PRICE_LIMITS:
+        value = prices.get(name)
+        if value is not None and value > times * input_per_mtok:
+            factor = "" if times == 1 else f"{times:g}x "
+            return name, (f"must be at most {times * input_per_mtok:g} ({factor}"
+                          f"input_per_mtok); got {value:g}")
+    return None

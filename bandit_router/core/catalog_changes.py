@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from bandit_router.core.cache_prices import CACHE_PRICE_LIMITS, cache_price_problem
 from bandit_router.core.errors import InvalidField, RouterError
 from bandit_router.core.settings import Model, Upstream, UpstreamConfig
 from bandit_router.core.spend import Prices
@@ -25,10 +26,12 @@ Source = Literal["config", "runtime"]
 Op = Literal["add", "update"]
 Upstreams = Mapping[str, UpstreamConfig]
 # Fields of a Model a change may set, and the extra, catalog-only `enabled`.
-MODEL_FIELDS = ("provider", "input_per_mtok", "output_per_mtok", "context_tokens",
-                "max_output_tokens", "latency_ms", "quality_prior", "upstream")
+MODEL_FIELDS = ("provider", "input_per_mtok", "output_per_mtok", "cached_input_per_mtok",
+                "cache_write_per_mtok", "context_tokens", "max_output_tokens", "latency_ms",
+                "quality_prior", "upstream")
 # What PATCH may change; a null value releases a runtime override (config.toml's value again).
-UPDATE_FIELDS = frozenset({"enabled", "input_per_mtok", "output_per_mtok", "context_tokens",
+UPDATE_FIELDS = frozenset({"enabled", "input_per_mtok", "output_per_mtok",
+                           "cached_input_per_mtok", "cache_write_per_mtok", "context_tokens",
                            "max_output_tokens", "upstream"})
 RELEASABLE = frozenset(UPDATE_FIELDS - {"enabled"})
 
@@ -141,7 +144,7 @@ def check(entries: tuple[Entry, ...], change: Change, aliases: Iterable[str]) ->
 
 def _check_limits(current: Entry, fields: Mapping[str, Any]) -> None:
     """The model after a change must be one config.toml would accept: its longest answer
-    fits in its context window."""
+    fits in its context window, its cache prices within its input price."""
     def after(name: str):
         if name not in fields:
             return getattr(current.model, name)
@@ -154,6 +157,11 @@ def _check_limits(current: Entry, fields: Mapping[str, Any]) -> None:
         field = "max_output_tokens" if "max_output_tokens" in fields else "context_tokens"
         raise InvalidField(f"max_output_tokens {longest} would exceed context_tokens "
                            f"{context}; change both together", field)
+    prices = {name: after(name) for name, _ in CACHE_PRICE_LIMITS}
+    problem = cache_price_problem(after("input_per_mtok"), prices)
+    if problem is not None:
+        name = problem[0] if problem[0] in fields else "input_per_mtok"
+        raise InvalidField(f"{problem[0]} {problem[1]}; change the prices together", name)
 
 
 def upstream_of(spec: Mapping[str, Any] | None, model: str,
@@ -248,6 +256,8 @@ def entry_json(e: Entry) -> dict[str, Any]:
         "has_key": m.upstream.api_key is not None}
     return {"name": m.name, "provider": m.provider, "enabled": e.enabled, "source": e.source,
             "input_per_mtok": m.input_per_mtok, "output_per_mtok": m.output_per_mtok,
+            "cached_input_per_mtok": m.cached_input_per_mtok,
+            "cache_write_per_mtok": m.cache_write_per_mtok,
             "context_tokens": m.context_tokens, "max_output_tokens": m.max_output_tokens,
             "latency_ms": m.latency_ms,
             "quality_prior": m.quality_prior, "upstream": upstream,

@@ -12,8 +12,10 @@ from typing import Any
 
 from msgspec import UNSET
 
+from bandit_router.core.cache_prices import cache_price_problem
 from bandit_router.core.catalog_changes import UPDATE_FIELDS, Change, Upstreams
 from bandit_router.core.errors import InvalidField, MissingField, UnknownUpstream
+from bandit_router.core.names import name_problem
 from bandit_router.http.schemas.admin import (
     ADD_FIELDS,
     DEFAULT_PROVIDER,
@@ -31,6 +33,15 @@ MAX_AUDIT_LIMIT = 1000
 DEFAULT_AUDIT_LIMIT = 100
 
 
+def _model_name(value: str) -> str:
+    """A model's name follows the rule config.toml's do (core/names.py): it rides in every
+    route_id, so it is short and plain."""
+    problem = name_problem(value)
+    if problem is not None:
+        raise InvalidField(f"name {problem}", "name")
+    return value
+
+
 def _name(value: str, field: str) -> str:
     # "." and ".." could not be named in a URL path (clients resolve them away)
     if not value or value != value.strip() or value in (".", "..") or \
@@ -46,6 +57,12 @@ def _longest(longest: int | None, context: int | None) -> int | None:
         raise InvalidField(f"max_output_tokens must be between 1 and {context} (its "
                            f"context_tokens); got {longest}", "max_output_tokens")
     return longest
+
+
+def _cache_prices(fields: dict[str, Any]) -> None:
+    problem = cache_price_problem(fields["input_per_mtok"], fields)
+    if problem is not None:
+        raise InvalidField(f"{problem[0]} {problem[1]}", problem[0])
 
 
 def _upstream(name: Any, model: str | None, upstreams: Upstreams) -> dict[str, Any] | None:
@@ -68,7 +85,7 @@ def parse_add(data: Any, default_latency_ms: float, upstreams: Upstreams) -> Cha
     """POST /v1/admin/models. The stored change is complete (defaults filled in), so a
     replay never depends on the catalog it is replayed over."""
     body = convert(data, AddModelBody)
-    name = _name(body.name, "name")
+    name = _model_name(body.name)
     fields: dict[str, Any] = {
         "provider": DEFAULT_PROVIDER if body.provider is None else
         _name(body.provider, "provider"),
@@ -79,6 +96,11 @@ def parse_add(data: Any, default_latency_ms: float, upstreams: Upstreams) -> Cha
     longest = _longest(body.max_output_tokens, body.context_tokens)
     if longest is not None:
         fields["max_output_tokens"] = longest
+    for key in ("cached_input_per_mtok", "cache_write_per_mtok"):
+        value = getattr(body, key)
+        if value is not None:
+            fields[key] = float(value)
+    _cache_prices(fields)
     fields["latency_ms"] = body.latency_ms or default_latency_ms
     fields["quality_prior"] = body.quality_prior
     upstream = _upstream(body.upstream, body.upstream_model, upstreams)
@@ -94,7 +116,8 @@ def parse_update(name: str, data: Any, upstreams: Upstreams) -> Change:
     context = body.context_tokens or None
     _longest(body.max_output_tokens or None, context)
     fields: dict[str, Any] = {}
-    for key in ("input_per_mtok", "output_per_mtok", "context_tokens", "max_output_tokens"):
+    for key in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok",
+                "cache_write_per_mtok", "context_tokens", "max_output_tokens"):
         value = getattr(body, key)
         if value is not UNSET:  # null releases
             fields[key] = float(value) if key.endswith("_mtok") and value is not None \

@@ -227,6 +227,7 @@ def _catalog_schemas() -> dict[str, dict]:
                    "description": "config: config.toml has it; runtime: added by an admin"},
         "input_per_mtok": NUMBER, "output_per_mtok": NUMBER, "context_tokens": INTEGER,
         "latency_ms": NUMBER, "quality_prior": NULLABLE_NUMBER,
+        "cached_input_per_mtok": NULLABLE_NUMBER, "cache_write_per_mtok": NULLABLE_NUMBER,
         "max_output_tokens": {"type": ["integer", "null"]},
         "upstream": {"anyOf": [{"type": "null"}, _object({
             "name": nullable_text, "model": text, "has_key": {"type": "boolean"}},

@@ -251,6 +251,30 @@ async def test_a_price_change_prices_calls_made_from_then_on(client, clock):
     assert await spend_of(client) == pytest.approx(0.025 + 0.2 + 0.05 + 0.4)
 
 
+async def test_an_added_model_has_cache_prices_that_price_its_cached_input(client):
+    """A model added at run time takes cache prices as config.toml's do; a PATCH changes
+    them and the API shows them."""
+    cached = {**NEW, "name": "acme-cached", "cached_input_per_mtok": 0.02,
+              "cache_write_per_mtok": 0.25}
+    status, body = await call(client, "POST", "/v1/admin/models", cached)
+    assert status == 200, body
+    assert (body["model"]["cached_input_per_mtok"], body["model"]["cache_write_per_mtok"]) == \
+        (0.02, 0.25)
+    d = await route(client, constraints={"models": ["acme-cached"]})
+    status, fb = await call(client, "POST", "/v1/feedback", {
+        "route_id": d["route_id"], "input_tokens": 100_000, "cached_input_tokens": 50_000})
+    assert status == 200, fb
+    # 50k fresh at 0.2 and 50k cached at 0.02 (USD per million), no output tokens
+    assert await spend_of(client) == pytest.approx(0.05 * 0.2 + 0.05 * 0.02)
+    status, body = await call(client, "PATCH", "/v1/admin/models/acme-cached",
+                              {"cached_input_per_mtok": 0.1})
+    assert status == 200 and body["model"]["cached_input_per_mtok"] == 0.1, body
+    assert {"cache_write_per_mtok", "cached_input_per_mtok"} <= set(body["model"]["overridden"])
+    status, body = await call(client, "PATCH", "/v1/admin/models/acme-cached",
+                              {"cached_input_per_mtok": 0.3})  # dearer than its input price
+    assert status == 400 and body["error"]["field"] == "cached_input_per_mtok", body
+
+
 async def test_a_price_cut_moves_traffic_to_the_model(client):
     """The price term of the value reads the live prices: make the priciest model free and
     it wins the bucket it used to lose on price."""
@@ -258,8 +282,10 @@ async def test_a_price_cut_moves_traffic_to_the_model(client):
             "weights": {"points_per_price_doubling": 50.0}}
     share = [(await route(client, **body))["model"] for _ in range(100)].count(
         "claude-sonnet-4-5")
-    await call(client, "PATCH", "/v1/admin/models/claude-sonnet-4-5",
-               {"input_per_mtok": 0.0, "output_per_mtok": 0.0})
+    free = {"input_per_mtok": 0.0, "output_per_mtok": 0.0, "cached_input_per_mtok": 0.0,
+            "cache_write_per_mtok": 0.0}  # a cache price above the input price is refused
+    status, _ = await call(client, "PATCH", "/v1/admin/models/claude-sonnet-4-5", free)
+    assert status == 200
     share_after = [(await route(client, **body))["model"] for _ in range(100)].count(
         "claude-sonnet-4-5")
     assert share_after > share + 20
@@ -341,6 +367,13 @@ BAD_ADDS = [
     ({**NEW, "upstream": 7}, 400, "invalid_field", "upstream"),
     ({**NEW, "upstream_model": "m"}, 400, "invalid_field", "upstream_model"),
     ({**NEW, "max_output_tokens": 200_000}, 400, "invalid_field", "max_output_tokens"),
+    # a model's name follows config.toml's rule (it rides in every route_id)
+    *(({**NEW, "name": name}, 400, "invalid_field", "name")
+      for name in ("a b", "50%", "é?#&", "a" * 65, "-lead", "a\nb")),
+    # a cache read is never dearer than fresh input, a cache write at most twice it
+    ({**NEW, "cached_input_per_mtok": 0.3}, 400, "invalid_field", "cached_input_per_mtok"),
+    ({**NEW, "cache_write_per_mtok": 0.41}, 400, "invalid_field", "cache_write_per_mtok"),
+    ({**NEW, "cached_input_per_mtok": -0.1}, 400, "invalid_field", "cached_input_per_mtok"),
     ({**NEW, "name": "gpt-5"}, 409, "model_exists", "name"),
     ({**NEW, "name": "auto"}, 409, "model_exists", "name"),
     ({**NEW, "name": "auto-cheap"}, 409, "model_exists", "name"),
@@ -365,6 +398,9 @@ BAD_PATCHES = [
     ("gpt-5", {"provider": "x"}, 400, "unknown_field", "provider"),
     ("no-such-model", {"enabled": False}, 404, "model_not_found", "name"),
     ("gpt-5", {"upstream": {"base_url": "http://10.0.0.1"}}, 400, "invalid_field", "upstream"),
+    # below its cached price (0.125): the prices change together or not at all
+    ("gpt-5", {"input_per_mtok": 0.1}, 400, "invalid_field", "input_per_mtok"),
+    ("gpt-5", {"cached_input_per_mtok": 2.0}, 400, "invalid_field", "cached_input_per_mtok"),
 ]
 
 
@@ -376,7 +412,8 @@ async def test_a_bad_patch_is_refused_naming_the_field(client, name, body, statu
 
 
 async def test_any_model_name_can_be_patched(client):
-    odd = ["acme/small:v1", "a b", "50%", "é?#&"]
+    """Every character the name rule allows, including the ones a URL path must quote."""
+    odd = ["acme/small:v1", "a+b@c", "x.y_z-1", "a" * 64]
     for name in odd:
         assert (await call(client, "POST", "/v1/admin/models", {**NEW, "name": name}))[0] == 200
         status, body = await call(client, "PATCH", f"/v1/admin/models/{quote(name, safe='')}",
@@ -573,7 +610,12 @@ async def _run_ops(config: Config, ops: list[tuple]) -> None:
         for op in ops:
             method, path, body = _request(op)
             status, answer = await call(c, method, path, body)
-            assert status in (200, 404, 409), answer  # refused ones change nothing
+            # refused ones change nothing; a price below the model's cached-input price is a
+            # 400 on the price fields (config.toml's rule), any other 400 is a bug
+            price_refused = (status == 400 and op[0] == "price"
+                             and answer["error"]["field"] in ("input_per_mtok",
+                                                              "output_per_mtok"))
+            assert status in (200, 404, 409) or price_refused, answer
             assert _engine_view(c.server.app) == _listed_view(await models_of(c))
             for _ in range(3):  # a disabled model is never chosen, not even as a fallback
                 d = await route(c)
