@@ -67,6 +67,7 @@ def render(stats: dict, tenant: str) -> str:
            f"({_when(stats['since'])} to {_when(stats['until'])} UTC)",
            f"savings against: {stats['reference_model']} (the same tokens at its prices)", ""]
     out += _table(FIGURES, [_figures(stats["totals"])])
+    out += _effective_lines(stats)
     if stats["groups"]:
         out += [""]
         out += _table(["policy", "bucket", *FIGURES, "traffic share"],
@@ -74,7 +75,7 @@ def render(stats: dict, tenant: str) -> str:
                        for g in stats["groups"]], text=(0, 1, len(FIGURES) + 2))
     out += _judge_lines(stats["totals"].get("judge"))
     if stats.get("budgets"):
-        out += ["", "budgets"]
+        out += ["", "budgets" + (" (effective prices)" if stats.get("commitments") else "")]
         out += _table(
             ["name", "window", "limit USD", "spent USD", "remaining USD", "pace", "when spent",
              "renews (UTC)"],
@@ -84,6 +85,18 @@ def render(stats: dict, tenant: str) -> str:
     out += _cache_lines(stats["totals"])
     out += _commitment_lines(stats.get("commitments") or [])
     return "\n".join(out) + "\n"
+
+
+def _effective_lines(stats: dict) -> list[str]:
+    """With commitments, the figures above are at list prices; these at what was paid."""
+    t = stats["totals"]
+    if not stats.get("commitments") or t["effective_spend_usd"] == t["spend_usd"]:
+        return []
+    pct = None if t["effective_savings_pct"] is None else t["effective_savings_pct"] / 100
+    return [f"at effective prices (the commitments' discounts; budgets count these): spend "
+            f"{t['effective_spend_usd']:.4f} USD, on reference "
+            f"{t['effective_reference_usd']:.4f}, saved {t['effective_savings_usd']:.4f} "
+            f"({_pct(pct)})"]
 
 
 def _cache_lines(totals: dict) -> list[str]:

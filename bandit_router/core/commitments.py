@@ -12,6 +12,9 @@ it lags (use more), up to the list price when it runs ahead (overshoot pays list
 commitment (no amount) is just `discount` off every call.
 
 Usage is counted at list price (the spend the router records), in the window of the call.
+What that usage costs under the contract (its *effective* spend, what budgets and the
+savings report count) is the discounted price inside the capacity and the list price past
+it; the part of the amount left unused is not spend but `left_on_table_usd`.
 """
 
 from __future__ import annotations
@@ -67,10 +70,24 @@ class Tracker:
             self.start, self.end = window_bounds(self.config.window, now)
             self.used = 0.0
 
-    def charge(self, usd: float, at: float) -> None:
+    def effective(self, used: float) -> float:
+        """What `used` list-price usage in one window costs under the contract."""
+        paid, capacity = 1.0 - self.config.discount, self.capacity
+        if capacity is None:
+            return paid * used
+        return paid * min(used, capacity) + max(0.0, used - capacity)
+
+    def charge(self, usd: float, at: float) -> float:
+        """Count list-price usage at `at`; return what it costs under the contract (the
+        difference it makes to the window's effective spend: negative for a correction)."""
         self._roll(at)
-        if self.start <= at < self.end:
-            self.used = max(0.0, self.used + usd)
+        if not self.start <= at < self.end:
+            # a window already closed (late feedback for an old call): its usage is gone,
+            # so price it as if inside the capacity
+            return (1.0 - self.config.discount) * usd
+        before = self.used
+        self.used = max(0.0, before + usd)
+        return self.effective(self.used) - self.effective(before)
 
     def forecast(self, now: float) -> float:
         elapsed = max(now - self.start, 1e-9)
@@ -116,10 +133,13 @@ class Commitments:
     def _of(self, model: Model) -> Tracker | None:
         return next((t for t in self.trackers if t.covers(model)), None)
 
-    def charge(self, model: Model | None, usd: float, at: float) -> None:
+    def charge(self, model: Model | None, usd: float, at: float) -> float:
+        """Count a call's list-price spend against the commitment covering its model, and
+        return its effective spend (the list spend when none covers it)."""
         tracker = self._of(model) if model is not None else None
-        if tracker is not None and math.isfinite(usd):
-            tracker.charge(usd, at)
+        if tracker is None or not math.isfinite(usd):
+            return usd
+        return tracker.charge(usd, at)
 
     def factors(self, models: Iterable[Model], now: float) -> list[float]:
         """Each model's multiple of list price (1.0 for one no commitment covers)."""

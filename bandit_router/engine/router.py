@@ -178,12 +178,22 @@ class Engine:
 
     def spent(self, tenant: str, policy: str, usd: float, at: float,
               model: str | None = None) -> None:
-        """Count spend (committed feedback, priced) against the budgets covering it, and
-        against the commitment covering its model."""
-        self.budgets.charge(tenant, policy, usd, at)
+        """Count list-price spend (committed feedback, priced) against the commitment
+        covering its model, and its effective spend (at the commitment's prices) against
+        the budgets covering it."""
         if model is not None and self.commitments:
             i = self.catalog.index.get(model)
-            self.commitments.charge(None if i is None else self.catalog.models[i], usd, at)
+            usd = self.commitments.charge(None if i is None else self.catalog.models[i],
+                                          usd, at)
+        self.budgets.charge(tenant, policy, usd, at)
+
+    def replay_spent(self, spent: Sequence[tuple[str, str, float, float, str]]) -> None:
+        """Count spend recorded before a start, oldest first. The commitments start from
+        the oldest hour, so a window before the current one is priced by its own usage."""
+        if spent and self.commitments:
+            self.commitments = Commitments(self.config.commitments, min(s[3] for s in spent))
+        for tenant, policy, usd, at, model in spent:
+            self.spent(tenant, policy, usd, at, model)
 
     def evidence(self, tenant: str, policy: str, bucket: str, model: str) -> float:
         """Quality observations behind an arm (undecayed): how sure the router is of it."""

@@ -83,7 +83,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], float]) -> AsyncI
     engine.set_catalog(store.catalog)  # before the arms: a runtime-added model's are usable
     engine.absorb(loaded.arms)
     engine.remember(loaded.recent)
-    _spent(engine, loaded.spend)
+    engine.replay_spent(loaded.spend)
     engine.learned.install(await store.load_splits())
     app[ENGINE] = engine
     app[OPENAPI].body(engine.config)  # built once here, not on the first request

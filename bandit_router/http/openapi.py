@@ -414,15 +414,26 @@ CACHE_FIGURES = {
 }
 
 
+EFFECTIVE_FIGURES = {
+    "effective_spend_usd": {**NUMBER, "description": "at the [[commitments]]' prices: "
+                            "discounted inside a commitment's capacity, list price past it "
+                            "(spend_usd without commitments)"},
+    "effective_reference_usd": {**NUMBER, "description": "reference_usd at the commitments' "
+                                "prices, as if the reference model had served the traffic"},
+    "effective_savings_usd": NUMBER, "effective_savings_pct": NULLABLE_NUMBER,
+}
+
+
 def _stats_schemas() -> dict[str, dict]:
     figures = {
         "decisions": INTEGER, "feedback": {**INTEGER, "description": "routes with feedback"},
-        "feedback_rate": NULLABLE_NUMBER, "spend_usd": NUMBER,
+        "feedback_rate": NULLABLE_NUMBER,
+        "spend_usd": {**NUMBER, "description": "at list prices"},
         "reference_usd": {**NUMBER, "description": "the same tokens at the reference model's "
                                                    "prices"},
         "savings_usd": {**NUMBER, "description": "reference_usd minus the spend of calls "
                                                  "with token counts"},
-        "savings_pct": NULLABLE_NUMBER, "mean_quality": NULLABLE_NUMBER,
+        "savings_pct": NULLABLE_NUMBER, **EFFECTIVE_FIGURES, "mean_quality": NULLABLE_NUMBER,
         "input_tokens": NUMBER, "output_tokens": NUMBER, **CACHE_FIGURES}
     shares = {"type": "object", "additionalProperties": NUMBER}
     group = _object({"tenant": {"type": "string"}, "policy": {"type": "string"},
@@ -438,9 +449,10 @@ def _stats_schemas() -> dict[str, dict]:
         "policy": {"type": ["string", "null"]},
         "window": {"type": "string", "enum": ["hour", "day", "month"]},
         "start": NUMBER, "end": NUMBER, "limit_usd": NUMBER,
-        "spent_usd": {**NULLABLE_NUMBER, "description": "every covered tenant's spend; null "
-                                                        "for a shared budget unless the "
-                                                        "caller is an operator"},
+        "spent_usd": {**NULLABLE_NUMBER, "description": "every covered tenant's spend at "
+                                                        "effective prices; null for a "
+                                                        "shared budget unless the caller "
+                                                        "is an operator"},
         "remaining_usd": NULLABLE_NUMBER,
         "tenant_spent_usd": {**NULLABLE_NUMBER, "description": "the caller's tenant's share "
                                                                "of spent_usd"},
@@ -452,7 +464,9 @@ def _stats_schemas() -> dict[str, dict]:
     }, required=("name", "window", "limit_usd", "spent_usd", "remaining_usd", "exhausted"),
         closed=False)
     model = _object({"model": {"type": "string"}, "decisions": INTEGER, "share": NUMBER,
-                     "spend_usd": NUMBER, "mean_quality": NULLABLE_NUMBER,
+                     "spend_usd": NUMBER,
+                     "effective_spend_usd": EFFECTIVE_FIGURES["effective_spend_usd"],
+                     "mean_quality": NULLABLE_NUMBER,
                      "cost_per_request_usd": NULLABLE_NUMBER, **CACHE_FIGURES},
                     required=("model", "decisions", "share", "spend_usd"), closed=False)
     commitment = _object({
@@ -493,7 +507,12 @@ def _stats_schemas() -> dict[str, dict]:
                     "slot fits the history (a minute for a short one, up to a day)")
     stats = _object({
         "window": {"type": "string"}, "since": NUMBER, "until": NUMBER,
-        "reference_model": {"type": "string"}, "totals": _object(figures, closed=False),
+        "reference_model": {"type": "string"},
+        "prices": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "which prices each figure is at: spend_usd at list, "
+                                  "effective_spend_usd at the commitments', budgets at "
+                                  "effective"},
+        "totals": _object(figures, closed=False),
         "groups": {"type": "array", "items": group},
         "models": {"type": "array", "items": model, "description": "per model, busiest first"},
         "series": {"type": "array", "items": point},
@@ -506,8 +525,8 @@ def _stats_schemas() -> dict[str, dict]:
                         "description": "operator keys only: each [[commitments]] entry's "
                                        "utilisation in its current window (docs/sessions.md)"},
         "learned_buckets": {"type": "array", "items": _ref("LearnedBucket")},
-    }, required=("window", "since", "until", "reference_model", "totals", "groups", "models",
-                 "series", "timeline", "colors", "budgets"), closed=False)
+    }, required=("window", "since", "until", "reference_model", "prices", "totals", "groups",
+                 "models", "series", "timeline", "colors", "budgets"), closed=False)
     return {"Stats": stats, "BudgetStatus": budget}
 
 

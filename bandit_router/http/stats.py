@@ -23,7 +23,7 @@ from bandit_router.http.edge import caller_of, json_response, query_of
 from bandit_router.http.errors import (
     Forbidden,
 )
-from bandit_router.storage import timeline
+from bandit_router.storage import effective_prices, timeline
 from bandit_router.storage.stats import (
     STATS_QUERY,
     WINDOW_HOURS,
@@ -60,7 +60,8 @@ async def stats(request: web.Request) -> web.Response:
     since = window_start(window, now)
     app[STORE].flush_decisions()  # queued ahead of the read: every answered route counts
     rows = await app[STORE].usage(since, tenant, policy, bucket)
-    body = stats_json(rows, window, since, now, reference, app[CONFIG].judge.disagreement)
+    body = stats_json(rows, window, since, now, reference, app[CONFIG].judge.disagreement,
+                      await _rates(app, config, since, reference))
     body["timeline"] = await _timeline(app, rows, since, now, tenant, policy, bucket)
     body["colors"] = palette.colors([*(m.name for m in config.models),
                                      *(m["model"] for m in body["models"])])
@@ -78,6 +79,17 @@ async def stats(request: web.Request) -> web.Response:
         if (tenant is None or sp.tenant == tenant) and (policy is None or sp.policy == policy)
         for c in sp.children]
     return json_response(body)
+
+
+async def _rates(app: web.Application, config: Config, since: float, reference: Model
+                 ) -> effective_prices.Rates | None:
+    """The commitments' rates from every tenant's usage (None without commitments): a
+    commitment is filled by all of them, so a tenant's effective price depends on it."""
+    if not config.commitments:
+        return None
+    start = effective_prices.replay_start(config.commitments, since)
+    return effective_prices.rates(await app[STORE].usage(start), config.commitments,
+                                  config.models, reference)
 
 
 async def _timeline(app: web.Application, rows: list, since: float, now: float,

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from bandit_router.core.budget import Budgets, BudgetStatus, window_bounds
 from bandit_router.core.commitments import Commitments, CommitmentStatus
 from bandit_router.core.settings import Config, Model
 from bandit_router.core.sources import judge_figures
 from bandit_router.core.spend import HOUR_S, Prices, hour_of
+from bandit_router.storage import effective_prices
+from bandit_router.storage.effective_prices import PRICES_NOTE, Rates
 
 WINDOW_HOURS = {"hour": 1, "day": 24, "week": 168, "month": 720}
 STATS_QUERY = frozenset({"window", "policy", "bucket", "reference", "tenant"})
@@ -55,13 +57,18 @@ class Tally:
     # cache saved against full input price
     cached_input_tokens: float = 0.0
     cache_savings_usd: float = 0.0
+    # derived, not stored: the spend and the reference at the commitments' prices
+    # (storage/effective_prices.py)
+    effective_spend_usd: float = field(default=0.0, metadata={"derived": True})
+    effective_tokened_spend_usd: float = field(default=0.0, metadata={"derived": True})
+    effective_reference_usd: float = field(default=0.0, metadata={"derived": True})
 
     def add(self, other: Tally) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
-TALLY_COLUMNS = tuple(f.name for f in fields(Tally))
+TALLY_COLUMNS = tuple(f.name for f in fields(Tally) if not f.metadata.get("derived"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +123,26 @@ class Summary:
     totals: Tally
     groups: list[Group]
     series: list[UsageRow]
+    effective: bool = False  # the effective_ figures are priced (else they are the list's)
+
+
+def priced(rows: list[UsageRow], reference: Prices, rates: Rates) -> list[UsageRow]:
+    """The rows with their effective spend and reference filled in."""
+    out = []
+    for row in rows:
+        t, rate = row.tally, rates.of(row.hour, row.model)
+        out.append(replace(row, tally=replace(
+            t, effective_spend_usd=t.spend_usd * rate,
+            effective_tokened_spend_usd=t.tokened_spend_usd * rate,
+            effective_reference_usd=reference_usd(t, reference)
+            * rates.of_reference(row.hour))))
+    return out
 
 
 def summarize(rows: list[UsageRow], since: float, until: float, reference_model: str,
-              reference: Prices) -> Summary:
+              reference: Prices, rates: Rates | None = None) -> Summary:
+    if rates is not None:
+        rows = priced(rows, reference, rates)
     groups: dict[tuple[str, str, str], Group] = {}
     totals = Tally()
     for row in rows:
@@ -129,7 +152,7 @@ def summarize(rows: list[UsageRow], since: float, until: float, reference_model:
         group.by_model[row.model].add(row.tally)
         totals.add(row.tally)
     return Summary(since, until, reference_model, reference, totals,
-                   [groups[k] for k in sorted(groups)], rows)
+                   [groups[k] for k in sorted(groups)], rows, rates is not None)
 
 
 # --- figures -------------------------------------------------------------------------------
@@ -148,7 +171,17 @@ def cache_figures(t: Tally) -> dict:
             "cache_savings_usd": t.cache_savings_usd}
 
 
-def figures(t: Tally, reference: Prices) -> dict:
+def effective_figures(t: Tally, effective: bool, ref: float) -> dict:
+    """Spend and savings at the commitments' prices (the list figures without any)."""
+    spend, tokened, ref = (t.effective_spend_usd, t.effective_tokened_spend_usd,
+                           t.effective_reference_usd) if effective \
+        else (t.spend_usd, t.tokened_spend_usd, ref)
+    return {"effective_spend_usd": spend, "effective_reference_usd": ref,
+            "effective_savings_usd": ref - tokened,
+            "effective_savings_pct": 100.0 * (ref - tokened) / ref if ref > 0 else None}
+
+
+def figures(t: Tally, reference: Prices, effective: bool = False) -> dict:
     ref = reference_usd(t, reference)
     savings = ref - t.tokened_spend_usd
     return {
@@ -158,6 +191,7 @@ def figures(t: Tally, reference: Prices) -> dict:
         "feedback_rate": min(1.0, t.routes_with_feedback / t.decisions) if t.decisions else None,
         "spend_usd": t.spend_usd, "reference_usd": ref, "savings_usd": savings,
         "savings_pct": 100.0 * savings / ref if ref > 0 else None,
+        **effective_figures(t, effective, ref),
         "mean_quality": t.quality_sum / t.quality_n if t.quality_n else None,
         "input_tokens": t.input_tokens, "output_tokens": t.output_tokens,
         **cache_figures(t),
@@ -174,6 +208,7 @@ def by_model_json(s: Summary) -> list[dict]:
     total = s.totals.decisions
     return [{"model": m, "decisions": t.decisions,
              "share": t.decisions / total if total else 0.0, "spend_usd": t.spend_usd,
+             "effective_spend_usd": t.effective_spend_usd if s.effective else t.spend_usd,
              "mean_quality": t.quality_sum / t.quality_n if t.quality_n else None,
              "cost_per_request_usd": t.spend_usd / t.decisions if t.decisions else None,
              **cache_figures(t)}
@@ -186,13 +221,15 @@ def summary_json(s: Summary, window: str, disagreement: float = 0.25) -> dict:
         total = g.tally.decisions
         share = {m: (t.decisions / total if total else 0.0) for m, t in sorted(g.by_model.items())}
         groups.append({"tenant": g.tenant, "policy": g.policy, "bucket": g.bucket,
-                       **figures(g.tally, s.reference), "share": share,
+                       **figures(g.tally, s.reference, s.effective), "share": share,
                        "spend_by_model": {m: t.spend_usd for m, t in sorted(g.by_model.items())},
                        "judge": judge_figures(g.tally, disagreement)})
     return {
         "window": window, "since": s.since, "until": s.until,
         "reference_model": s.reference_model,
-        "totals": {**figures(s.totals, s.reference),
+        "prices": PRICES_NOTE if s.effective else {**PRICES_NOTE, "effective_spend_usd":
+                                                   "list prices: no [[commitments]]"},
+        "totals": {**figures(s.totals, s.reference, s.effective),
                    "judge": judge_figures(s.totals, disagreement)},
         "groups": groups,
         "models": by_model_json(s),
@@ -204,9 +241,10 @@ def summary_json(s: Summary, window: str, disagreement: float = 0.25) -> dict:
 
 
 def stats_json(rows: list[UsageRow], window: str, since: float, now: float,
-               reference: Model, disagreement: float = 0.25) -> dict:
-    return summary_json(summarize(rows, since, now, reference.name, Prices.of(reference)),
-                        window, disagreement)
+               reference: Model, disagreement: float = 0.25,
+               rates: Rates | None = None) -> dict:
+    return summary_json(summarize(rows, since, now, reference.name, Prices.of(reference),
+                                  rates), window, disagreement)
 
 
 def commitment_json(s: CommitmentStatus) -> dict:
@@ -255,16 +293,26 @@ def usage_stats(conn: sqlite3.Connection, config: Config, now: float, window: st
     budgets' spend from the usage rows, without the running service's pacing prices."""
     model = config.model(reference) if reference else config.reference_model()
     since = window_start(window, now)
+    first = min([since, *(window_bounds(b.window, now)[0] for b in config.budgets)])
+    rates = usage_rates(conn, config, first, model) if config.commitments else None
     stats = stats_json(read_usage(conn, since, tenant, policy, bucket), window, since, now,
-                       model, config.judge.disagreement)
+                       model, config.judge.disagreement, rates)
     budgets = Budgets(config.budgets, now)
-    first = min((window_bounds(b.window, now)[0] for b in config.budgets), default=now)
     for row in read_usage(conn, first):
-        budgets.charge(row.tenant, row.policy, row.tally.spend_usd, row.hour)
+        rate = rates.of(row.hour, row.model) if rates is not None else 1.0
+        budgets.charge(row.tenant, row.policy, row.tally.spend_usd * rate, row.hour)
     stats["budgets"] = [budget_json(s, None) for s in budgets.status(now)
                         if s.budget.tenant in (None, tenant)]  # the CLI runs as operator
     stats["commitments"] = [commitment_json(s) for s in _commitments(conn, config, now)]
     return stats
+
+
+def usage_rates(conn: sqlite3.Connection, config: Config, since: float,
+                reference: Model) -> Rates:
+    """The commitments' rates of every hour from `since` on, from every tenant's rows."""
+    start = effective_prices.replay_start(config.commitments, since)
+    return effective_prices.rates(read_usage(conn, start), config.commitments,
+                                  config.models, reference)
 
 
 def _commitments(conn: sqlite3.Connection, config: Config, now: float

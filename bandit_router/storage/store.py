@@ -13,7 +13,7 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -200,7 +200,8 @@ def write_arms(db: Database, states: Mapping[ArmKey, Evidence]) -> None:
 
 def add_usage(db: Database, rows: list[tuple[str, str, str, str, float, Tally]]) -> None:
     """Add to the hourly usage of (tenant, policy, bucket, model, hour)."""
-    db.conn.executemany(_ADD_USAGE, [(*key, *astuple(t)) for *key, t in rows])
+    db.conn.executemany(_ADD_USAGE, [(*key, *(getattr(t, c) for c in TALLY_COLUMNS))
+                                     for *key, t in rows])
 
 
 # A charge to count against the budgets (and the commitments covering its model) once

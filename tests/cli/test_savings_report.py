@@ -155,3 +155,9 @@ async def test_report_shows_cache_savings_and_commitments_as_the_api(app_config:
     assert mine["used_usd"] == pytest.approx(spent_openai)
     text = _report(app_config.storage.url, path).stdout
     assert "prompt cache: 75.0% of input tokens" in text and "openai-prepaid" in text
+    # inside the capacity: 20% off the covered model's spend, in both, and said so
+    effective = api["totals"]["effective_spend_usd"]
+    assert effective == pytest.approx(api["totals"]["spend_usd"] - 0.2 * spent_openai)
+    assert cli["totals"]["effective_spend_usd"] == pytest.approx(effective)
+    assert f"at effective prices (the commitments' discounts; budgets count these): spend " \
+           f"{effective:.4f} USD" in text

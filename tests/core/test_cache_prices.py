@@ -1,13 +1,11 @@
-"""Cached input priced at the cached price; both providers' usage shapes; commitments'
-marginal price and pacing."""
+"""Cached input priced at the cached price; both providers' usage shapes."""
 
 from __future__ import annotations
 
 import pytest
 
 from bandit_router.core.cache_prices import prompt_usage
-from bandit_router.core.commitments import Commitments
-from bandit_router.core.settings import CommitmentConfig, Model
+from bandit_router.core.settings import Model
 from bandit_router.core.spend import Prices, charge
 
 SONNET = Model("sonnet", "anthropic", 3.0, 15.0, 200_000, 1000, cached_input_per_mtok=0.30,
@@ -58,41 +56,3 @@ def test_a_usage_without_counts_says_nothing():
     assert prompt_usage({"completion_tokens": 3}).input_tokens is None
     assert prompt_usage("junk").input_tokens is None
     assert prompt_usage({"prompt_tokens": -4}).input_tokens is None
-
-
-MONTH = CommitmentConfig("prepaid", provider="anthropic", amount_usd=700.0, discount=0.3)
-
-
-def test_a_flat_discount_prices_every_call_below_list():
-    flat = Commitments([CommitmentConfig("flat", model="gpt", discount=0.2)], 0.0)
-    assert flat.factors([GPT, SONNET], 1e6) == [pytest.approx(0.8), 1.0]
-
-
-def test_prepaid_units_are_cheap_when_behind_dear_when_ahead_list_once_used():
-    start = 1_798_761_600.0  # 2027-01-01 UTC: a 31-day month
-    half = start + 15.5 * 86400
-    behind = Commitments([MONTH], start)
-    behind.charge(SONNET, 200.0, start + 3600)  # 200 of 1000 capacity at mid-month
-    ahead = Commitments([MONTH], start)
-    ahead.charge(SONNET, 700.0, start + 3600)
-    spent = Commitments([MONTH], start)
-    spent.charge(SONNET, 1000.0, start + 3600)
-    on_course = Commitments([MONTH], start)
-    on_course.charge(SONNET, 500.0, start + 3600)
-    (low,), (high,), (full,), (even,) = (c.factors([SONNET], half)
-                                         for c in (behind, ahead, spent, on_course))
-    assert low < even < high <= 1.0 and full == 1.0
-    assert even == pytest.approx(0.7)  # on course: the discounted price
-    status = behind.status(half)[0]
-    assert status.capacity_usd == pytest.approx(1000.0)
-    assert status.forecast_usd == pytest.approx(400.0)
-    assert status.left_on_table_usd == pytest.approx(600.0 * 0.7)
-
-
-def test_a_new_window_starts_from_nothing():
-    start = 1_798_761_600.0
-    c = Commitments([MONTH], start)
-    c.charge(SONNET, 1000.0, start + 10)
-    assert c.factors([SONNET], start + 20) == [1.0]
-    next_month = start + 31 * 86400 + 10
-    assert c.status(next_month)[0].used_usd == 0.0

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bandit_router.core.settings import CommitmentConfig, Config, Upstream
+from bandit_router.core.settings import BudgetConfig, CommitmentConfig, Config, Upstream
 from bandit_router.core.spend import Prices
 from bandit_router.http.app import create_app
 from bandit_router.http.appkeys import ENGINE
@@ -261,3 +261,47 @@ def _with_upstreams(config: Config, url: str) -> Config:
     models = tuple(replace(m, upstream=Upstream(base_url=url, model=m.name))
                    for m in config.models)
     return seeded(replace(config, models=models))
+
+
+async def test_budgets_and_savings_count_what_the_commitments_charge(app_config: Config,
+                                                                    clock: FakeClock):
+    haiku, flash = app_config.model("claude-haiku-4-5"), app_config.model("gemini-2.5-flash")
+    call = Prices.of(haiku).cost(20_000, 500, 5_000)
+    config = replace(app_config, budgets=(BudgetConfig("daily", limit_usd=100.0),),
+                     commitments=(
+        CommitmentConfig("prepaid", provider="anthropic", amount_usd=0.7 * 1.5 * call,
+                         discount=0.3, window="day"),  # capacity: one and a half calls
+        CommitmentConfig("flat", model=flash.name, discount=0.15)))
+    calls = [haiku.name, haiku.name, flash.name]
+    async with TestClient(TestServer(create_app(config, clock=clock))) as c:
+        for name in calls:
+            d = await route(c, prompt=CHAT, constraints={"models": [name]})
+            await applied(c, route_id=d["route_id"], input_tokens=20_000, output_tokens=500,
+                          cached_input_tokens=5_000)
+        live = await _stats(c)
+    async with TestClient(TestServer(create_app(config, clock=clock))) as c:
+        restarted = await _stats(c)
+    capacity, g = 1.5 * call, Prices.of(flash).cost(20_000, 500, 5_000)
+    want = 0.7 * capacity + (2 * call - capacity) + 0.85 * g  # the second call runs out
+    reference = 3 * Prices.of(config.reference_model()).cost(20_000, 500, 5_000)
+    # the reference is an Anthropic model: as if it had served all three, past the capacity
+    want_reference = 0.7 * capacity + (reference - capacity)
+    for stats in (live, restarted):
+        totals = stats["totals"]
+        assert totals["spend_usd"] == pytest.approx(2 * call + g)
+        assert totals["effective_spend_usd"] == pytest.approx(want)
+        assert totals["effective_reference_usd"] == pytest.approx(want_reference)
+        assert totals["effective_savings_usd"] == pytest.approx(want_reference - want)
+        assert totals["savings_usd"] == pytest.approx(reference - 2 * call - g)
+        assert stats["budgets"][0]["spent_usd"] == pytest.approx(want)
+        assert stats["prices"]["budgets"] == "effective prices"
+        by_model = {m["model"]: m["effective_spend_usd"] for m in stats["models"]}
+        assert by_model[flash.name] == pytest.approx(0.85 * g)
+
+
+async def test_without_commitments_the_effective_figures_are_the_list_ones(client):
+    d = await route(client, prompt=CHAT)
+    await applied(client, route_id=d["route_id"], input_tokens=10_000, output_tokens=300)
+    totals = (await _stats(client))["totals"]
+    assert totals["effective_spend_usd"] == totals["spend_usd"] > 0
+    assert totals["effective_savings_usd"] == totals["savings_usd"]
