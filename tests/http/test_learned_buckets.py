@@ -8,12 +8,13 @@ one (cheap 0.05). Requests may go to those two models only. Rules put both kinds
 chat:low, where the strong model wins on average, so with rules only the facts go to the
 strong model too. The shares are measured over the last 200 requests of 900.
 
-Where a test measures shares, refinement runs at fixed points of the traffic (the service's
-own `refine_once`, every 10 requests; its background loop sleeps) rather than on the loop's
-timer: on the timer, how many requests fell between two refinements depended on the
-machine's load, and in one loaded CI run the cheap share of facts came out at 0.41 where it
-is 0.9+ otherwise. Driven, the run is the same every time (seeded router and k-means): facts
-0.92 to the cheap model, puzzles 0.98 to the strong one, loaded machine or not.
+Refinement runs at fixed points of the traffic (the service's own `refine_once`, every 10
+requests; its background loop sleeps), except on the replica that loads another's buckets on
+its loop's timer. On the timer, how many requests fell between two refinements depended on
+the machine's load (in one loaded CI run the cheap share of facts came out at 0.41 where it
+is 0.9+ otherwise), and a late refinement could land between a test's reading of the
+buckets and a call that names one. Driven, a run is the same every time (seeded router and
+k-means): facts 0.92 to the cheap model, puzzles 0.98 to the strong one, loaded or not.
 """
 
 from __future__ import annotations
@@ -119,10 +120,10 @@ async def _splits(client: TestClient) -> dict:
 
 
 async def test_learned_buckets_survive_a_restart_and_a_rebuild(config, db_path, clock):
-    cfg = learning(config, db_path)
+    cfg = learning(config, db_path, driven=True)  # nothing refines after the traffic
     async with serve(cfg, clock) as client:
-        await traffic(client, 500)
-        await eventually(lambda: _splits(client), "a learned split")
+        await traffic(client, 500, driven=True)
+        assert await _splits(client), "no learned split"
         arms = await (await client.get("/v1/arms")).json()
         children = {a["bucket"]: a["learned"] for a in arms["arms"] if a["learned"]}
         assert children and all(v["label"] and v["size"] > 0 for v in children.values())
@@ -130,7 +131,7 @@ async def test_learned_buckets_survive_a_restart_and_a_rebuild(config, db_path, 
                                                            "explain": True})).json()
         assert "/" in fact["bucket"] and fact["learned_bucket"]["bucket"] == fact["bucket"]
     db = connect(db_path)
-    try:  # what the first server left stored (refinement may have run until it stopped)
+    try:  # what the first server left stored
         stored = {s.key: s for s in LoadSplits().run(db)}
         # the learned buckets' arms, their parents' included, are what the log says
         assert rebuild(db, cfg, write=False).differing == []
@@ -146,10 +147,13 @@ async def test_learned_buckets_survive_a_restart_and_a_rebuild(config, db_path, 
 
 
 async def test_replicas_route_by_the_same_learned_buckets(config, db_path, clock):
-    cfg = learning(config, db_path)
-    async with serve(cfg, clock) as one, serve(cfg, clock) as two:
-        await traffic(one, 500)
-        learned = await eventually(lambda: _splits(one), "a learned split on replica one")
+    # one learns (driven: its buckets do not move once its traffic ends); two loads them on
+    # its refinement loop's timer, as a replica does
+    driven, looping = learning(config, db_path, driven=True), learning(config, db_path)
+    async with serve(driven, clock) as one, serve(looping, clock) as two:
+        await traffic(one, 500, driven=True)
+        learned = await _splits(one)
+        assert learned, "no learned split on replica one"
 
         async def same() -> bool:
             theirs = await _splits(two)
@@ -164,10 +168,11 @@ async def test_replicas_route_by_the_same_learned_buckets(config, db_path, clock
 
 
 async def test_admin_pins_and_resets_a_learned_bucket(config, db_path, clock):
-    cfg = learning(config, db_path)
+    # driven: no refinement runs between the listing and the calls that name its buckets
+    cfg = learning(config, db_path, driven=True)
     async with serve(cfg, clock) as client:
-        await traffic(client, 500)
-        await eventually(lambda: _splits(client), "a learned split")
+        await traffic(client, 500, driven=True)
+        assert await _splits(client), "no learned split"
         listed = await (await client.get("/v1/admin/buckets")).json()
         child = listed["buckets"][0]["bucket"]
         resp = await client.post("/v1/admin/buckets", json={"action": "pin", "bucket": child})
