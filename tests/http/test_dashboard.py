@@ -87,7 +87,8 @@ async def _traffic(client, n: int, headers=None) -> list[dict]:
         if i % 4 != 3:  # some decisions never get feedback
             r = await client.post("/v1/feedback", headers=headers, json={
                 "route_id": d["route_id"], "quality": 0.4 + 0.05 * (i % 10),
-                "input_tokens": 800 + 37 * i, "output_tokens": 200 + 11 * i})
+                "input_tokens": 800 + 37 * i, "output_tokens": 200 + 11 * i,
+                "cached_input_tokens": 500 * (i % 2)})  # every other call hits a cache
             assert r.status == 200, await r.text()
     return decisions
 
@@ -170,6 +171,8 @@ async def test_the_page_shows_what_the_api_reports_and_refreshes(budget_config: 
                 assert shows(row["spend"], g["spend_usd"])
                 assert shows(row["saved"], g["savings_usd"])
                 assert shows(row["saved-pct"], g["savings_pct"])
+                assert shows(row["cache"], 100 * g["cache_hit_rate"])
+                assert shows(row["cache-saved"], g["cache_savings_usd"])
                 assert shown["charts"][g["bucket"]] == shown["bars"][g["bucket"]] \
                     == g["decisions"]
             _same_models(shown, stats)
