@@ -5,10 +5,11 @@ through the router's own engine and learning, with every call's latency and toke
 (as the gateway does) and quality coming only from a simulated judge that grades a sample
 of the answers: right with probability p (else it says the opposite), or biased toward long
 answers. The judge's rate is the service's (`judge.sample_rate`, `young_rate`,
-`young_evidence`, via `bandit_router.engine.judge.sample_rate`), or a fixed one; its scores are read
-with the service's `judge.accuracy` (0.85 unless --accuracy says otherwise). Each judge call
-is priced as the dataset's middle-priced model (a capable mid-tier judge) reading the prompt
-and the answer and writing a 40-token verdict, and reported as a share of the routed spend.
+`young_evidence`, `explore_rate`, via `bandit_router.engine.judge.sample_rate`), or a fixed
+one; its scores are read with the service's `judge.accuracy` (0.85 unless --accuracy says
+otherwise). Each judge call is priced as the dataset's middle-priced model (a capable
+mid-tier judge) reading the prompt and the answer and writing a 40-token verdict, and
+reported as a share of the routed spend.
 The reference run gets the true quality of every call.
 """
 
@@ -41,6 +42,7 @@ class JudgeModel:
     rate: float | None = None  # None: the service's adaptive rate
     biased: bool = False  # calls long answers good half the time, whatever they are
     read_as: float | None = None  # judge.accuracy to read its scores with (None: config's)
+    explore_rate: float | None = None  # judge.explore_rate (None: config's)
 
 
 class JudgedChooser(RouterChooser):
@@ -79,8 +81,9 @@ class JudgedChooser(RouterChooser):
             facts.append(("quality", outcome.quality))
         else:
             evidence = self.engine.evidence(d.tenant, d.policy, d.bucket, d.model)
+            explored = d.favourite is not None and d.model != d.favourite
             rate = self.judge.rate if self.judge.rate is not None else \
-                sample_rate(self.ctx.config.judge, d.bucket, evidence)
+                sample_rate(self.ctx.config.judge, d.bucket, evidence, explored)
             if self.rng.random() < rate:
                 j = self.ctx.names.index(d.model)
                 facts.append(("judge_quality", self._judged(outcome.quality, j)))
@@ -126,7 +129,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("path", nargs="?", default=str(DATA), help="a dataset folder")
     parser.add_argument("--config", help="router config (default: the bundled one)")
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=8,
+                        help="replays per row (a row's seed spread is about a point at 2)")
     parser.add_argument("--draws", type=int, default=30_000)
     parser.add_argument("--accuracy", type=float, help="judge.accuracy to read scores with")
     parser.add_argument("--sample-rate", type=float, help="judge.sample_rate (the default "
@@ -146,14 +150,20 @@ def main() -> None:
     judges = [JudgeModel("true quality, every call", None)]
     judges += [JudgeModel(f"judge p={p:g}, default rate", p) for p in (0.7, 0.8, 0.85, 0.9)]
     judges += [JudgeModel("perfect judge (p=1, read as such), default rate", 1.0, read_as=1.0)]
+    judges += [JudgeModel("judge p=0.85, default rate but explore_rate 0 (before)", 0.85,
+                          explore_rate=0.0)]
     judges += [JudgeModel(f"judge p=0.85, rate {r:g}", 0.85, r) for r in (0.02, 0.1, 0.25, 1)]
     judges += [JudgeModel("length-biased judge, default rate", 0.85, None, True)]
     if args.only:
         judges = [judges[0], *(j for j in judges[1:] if args.only in j.name)]
     rows = []
     for judge in judges:
-        read = ctx if judge.read_as is None else Context(ds, replace(
-            routing, judge=replace(routing.judge, accuracy=judge.read_as)))
+        read = ctx if judge.read_as is None and judge.explore_rate is None else Context(
+            ds, replace(routing, judge=replace(
+                routing.judge,
+                accuracy=routing.judge.accuracy if judge.read_as is None else judge.read_as,
+                explore_rate=routing.judge.explore_rate if judge.explore_rate is None
+                else judge.explore_rate)))
         runs = [replay(read, judge, answers, s, args.draws) for s in range(args.seeds)]
         rows.append({"judge": judge.name, **{k: float(np.mean([r[k] for r in runs]))
                                             for k in runs[0]}})
@@ -174,7 +184,9 @@ def _table(rows: list[dict], name: str, judge, seeds: int, draws: int,
              f"Steady state (last third of {draws:,} draws), {seeds} seeds; judge model "
              f"priced as `{judge_model}`; default rate: "
              f"`sample_rate = {judge.sample_rate:g}`, `young_rate = {judge.young_rate:g}` "
-             f"falling to it over `young_evidence = {judge.young_evidence:g}` observations; "
+             f"falling to it over `young_evidence = {judge.young_evidence:g}` observations, "
+             f"and `explore_rate = {judge.explore_rate:g}` for an answer from a model the "
+             "router did not believe best (an exploration); "
              f"scores read with `judge.accuracy = {judge.accuracy:g}`. Judge spend: the "
              "middle-priced model reading prompt and answer, as a share of the routed "
              "spend. `python experiments/judge.py`.", "",

@@ -43,6 +43,9 @@ class Choice(NamedTuple):
     score: np.ndarray  # what the mode ranked by: utility, value, or the charged quality
     eligible: np.ndarray
     contending: np.ndarray | None = None  # value mode: arms not set aside
+    # value mode: the arm with the best expected value, the one the router believes best;
+    # the head of `order` differs from it when Thompson sampling explores
+    favourite: int | None = None
 
 
 def price_points(weights: Weights, price: float) -> float:
@@ -120,5 +123,7 @@ def _by_value(rng: np.random.Generator, arms: ArmPosteriors, eligible: np.ndarra
     if low is not None and high is not None:
         low, high = low[sub], high[sub]
     ranking = value.rank(q, low, high, sampled, expected)
+    favourite = int(eligible[np.argmax(sampler.mean[sub] - expected)]) if eligible.size \
+        else None
     return Choice(order=eligible[ranking.order], quality_sample=q, score=ranking.value,
-                  eligible=eligible, contending=ranking.contending)
+                  eligible=eligible, contending=ranking.contending, favourite=favourite)

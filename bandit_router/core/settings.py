@@ -490,6 +490,10 @@ class JudgeConfig:
         0.5, "the rate while the answering arm has no quality evidence, falling linearly to "
         "`sample_rate` at `young_evidence` ...", lo=0, hi=1)
     young_evidence: float = setting(30.0, "... this many quality observations", lo=0, hi=1e6)
+    explore_rate: float = setting(
+        1.0, "the rate (at least) for an answer from a model other than the one the router "
+        "believes best for the request (a Thompson exploration or a fallback): where a score "
+        "can change what it routes", lo=0, hi=1)
     bucket_rates: MappingProxyType[str, float] = setting(
         factory=lambda: MappingProxyType({}), structural=True, shown="",
         help="per-bucket rates (`\"code:high\" = 0.2`) in place of `sample_rate`")

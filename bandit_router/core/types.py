@@ -156,6 +156,9 @@ class Decision:
     budget: BudgetEffect | None = None
     objective: Objective | None = None  # with explanation only
     session: SessionView | None = None  # with explanation only, for a session turn
+    # the model with the best expected value (value mode; None in the others): the chosen
+    # one unless this decision explored. Not on the wire: the judge samples by it
+    favourite: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

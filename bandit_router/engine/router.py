@@ -290,7 +290,8 @@ class Engine:
             input_tokens=features.input_tokens, created_at=created, explanation=explanation,
             tenant=tenant, budget=objective.effect(policy, pacing, weights)
             if pacing is not NO_PACING else None, objective=optimised,
-            session=view if request.explain else None)
+            session=view if request.explain else None,
+            favourite=None if choice.favourite is None else self.catalog.names[choice.favourite])
 
     def turn(self, tenant: str, session: str, model: str, prompt_tokens: int,
              now: float | None = None) -> None:

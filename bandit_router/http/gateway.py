@@ -167,7 +167,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             if call.ok:
                 if session is not None and model != decision.model:  # a fallback answered
                     app[ENGINE].turn(decision.tenant, session, model, decision.input_tokens)
-                learning.after_answer(app, route_id, ticket, call, raw, session)
+                learning.after_answer(app, route_id, ticket, call, raw, session,
+                                      decision.favourite)
         if call.streamed is not None:
             return call.streamed
         if call.ok:

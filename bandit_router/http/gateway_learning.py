@@ -55,8 +55,10 @@ def implicit_of(app: web.Application, call: Call, body: dict[str, Any],
 
 
 def after_answer(app: web.Application, route_id: str, ticket: RouteTicket, call: Call,
-                 body: dict[str, Any], session: str | None) -> None:
-    """Once an answer was sent: note a regenerate of its conversation, and maybe judge it."""
+                 body: dict[str, Any], session: str | None, favourite: str | None) -> None:
+    """Once an answer was sent: note a regenerate of its conversation, and maybe judge it
+    (more likely when it came from another model than the `favourite`, the one the router
+    believed best)."""
     messages = body.get("messages") or []
     if "regenerate" in app[CONFIG].implicit.signals:
         key = conversation_key(ticket.tenant, session, messages)
@@ -69,7 +71,8 @@ def after_answer(app: web.Application, route_id: str, ticket: RouteTicket, call:
     if judge is not None and call.ok:
         evidence = app[ENGINE].evidence(ticket.tenant, ticket.policy, ticket.bucket,
                                         ticket.model)
-        judge.consider(route_id, ticket, messages, call.text, evidence)
+        judge.consider(route_id, ticket, messages, call.text, evidence,
+                       explored=favourite is not None and ticket.model != favourite)
 
 
 async def _record(app: web.Application, route_id: str, ticket: RouteTicket,

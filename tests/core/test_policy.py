@@ -116,6 +116,20 @@ def test_a_price_ratio_is_weighed_in_points_per_doubling(dear, cheap, winner) ->
     assert choose(posteriors, "value", weights=VALUE).order[0] == winner
 
 
+def test_the_favourite_is_the_best_expected_value_and_explorations_leave_it() -> None:
+    # 0.84 at 2x against 0.80 at 1x: twice the price costs 2 points, so 0.84 is worth 2
+    # points more; with 20 answers each the draws often say otherwise
+    posteriors = arms([0.84, 0.80], cost=[2e-4, 1e-4], strength=20)
+    choices = [choose(posteriors, "value", weights=VALUE, seed=s) for s in range(300)]
+    assert {c.favourite for c in choices} == {0}
+    explored = sum(int(c.order[0]) != c.favourite for c in choices)
+    assert 30 < explored < 150  # P(draw of arm 0 beats arm 1 by 2 points) is about 0.4
+    sharp = arms([0.84, 0.80], cost=[2e-4, 1e-4])
+    assert all(int(choose(sharp, "value", weights=VALUE, seed=s).order[0]) == 0
+               for s in range(50))
+    assert choose(posteriors, "utility").favourite is None  # value mode only
+
+
 def test_equals_go_to_the_cheapest() -> None:
     # equally good, prices 1x, 5x, 25x: the cheapest wins whenever its posterior is sharp
     posteriors = arms([0.9, 0.9, 0.9], cost=[25e-4, 1e-4, 5e-4], strength=2000)

@@ -46,6 +46,20 @@ def test_the_rate_is_a_probability_and_never_below_the_settled_one(evidence, you
     assert settled - 1e-12 <= rate <= max(young, settled) + 1e-12
 
 
+@given(evidence=st.floats(0, 1e9), explore=st.floats(0, 1), settled=st.floats(0, 1))
+def test_an_exploration_is_judged_at_least_at_the_explore_rate(evidence, explore, settled):
+    config = replace(CONFIG, sample_rate=settled, explore_rate=explore)
+    plain = sample_rate(config, "b", evidence)
+    assert sample_rate(config, "b", evidence, explored=True) == max(plain, explore)
+
+
+def test_the_judge_wants_every_exploration_and_no_other_answer_at_rate_zero():
+    config = replace(CONFIG, sample_rate=0.0, young_rate=0.0, explore_rate=1.0)
+    judge = Judge(config, MODEL, None, None, None, lambda v: None, 1, lambda: 0.0)
+    assert all(judge.wants(TICKET, 0.0, explored=True) for _ in range(200))
+    assert not any(judge.wants(TICKET, 0.0) for _ in range(200))
+
+
 @pytest.mark.parametrize(("reply", "score"), [
     ('{"score": 0.8, "reason": "right"}', 0.8),
     ('```json\n{"score": 1, "reason": "ok"}\n```', 1.0),

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bandit_router.config import parse
 from bandit_router.core.settings import Config
 from bandit_router.http.app import create_app
+from bandit_router.http.appkeys import ENGINE
 from tests.conftest import ROOT, FakeClock
 from tests.fake_upstream import chat_server
 
@@ -228,3 +229,32 @@ async def test_gateway_feedback_that_storage_fails_to_commit_is_counted(
             text = await (await c.get("/metrics")).text()
             return 'bandit_router_background_feedback_failed_total{kind="measured"} 1.0' in text
         await eventually(counted, "the lost measurement counted in /metrics")
+
+
+async def test_with_explore_rate_alone_exactly_the_explorations_are_judged(
+        app_config, upstream, clock: FakeClock):
+    # the settled and young rates are 0: only an answer from a model other than the one the
+    # router believed best for its request (its decision's favourite) may be judged
+    config = judged_config(app_config, upstream, sample_rate=0.0, young_rate=0.0,
+                           explore_rate=1.0)
+    async with TestClient(TestServer(create_app(config, clock=clock))) as c, \
+            openai.AsyncOpenAI(base_url=str(c.make_url("/v1")), api_key="unused",
+                               max_retries=0) as sdk:
+        engine = c.app[ENGINE]
+        decided, decide = [], engine.decide
+        engine.decide = lambda *a, **k: decided.append(decide(*a, **k)) or decided[-1]
+        explored = 0
+        for i in range(60):
+            clock.advance(1.0)
+            template = EASY if i % 2 else HARD
+            model = await _ask(sdk, c, template.format(i=i), explored)
+            d = decided[-1]
+            assert model == d.model and d.favourite in ("cheap", "strong")
+            if d.model != d.favourite:
+                explored += 1
+                await _judged(c, explored)  # its score counts before the next decision
+        stats = await _judged(c, explored)
+    assert 0 < explored < 60  # the router explored, and not always
+    assert stats["totals"]["judge"]["calls"] == explored
+    wanted = sorted(f"{d.model}-there" for d in decided if d.model != d.favourite)
+    assert sorted(a.split(" ")[0] for a in upstream.judged) == wanted
