@@ -88,7 +88,7 @@ async def _rates(app: web.Application, config: Config, since: float, reference: 
     if not config.commitments:
         return None
     start = effective_prices.replay_start(config.commitments, since)
-    return effective_prices.rates(await app[STORE].usage(start), config.commitments,
+    return effective_prices.rates(await app[STORE].usage_by_model(start), config.commitments,
                                   config.models, reference)
 
 

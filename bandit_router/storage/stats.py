@@ -103,6 +103,15 @@ def read_usage(conn: sqlite3.Connection, since: float, tenant: str | None = None
     return [UsageRow(*row[:5], Tally(*row[5:])) for row in rows]
 
 
+def read_usage_by_model(conn: sqlite3.Connection, since: float) -> list[UsageRow]:
+    """Every tenant's usage from `since` on, summed per (hour, model): at most hours x models
+    rows, however many tenants, policies and buckets (what a commitment's replay reads)."""
+    sums = ", ".join(f"sum({c})" for c in TALLY_COLUMNS)
+    rows = conn.execute(f"SELECT model, hour, {sums} FROM usage WHERE hour >= ? "
+                        "GROUP BY hour, model ORDER BY hour, model", [since])
+    return [UsageRow("*", "*", "*", row[0], row[1], Tally(*row[2:])) for row in rows]
+
+
 @dataclass
 class Group:
     """One (tenant, policy, bucket) over the window."""
@@ -311,7 +320,7 @@ def usage_rates(conn: sqlite3.Connection, config: Config, since: float,
                 reference: Model) -> Rates:
     """The commitments' rates of every hour from `since` on, from every tenant's rows."""
     start = effective_prices.replay_start(config.commitments, since)
-    return effective_prices.rates(read_usage(conn, start), config.commitments,
+    return effective_prices.rates(read_usage_by_model(conn, start), config.commitments,
                                   config.models, reference)
 
 

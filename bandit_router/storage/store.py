@@ -34,7 +34,13 @@ from bandit_router.core.settings import Config, Model
 from bandit_router.core.spend import NO_CHARGE, Charge, Prices, hour_of
 from bandit_router.core.types import ArmKey, Decision, Facts, FeedbackEvent, RouteTicket
 from bandit_router.storage import catalog_log, learned_store, migrations, timeline
-from bandit_router.storage.stats import TALLY_COLUMNS, Tally, UsageRow, read_usage
+from bandit_router.storage.stats import (
+    TALLY_COLUMNS,
+    Tally,
+    UsageRow,
+    read_usage,
+    read_usage_by_model,
+)
 from bandit_router.storage.writer import StorageError, Writer, begin_immediate
 
 log = structlog.get_logger("bandit_router.storage.store")
@@ -328,6 +334,16 @@ class _Prune:
     def run(self, db: Database) -> int:
         db.execute("DELETE FROM idempotency WHERE created_at < ?", [self.before])
         return db.execute("DELETE FROM decisions WHERE created_at < ?", [self.before]).rowcount
+
+
+class _ReadUsageByModel:
+    refusable = False
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+
+    def run(self, db: Database) -> list[UsageRow]:
+        return read_usage_by_model(db.conn, self.since)
 
 
 class _ReadUsage:
@@ -808,6 +824,10 @@ class Store:
         """Hourly usage rows from `since` on (read on the writer thread, off the loop)."""
         return await asyncio.wrap_future(
             self._writer.submit(_ReadUsage(since, tenant, policy, bucket)))
+
+    async def usage_by_model(self, since: float) -> list[UsageRow]:
+        """Every tenant's usage from `since` on, summed per (hour, model), off the loop."""
+        return await asyncio.wrap_future(self._writer.submit(_ReadUsageByModel(since)))
 
     async def decisions_per_minute(self, since: float, tenant: str | None = None,
                                    policy: str | None = None,

@@ -166,6 +166,24 @@ async def test_usage_adds_up_spend_and_quality_per_hour(contract_config, url):
     assert sum(row.tally.spend_usd for row in usage) == pytest.approx(sum(logged))
 
 
+async def test_usage_by_model_sums_every_tenant_per_hour_and_model(contract_config, url):
+    # what a commitment's replay reads: one row per (hour, model), however many tenants
+    async with Opened(contract_config, url) as o:
+        for i in range(12):
+            await o.store.record_feedback(
+                f"route-{i}", _ticket(contract_config, i, tenant="acme" if i % 2 else "default"),
+                Facts(quality=0.5, input_tokens=1000, output_tokens=500))
+        every = await o.store.usage(since=0.0)
+        summed = await o.store.usage_by_model(since=0.0)
+    keys = [(r.hour, r.model) for r in summed]
+    assert keys == sorted(set((r.hour, r.model) for r in every))
+    for hour, model in keys:
+        (row,) = [r for r in summed if (r.hour, r.model) == (hour, model)]
+        parts = [r for r in every if (r.hour, r.model) == (hour, model)]
+        assert row.tally.spend_usd == pytest.approx(sum(r.tally.spend_usd for r in parts))
+        assert row.tally.input_tokens == sum(r.tally.input_tokens for r in parts)
+
+
 async def test_decisions_per_minute_count_each_tenant_s_own(contract_config, url):
     """The dashboard's short timeline: whole minutes on both backends (a BIGINT divided by
     an integer truncates on both; a float cast would round on PostgreSQL)."""
