@@ -67,11 +67,11 @@ def rates(rows: Iterable, commitments: tuple[CommitmentConfig, ...],
     if not spend:
         return Rates({}, {})
     start = min(hour for hour, _ in spend)
+    as_reference = {(hour, reference.name): usd for hour, usd in counterfactual.items()}
+    by_reference = _replay(Commitments(commitments, start), as_reference,
+                           {reference.name: reference})
     return Rates(_replay(Commitments(commitments, start), spend, catalog),
-                 {hour: rate for (hour, _), rate in _replay(
-                     Commitments(commitments, start),
-                     {(h, reference.name): usd for h, usd in counterfactual.items()},
-                     {reference.name: reference}).items()})
+                 {hour: rate for (hour, _), rate in by_reference.items()})
 
 
 def _replay(commitments: Commitments, spend: dict[tuple[float, str], float],

@@ -330,6 +330,6 @@ def _commitments(conn: sqlite3.Connection, config: Config, now: float
     commitments = Commitments(config.commitments, now)
     first = min((window_bounds(c.window, now)[0] for c in config.commitments), default=now)
     models = {m.name: m for m in config.models}
-    for row in read_usage(conn, first):
+    for row in read_usage_by_model(conn, first):
         commitments.charge(models.get(row.model), row.tally.spend_usd, row.hour)
     return commitments.status(now)
