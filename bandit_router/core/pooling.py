@@ -95,7 +95,9 @@ class Pool:
             difficulty = (self._difficulty_sum[r] - own * (y - self.strength)) / \
                 (self._difficulty_weight[r] - own)
             logit = strength + difficulty
-        mean = np.clip(1.0 / (1.0 + np.exp(-np.nan_to_num(logit))), 1e-6, 1.0 - 1e-6)
+        # nan reads as 0; past +-50 the sigmoid is clipped below anyway (and cannot overflow)
+        logit = np.minimum(np.maximum(np.where(logit == logit, logit, 0.0), -50.0), 50.0)
+        mean = np.minimum(np.maximum(1.0 / (1.0 + np.exp(-logit)), 1e-6), 1.0 - 1e-6)
         if optimistic:
             mean = np.maximum(mean, 1.0 / (1.0 + np.exp(-self._prior_logit)))
         # A Beta whose variance matches the cells' spread (delta method) has this strength.

@@ -205,10 +205,12 @@ def judged(jq_pos, jq_neg, accuracy: float):
     if accuracy >= 1.0:
         return jq_pos, jq_neg
     n = np.asarray(jq_pos + jq_neg, dtype=float)
+    if not n.any():  # nothing judged (most buckets of most setups): nothing to read
+        return (0.0, 0.0) if n.ndim == 0 else (np.zeros_like(n), np.zeros_like(n))
     gain = 2.0 * accuracy - 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n > 0, jq_pos / np.where(n > 0, n, 1.0), 0.5)
-    theta = np.clip((mean - (1.0 - accuracy)) / gain, 0.0, 1.0)
+    theta = _clip((mean - (1.0 - accuracy)) / gain, 0.0, 1.0)
     info = n * gain * gain
     t = (theta * info + 1.0) / (info + 2.0)
     spread = gain * gain * t * (1.0 - t)
@@ -260,6 +262,12 @@ def _after_change(s: dict[str, float], window: float, now: float, min_span_s: fl
 
 # --- reading a posterior (floats or arrays) -------------------------------------------------
 
+def _clip(x, low, high):
+    """np.clip for the few-element arrays of a bucket: the same result (nan stays nan) at
+    about half its cost, which is paid several times per reading."""
+    return np.minimum(np.maximum(x, low), high)
+
+
 def dispersion(q_pos, q_neg, q_sq, prior_strength: float):
     """How many times more an arm's evidence is worth than Bernoulli answers would be.
 
@@ -273,19 +281,23 @@ def dispersion(q_pos, q_neg, q_sq, prior_strength: float):
     A sum of squares below what the mean allows (sum q^2 >= (sum q)^2 / n) is not a
     spread but a missing one (evidence written without it): it counts as Bernoulli."""
     n = np.asarray(q_pos + q_neg, dtype=float)
+    if not n.any():  # no quality yet: Bernoulli answers, trivially
+        return np.float64(1.0) if n.ndim == 0 else np.ones_like(n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.clip(np.where(n > 0, q_pos / n, 0.5), 0.0, 1.0)
+        mean = _clip(np.where(n > 0, q_pos / n, 0.5), 0.0, 1.0)
         bernoulli = mean * (1.0 - mean)
         second = np.where(n > 0, q_sq / n, 0.0)
         known = second >= mean * mean - 1e-9
-        spread = np.clip(second - mean * mean, 0.0, bernoulli)
+        spread = _clip(second - mean * mean, 0.0, bernoulli)
         # the answers' sum of squared deviations has n - 1 degrees of freedom
         shrunk = (n * spread + prior_strength * bernoulli) / \
             (np.maximum(n - 1.0, 0.0) + prior_strength)
         # never worth less than Bernoulli answers: m(1-m) is the widest spread [0, 1] allows
         ratio = np.where(known & (n > 0) & (shrunk > 0),
                          np.maximum(bernoulli / shrunk, 1.0), 1.0)
-    return np.nan_to_num(ratio, nan=1.0, posinf=1.0)
+    # ratio >= 1 or nan: nan and inf count as Bernoulli answers
+    ratio = np.where(ratio < np.inf, ratio, 1.0)
+    return ratio[()] if ratio.ndim == 0 else ratio
 
 
 def quality_params(q_pos, q_neg, prior: Prior):
@@ -320,8 +332,9 @@ class BetaSampler:
     @classmethod
     def of(cls, alpha: np.ndarray, beta: np.ndarray) -> BetaSampler:
         # Last line of defence: a Beta needs a, b > 0 and finite, or numpy raises on every draw.
-        alpha = np.clip(np.nan_to_num(alpha, nan=_TINY, posinf=_HUGE), _TINY, _HUGE)
-        beta = np.clip(np.nan_to_num(beta, nan=_TINY, posinf=_HUGE), _TINY, _HUGE)
+        # fmax/fmin: nan and -inf become _TINY, inf becomes _HUGE (a tenth of np.clip's cost)
+        alpha = np.fmin(np.fmax(alpha, _TINY), _HUGE)
+        beta = np.fmin(np.fmax(beta, _TINY), _HUGE)
         n = alpha + beta
         mean = alpha / n
         exact = (alpha < NORMAL_FROM) | (beta < NORMAL_FROM)
@@ -332,17 +345,27 @@ class BetaSampler:
         """Draws for `arms` (indices; None = every arm). A normal draw may stray a little
         outside [0, 1]; that changes no ranking, and explanations clip it."""
         if self.all_exact:  # a young bucket: every arm from its Beta
-            return rng.beta(self.alpha, self.beta) if arms is None else \
-                rng.beta(self.alpha[arms], self.beta[arms])
+            return _betas(rng, self.alpha if arms is None else self.alpha[arms],
+                          self.beta if arms is None else self.beta[arms])
         mean, sd, exact = (self.mean, self.sd, self.exact) if arms is None else \
             (self.mean[arms], self.sd[arms], self.exact[arms])
-        q = rng.standard_normal(mean.size)
+        normal = rng.standard_normal  # one at a time: see _betas
+        q = np.array([normal() for _ in range(mean.size)])
         q *= sd
         q += mean
         if self.any_exact and (arms is None or exact.any()):
             which = np.flatnonzero(exact) if arms is None else arms[exact]
-            q[exact] = rng.beta(self.alpha[which], self.beta[which])
+            q[exact] = _betas(rng, self.alpha[which], self.beta[which])
         return q
+
+
+def _betas(rng: np.random.Generator, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """rng.beta(alpha, beta), drawn one arm at a time: the same numbers from the same
+    stream, at half the cost for a bucket's few arms, and without releasing the GIL (numpy
+    releases it around an array draw; on a busy server, getting it back from the storage
+    thread cost more than the draw)."""
+    draw = rng.beta
+    return np.array([draw(a, b) for a, b in zip(alpha.tolist(), beta.tolist(), strict=True)])
 
 
 def quality_interval(alpha, beta, level: float = 0.95):
@@ -358,9 +381,9 @@ def latency_params(n, total, total_sq, prior_latency_ms, prior: Prior):
     count = n0 + n
     # Observed log-latencies lie in [0, log(a day)]; clipping keeps damaged statistics from
     # overflowing exp() and costs a sound posterior nothing.
-    mean = np.clip((n0 * mu0 + total) / count, 0.0, _MAX_LOG_LATENCY)
+    mean = _clip((n0 * mu0 + total) / count, 0.0, _MAX_LOG_LATENCY)
     second = (n0 * (prior.latency_log_sd ** 2 + mu0 * mu0) + total_sq) / count
-    var = np.clip(second - mean * mean, _MIN_LOG_VAR, _MAX_LOG_LATENCY ** 2)
+    var = _clip(second - mean * mean, _MIN_LOG_VAR, _MAX_LOG_LATENCY ** 2)
     return mean, var, count
 
 
