@@ -23,7 +23,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -95,13 +95,43 @@ def run_gateway(settings: LoadSettings, work: Path, script: Path, progress=print
             progress(f"gateway c={c}: {row['gateway']['throughput']:.0f} req/s "
                      f"(direct {row['direct']['throughput']:.0f}); added p50 "
                      f"{row['added_p50_ms']:.2f} ms, p99 {row['added_p99_ms']:.2f} ms")
+        code = gateway.stop()
+        workers = _gateway_workers(settings, work, script, upstream, config, bodies, progress)
     finally:
         upstream.stop()
-        code = gateway.stop()
+        gateway.stop()
     with sqlite3.connect(db) as conn:
         learned = conn.execute("SELECT count(*) FROM feedback").fetchone()[0]
-    return {"by_connections": rows, "exit_code": code, "answered": sum(
+    return {"by_connections": rows, "workers": workers, "exit_code": code, "answered": sum(
         r["gateway"]["ok"] for r in rows.values()), "automatic_feedback_committed": learned}
+
+
+def _gateway_workers(settings: LoadSettings, work: Path, script: Path, upstream: Process,
+                     config: Path, bodies: dict, progress, workers: int = 2,
+                     connections: int = 32) -> dict:
+    """The gateway with `workers` processes at `connections`, against the same upstream
+    measured directly in the same cell. Nothing pinned: the workers need both cores, which
+    the upstream and wrk then share (on a 2-core machine, what the machine allows)."""
+    unpinned = replace(settings, pin=False)
+    direct = drive(upstream, "/v1/chat/completions", bodies["direct"], script, connections,
+                   unpinned)
+    server = _server(f"gateway-{workers}w", ["bandit_router", "serve", "--config",
+                                             str(config), "--db",
+                                             str(work / f"gateway-{workers}w.db"),
+                                             "--workers", str(workers)], 0, work, False)
+    try:
+        routed = drive(server, "/v1/chat/completions", bodies["gateway"], script,
+                       connections, unpinned)
+    finally:
+        server.stop()
+    row = {"workers": workers, "connections": connections, "direct": direct,
+           "gateway": routed, "added_p50_ms": (routed["p50_us"] - direct["p50_us"]) / 1000,
+           "added_p99_ms": (routed["p99_us"] - direct["p99_us"]) / 1000,
+           "throughput_ratio": routed["throughput"] / direct["throughput"]}
+    progress(f"gateway {workers} workers c={connections}: {routed['throughput']:.0f} req/s "
+             f"(direct {direct['throughput']:.0f}); added p50 {row['added_p50_ms']:.2f} ms, "
+             f"p99 {row['added_p99_ms']:.2f} ms")
+    return row
 
 
 def run(settings: LoadSettings, work: Path | None = None, progress=print) -> dict:
@@ -238,6 +268,14 @@ def _gateway_markdown(g: dict) -> list[str]:
                      f"{row['throughput_ratio']:.0%} | {_ms(d['p50_us'])} | {_ms(w['p50_us'])}"
                      f" | **{row['added_p50_ms']:.2f}** | {_ms(d['p99_us'])} | "
                      f"{_ms(w['p99_us'])} | **{row['added_p99_ms']:.2f}** |")
+    w = g.get("workers")
+    if w:  # older results have no worker row
+        d, r = w["direct"], w["gateway"]
+        lines.append(f"| {w['connections']}, {w['workers']} workers, unpinned | "
+                     f"{d['throughput']:.0f} | {r['throughput']:.0f} | "
+                     f"{w['throughput_ratio']:.0%} | {_ms(d['p50_us'])} | {_ms(r['p50_us'])}"
+                     f" | **{w['added_p50_ms']:.2f}** | {_ms(d['p99_us'])} | "
+                     f"{_ms(r['p99_us'])} | **{w['added_p99_ms']:.2f}** |")
     return [*lines, "", f"- Calls answered through the gateway: {g['answered']:,}; automatic "
             f"feedback rows committed: {g['automatic_feedback_committed']:,}; gateway exit "
             f"code {g['exit_code']}."]
