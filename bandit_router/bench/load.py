@@ -85,16 +85,10 @@ def run_gateway(settings: LoadSettings, work: Path, script: Path, progress=print
     rows: dict = {}
     try:
         for c in settings.concurrencies:
-            row = {name: drive(server, "/v1/chat/completions", bodies[name], script, c, settings)
-                   for name, server in (("direct", upstream), ("gateway", gateway))}
-            row.update(added_p50_ms=(row["gateway"]["p50_us"] - row["direct"]["p50_us"]) / 1000,
-                       added_p99_ms=(row["gateway"]["p99_us"] - row["direct"]["p99_us"]) / 1000,
-                       throughput_ratio=row["gateway"]["throughput"]
-                       / row["direct"]["throughput"])
-            rows[str(c)] = row
-            progress(f"gateway c={c}: {row['gateway']['throughput']:.0f} req/s "
-                     f"(direct {row['direct']['throughput']:.0f}); added p50 "
-                     f"{row['added_p50_ms']:.2f} ms, p99 {row['added_p99_ms']:.2f} ms")
+            rows[str(c)] = _compared(
+                drive(upstream, "/v1/chat/completions", bodies["direct"], script, c, settings),
+                drive(gateway, "/v1/chat/completions", bodies["gateway"], script, c, settings),
+                f"gateway c={c}", progress)
         code = gateway.stop()
         workers = _gateway_workers(settings, work, script, upstream, config, bodies, progress)
     finally:
@@ -124,13 +118,19 @@ def _gateway_workers(settings: LoadSettings, work: Path, script: Path, upstream:
                        connections, unpinned)
     finally:
         server.stop()
-    row = {"workers": workers, "connections": connections, "direct": direct,
-           "gateway": routed, "added_p50_ms": (routed["p50_us"] - direct["p50_us"]) / 1000,
-           "added_p99_ms": (routed["p99_us"] - direct["p99_us"]) / 1000,
-           "throughput_ratio": routed["throughput"] / direct["throughput"]}
-    progress(f"gateway {workers} workers c={connections}: {routed['throughput']:.0f} req/s "
-             f"(direct {direct['throughput']:.0f}); added p50 {row['added_p50_ms']:.2f} ms, "
-             f"p99 {row['added_p99_ms']:.2f} ms")
+    return {"workers": workers, "connections": connections,
+            **_compared(direct, routed, f"gateway {workers} workers c={connections}", progress)}
+
+
+def _compared(direct: dict, gateway: dict, label: str, progress) -> dict:
+    """A gateway cell beside the direct one: what the gateway adds at p50 and p99."""
+    row = {"direct": direct, "gateway": gateway,
+           "added_p50_ms": (gateway["p50_us"] - direct["p50_us"]) / 1000,
+           "added_p99_ms": (gateway["p99_us"] - direct["p99_us"]) / 1000,
+           "throughput_ratio": gateway["throughput"] / direct["throughput"]}
+    progress(f"{label}: {gateway['throughput']:.0f} req/s (direct "
+             f"{direct['throughput']:.0f}); added p50 {row['added_p50_ms']:.2f} ms, p99 "
+             f"{row['added_p99_ms']:.2f} ms")
     return row
 
 
@@ -253,6 +253,14 @@ def markdown(results: dict) -> str:
     return "\n".join([*lines, "", "![latency](latency.png)", ""])
 
 
+def _gateway_row(label: str, row: dict) -> str:
+    d, w = row["direct"], row["gateway"]
+    return (f"| {label} | {d['throughput']:.0f} | {w['throughput']:.0f} | "
+            f"{row['throughput_ratio']:.0%} | {_ms(d['p50_us'])} | {_ms(w['p50_us'])} | "
+            f"**{row['added_p50_ms']:.2f}** | {_ms(d['p99_us'])} | {_ms(w['p99_us'])} | "
+            f"**{row['added_p99_ms']:.2f}** |")
+
+
 def _gateway_markdown(g: dict) -> list[str]:
     lines = ["## POST /v1/chat/completions: what the gateway adds", "",
              "The same chat requests sent straight to a fast local OpenAI-compatible upstream "
@@ -262,20 +270,10 @@ def _gateway_markdown(g: dict) -> list[str]:
              "| connections | direct req/s | gateway req/s | gateway / direct | direct p50 ms "
              "| gateway p50 ms | **added p50 ms** | direct p99 ms | gateway p99 ms | "
              "**added p99 ms** |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for c, row in g["by_connections"].items():
-        d, w = row["direct"], row["gateway"]
-        lines.append(f"| {c} | {d['throughput']:.0f} | {w['throughput']:.0f} | "
-                     f"{row['throughput_ratio']:.0%} | {_ms(d['p50_us'])} | {_ms(w['p50_us'])}"
-                     f" | **{row['added_p50_ms']:.2f}** | {_ms(d['p99_us'])} | "
-                     f"{_ms(w['p99_us'])} | **{row['added_p99_ms']:.2f}** |")
+    lines += [_gateway_row(c, row) for c, row in g["by_connections"].items()]
     w = g.get("workers")
     if w:  # older results have no worker row
-        d, r = w["direct"], w["gateway"]
-        lines.append(f"| {w['connections']}, {w['workers']} workers, unpinned | "
-                     f"{d['throughput']:.0f} | {r['throughput']:.0f} | "
-                     f"{w['throughput_ratio']:.0%} | {_ms(d['p50_us'])} | {_ms(r['p50_us'])}"
-                     f" | **{w['added_p50_ms']:.2f}** | {_ms(d['p99_us'])} | "
-                     f"{_ms(r['p99_us'])} | **{w['added_p99_ms']:.2f}** |")
+        lines.append(_gateway_row(f"{w['connections']}, {w['workers']} workers, unpinned", w))
     return [*lines, "", f"- Calls answered through the gateway: {g['answered']:,}; automatic "
             f"feedback rows committed: {g['automatic_feedback_committed']:,}; gateway exit "
             f"code {g['exit_code']}."]

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from bandit_router.core.posterior import clip
 from bandit_router.core.settings import Prior
 
 _ITERATIONS = 25
@@ -96,8 +97,8 @@ class Pool:
                 (self._difficulty_weight[r] - own)
             logit = strength + difficulty
         # nan reads as 0; past +-50 the sigmoid is clipped below anyway (and cannot overflow)
-        logit = np.minimum(np.maximum(np.where(logit == logit, logit, 0.0), -50.0), 50.0)
-        mean = np.minimum(np.maximum(1.0 / (1.0 + np.exp(-logit)), 1e-6), 1.0 - 1e-6)
+        logit = clip(np.where(logit == logit, logit, 0.0), -50.0, 50.0)
+        mean = clip(1.0 / (1.0 + np.exp(-logit)), 1e-6, 1.0 - 1e-6)
         if optimistic:
             mean = np.maximum(mean, 1.0 / (1.0 + np.exp(-self._prior_logit)))
         # A Beta whose variance matches the cells' spread (delta method) has this strength.

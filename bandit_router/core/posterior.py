@@ -210,7 +210,7 @@ def judged(jq_pos, jq_neg, accuracy: float):
     gain = 2.0 * accuracy - 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n > 0, jq_pos / np.where(n > 0, n, 1.0), 0.5)
-    theta = _clip((mean - (1.0 - accuracy)) / gain, 0.0, 1.0)
+    theta = clip((mean - (1.0 - accuracy)) / gain, 0.0, 1.0)
     info = n * gain * gain
     t = (theta * info + 1.0) / (info + 2.0)
     spread = gain * gain * t * (1.0 - t)
@@ -262,7 +262,7 @@ def _after_change(s: dict[str, float], window: float, now: float, min_span_s: fl
 
 # --- reading a posterior (floats or arrays) -------------------------------------------------
 
-def _clip(x, low, high):
+def clip(x, low, high):
     """np.clip for the few-element arrays of a bucket: the same result (nan stays nan) at
     about half its cost, which is paid several times per reading."""
     return np.minimum(np.maximum(x, low), high)
@@ -284,11 +284,11 @@ def dispersion(q_pos, q_neg, q_sq, prior_strength: float):
     if not n.any():  # no quality yet: Bernoulli answers, trivially
         return np.float64(1.0) if n.ndim == 0 else np.ones_like(n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = _clip(np.where(n > 0, q_pos / n, 0.5), 0.0, 1.0)
+        mean = clip(np.where(n > 0, q_pos / n, 0.5), 0.0, 1.0)
         bernoulli = mean * (1.0 - mean)
         second = np.where(n > 0, q_sq / n, 0.0)
         known = second >= mean * mean - 1e-9
-        spread = _clip(second - mean * mean, 0.0, bernoulli)
+        spread = clip(second - mean * mean, 0.0, bernoulli)
         # the answers' sum of squared deviations has n - 1 degrees of freedom
         shrunk = (n * spread + prior_strength * bernoulli) / \
             (np.maximum(n - 1.0, 0.0) + prior_strength)
@@ -381,9 +381,9 @@ def latency_params(n, total, total_sq, prior_latency_ms, prior: Prior):
     count = n0 + n
     # Observed log-latencies lie in [0, log(a day)]; clipping keeps damaged statistics from
     # overflowing exp() and costs a sound posterior nothing.
-    mean = _clip((n0 * mu0 + total) / count, 0.0, _MAX_LOG_LATENCY)
+    mean = clip((n0 * mu0 + total) / count, 0.0, _MAX_LOG_LATENCY)
     second = (n0 * (prior.latency_log_sd ** 2 + mu0 * mu0) + total_sq) / count
-    var = _clip(second - mean * mean, _MIN_LOG_VAR, _MAX_LOG_LATENCY ** 2)
+    var = clip(second - mean * mean, _MIN_LOG_VAR, _MAX_LOG_LATENCY ** 2)
     return mean, var, count
 
 
