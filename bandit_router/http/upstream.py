@@ -1,5 +1,6 @@
-"""Calling an OpenAI-compatible upstream: one shared, pooled aiohttp session, one call per
-attempt, streamed answers passed through event by event while they are measured.
+"""Calling an OpenAI-compatible upstream: one shared pool of keep-alive connections
+(upstream_client.py), one call per attempt, streamed answers passed through event by event
+while they are measured.
 
 An upstream is read like a client: its answer is bounded (`gateway.max_answer_bytes`, and
 `max_event_bytes` per streamed line) and checked (upstream_answer.py). Whatever goes wrong
@@ -15,7 +16,6 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 from aiohttp import web
 
@@ -24,10 +24,11 @@ from bandit_router.core.settings import GatewayConfig, Upstream
 from bandit_router.http import upstream_answer as checked
 from bandit_router.http.drain import Drain
 from bandit_router.http.upstream_answer import BadAnswer
+from bandit_router.http.upstream_client import Client, Response, UpstreamError
 
 RETRYABLE = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 MAX_ERROR_BYTES = 65_536  # an upstream's error answer, passed on to the client
-_FAILURES = (TimeoutError, aiohttp.ClientError, BadAnswer)
+_FAILURES = (TimeoutError, UpstreamError, BadAnswer)
 
 
 @dataclass
@@ -68,7 +69,7 @@ def _first_choice(data: dict) -> tuple[str, str | None]:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, BadAnswer):
+    if isinstance(exc, BadAnswer | UpstreamError):
         return str(exc)
     return "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
 
@@ -79,18 +80,14 @@ class Upstreams:
     def __init__(self, config: GatewayConfig, drain: Drain) -> None:
         self._config = config
         self._drain = drain
-        self._session: aiohttp.ClientSession | None = None
+        self._client: Client | None = None
 
     async def start(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=None, connect=self._config.connect_timeout_s,
-                                        sock_read=self._config.timeout_s)
-        self._session = aiohttp.ClientSession(
-            timeout=timeout, connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
-            json_serialize=lambda o: orjson.dumps(o).decode())
+        self._client = Client(self._config.connect_timeout_s, self._config.timeout_s)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            await self._client.close()
 
     @staticmethod
     def _headers(upstream: Upstream) -> dict[str, str]:
@@ -102,15 +99,15 @@ class Upstreams:
     async def call(self, upstream: Upstream, body: dict, model: str, extra_headers: dict,
                    request: web.Request | None) -> Call:
         """One attempt. With `request` (a streaming call), a good answer is streamed to it."""
-        assert self._session is not None, "Upstreams.start() was not awaited"
+        assert self._client is not None, "Upstreams.start() was not awaited"
         payload = {**body, "model": upstream.model}
         started = time.monotonic()
         try:
-            # never follow a redirect: only declared upstreams are called, and a redirect
-            # would carry the caller's prompt to an address nobody declared
-            async with self._session.post(f"{upstream.base_url}/chat/completions",
-                                          data=orjson.dumps(payload), allow_redirects=False,
-                                          headers=self._headers(upstream)) as resp:
+            # the client follows no redirect: only declared upstreams are called, and a
+            # redirect would carry the caller's prompt to an address nobody declared
+            async with self._client.post(f"{upstream.base_url}/chat/completions",
+                                         orjson.dumps(payload),
+                                         self._headers(upstream)) as resp:
                 if 300 <= resp.status < 400:
                     return Call(False, resp.status, f"redirect (HTTP {resp.status}) refused",
                                 _ms(started), retryable=True)
@@ -139,12 +136,12 @@ class Upstreams:
     async def complete(self, upstream: Upstream, body: dict,
                        timeout_s: float) -> tuple[int | None, dict | None, str]:
         """One plain, non-streamed call (the judge's): (status, answer, reason)."""
-        assert self._session is not None, "Upstreams.start() was not awaited"
+        assert self._client is not None, "Upstreams.start() was not awaited"
         try:
-            async with asyncio.timeout(timeout_s), self._session.post(
-                    f"{upstream.base_url}/chat/completions", allow_redirects=False,
-                    data=orjson.dumps({**body, "model": upstream.model}),
-                    headers=self._headers(upstream)) as resp:
+            async with asyncio.timeout(timeout_s), self._client.post(
+                    f"{upstream.base_url}/chat/completions",
+                    orjson.dumps({**body, "model": upstream.model}),
+                    self._headers(upstream)) as resp:
                 if resp.status != 200:
                     return resp.status, None, f"HTTP {resp.status}"
                 return 200, checked.answer(await checked.read_capped(resp, MAX_JUDGE_REPLY)), \
@@ -153,7 +150,7 @@ class Upstreams:
             return None, None, _reason(exc)
 
 
-async def _refused(resp: aiohttp.ClientResponse, started: float) -> Call:
+async def _refused(resp: Response, started: float) -> Call:
     try:
         error = await checked.read_capped(resp, MAX_ERROR_BYTES)
     except BadAnswer:
@@ -184,7 +181,7 @@ class _Stream:
     catalog's name, noting time to first token, the usage event and the text's length.
     Nothing is sent to our client until the first event has arrived and checked out."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, request: web.Request, model: str,
+    def __init__(self, resp: Response, request: web.Request, model: str,
                  headers: dict, started: float) -> None:
         self.resp, self.request, self.model = resp, request, model
         self.headers, self.started = headers, started
@@ -233,7 +230,7 @@ class _Stream:
         assert self.out is not None
         try:
             await self.out.write(data)
-        except ConnectionError as exc:  # aiohttp's reset is a ClientError: not the upstream's
+        except ConnectionError as exc:  # our client's reset: not the upstream's doing
             raise _ClientGone from exc
 
     async def run(self, config: GatewayConfig, drain: Drain) -> Call:

@@ -7,33 +7,34 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
+
+from bandit_router.http.upstream_client import Response
 
 
 class BadAnswer(Exception):
     """The upstream's answer is too large, endless or malformed (the reason is the text)."""
 
 
-async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+async def read_capped(resp: Response, limit: int) -> bytes:
     """The whole body, or BadAnswer once it passes `limit` bytes (the rest is not read)."""
     if resp.content_length is not None and resp.content_length > limit:
         raise BadAnswer(f"answer of {resp.content_length} bytes is over the limit "
                         f"(gateway.max_answer_bytes, {limit})")
     body = bytearray()
-    async for chunk in resp.content.iter_any():
+    async for chunk in resp.chunks():
         body += chunk
         if len(body) > limit:
             raise BadAnswer(f"answer over the limit (gateway.max_answer_bytes, {limit} bytes)")
     return bytes(body)
 
 
-async def lines(resp: aiohttp.ClientResponse, max_line: int,
+async def lines(resp: Response, max_line: int,
                 max_total: int) -> AsyncIterator[bytes]:
     """A streamed answer's lines (with their newline), each at most `max_line` bytes and
     all together at most `max_total`."""
     buffer, total = bytearray(), 0
-    async for chunk in resp.content.iter_any():
+    async for chunk in resp.chunks():
         total += len(chunk)
         if total > max_total:
             raise BadAnswer(f"streamed answer over the limit (gateway.max_answer_bytes, "
