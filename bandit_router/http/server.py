@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import resource
 import signal
 import socket
@@ -99,10 +98,6 @@ async def _serve(app: web.Application, server: ServerConfig, sock: socket.socket
                            # upstream call
                            handler_cancellation=True)
     await runner.setup()
-    # Everything built at start (config, catalog, the store's state, imported modules) lives
-    # as long as the process: out of the collector's sight, the full collections that
-    # allocation-heavy traffic triggers no longer walk it again each time.
-    gc.freeze()
     try:
         guard = Guard(runner.server, server.max_connections,
                       Throttled(lambda **kw: log.warning("connection_refused", **kw)))
