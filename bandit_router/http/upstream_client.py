@@ -74,7 +74,6 @@ class _Connection(asyncio.Protocol):
         self.lost: Exception | None = None
         self.paused = False
         self.idle_since = 0.0
-        self.uses = 0
         self._waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -356,7 +355,6 @@ class Client:
                 from None
 
     async def _send(self, conn: _Connection, request: bytes) -> Response:
-        conn.uses += 1
         assert conn.transport is not None
         conn.transport.write(request)
         try:
